@@ -1,0 +1,96 @@
+"""The one exception tree of robustspec.
+
+::
+
+    RobustSpecError                 base of everything robustspec raises on purpose
+    ├── SpecError                   one problem in a suite or spec file, with file:line:col and field path
+    ├── SpecErrors                  several SpecError from one file, reported together
+    ├── RegistryError               unknown or duplicate component name
+    ├── DataError                   a dataset cannot be read (missing path, mismatched classes, ...)
+    ├── ModelError                  a model cannot be built or its weights do not fit
+    └── ArtifactError               the artifact store cannot build or read an artifact
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "RobustSpecError",
+    "SpecError",
+    "SpecErrors",
+    "RegistryError",
+    "DataError",
+    "ModelError",
+    "ArtifactError",
+    "format_path",
+]
+
+
+class RobustSpecError(Exception):
+    """Base class of every error robustspec raises on purpose."""
+
+
+def format_path(path: tuple[str | int, ...]) -> str:
+    """Render a field path like ``models[1].train.epochs``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "<document>"
+
+
+@dataclass
+class SpecError(RobustSpecError):
+    """One problem in a suite or spec file.
+
+    Rendered as ``file:line:col: field.path: message``. ``line`` and ``col`` are 1-based; 0 means unknown.
+    """
+
+    file: str
+    line: int
+    col: int
+    path: tuple[str | int, ...]
+    message: str
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else f"{self.file}"
+        return f"{where}: {format_path(self.path)}: {self.message}"
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.line, self.col, self.path, self.message))
+
+
+@dataclass
+class SpecErrors(RobustSpecError):
+    """All the problems found in one file, reported at once, sorted by position."""
+
+    errors: list[SpecError] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.errors = sorted(set(self.errors), key=lambda e: (e.file, e.line, e.col, format_path(e.path), e.message))
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
+class RegistryError(RobustSpecError, LookupError):
+    """An unknown component name (with close-match suggestions) or a name registered twice."""
+
+
+class DataError(RobustSpecError):
+    """A dataset cannot be read: a missing path or domain, class lists that differ, no images."""
+
+
+class ModelError(RobustSpecError):
+    """A model cannot be built, or a weights file does not fit its architecture."""
+
+
+class ArtifactError(RobustSpecError):
+    """The artifact store cannot build or read an artifact."""
