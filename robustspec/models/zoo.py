@@ -1,0 +1,91 @@
+"""The model zoo: torchvision ResNets (the research's models), small ResNets for quick suites, user factories."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torchvision.models import resnet as tv_resnet
+
+from ..errors import ModelError
+from ..registry import Registry
+
+__all__ = ["MODELS", "build_network", "import_factory", "count_parameters"]
+
+#: Architectures by name. Each entry is ``fn(num_classes: int, **params) -> nn.Module``.
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+
+for _depth in (18, 34, 50, 101, 152):
+    # weights=None: nothing is ever downloaded; local weights are loaded by robustspec.models.weights.
+    MODELS.register(f"resnet{_depth}")(
+        (lambda fn: lambda num_classes, **kw: fn(weights=None, num_classes=num_classes, **kw))(
+            getattr(tv_resnet, f"resnet{_depth}")
+        )
+    )
+
+
+def narrow_resnet(num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128), layers: tuple[int, ...] = (1, 1, 1, 1)) -> nn.Module:
+    """A torchvision ResNet (BasicBlock) with narrower stages: same module structure, a fraction of the cost.
+
+    Being a plain ``torchvision.models.ResNet``, it works with everything that works on ResNet-18.
+    """
+    if len(widths) != 4 or len(layers) != 4:
+        raise ModelError("a narrow ResNet needs four widths and four layer counts")
+    net = tv_resnet.ResNet(tv_resnet.BasicBlock, list(layers), num_classes=num_classes)
+    net.inplanes = widths[0]
+    net.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(widths[0])
+    net.layer1 = net._make_layer(tv_resnet.BasicBlock, widths[0], layers[0])
+    net.layer2 = net._make_layer(tv_resnet.BasicBlock, widths[1], layers[1], stride=2)
+    net.layer3 = net._make_layer(tv_resnet.BasicBlock, widths[2], layers[2], stride=2)
+    net.layer4 = net._make_layer(tv_resnet.BasicBlock, widths[3], layers[3], stride=2)
+    net.fc = nn.Linear(widths[3], num_classes)
+    for m in net.modules():  # same initialisation as torchvision's constructor
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+MODELS.register("resnet10-mini")(lambda num_classes, **kw: narrow_resnet(num_classes, (16, 32, 64, 128), (1, 1, 1, 1)))
+MODELS.register("resnet10-small")(lambda num_classes, **kw: narrow_resnet(num_classes, (32, 64, 128, 256), (1, 1, 1, 1)))
+
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def import_factory(ref: str) -> Callable[..., nn.Module]:
+    """Resolve ``package.module:function`` (imported, never evaluated)."""
+    if not _FACTORY.match(ref):
+        raise ModelError(f"a model factory is written 'package.module:function', got {ref!r}")
+    module_name, attr = ref.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(f"cannot import module {module_name!r} for factory {ref!r}: {exc}") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ModelError(f"module {module_name!r} has no callable {attr!r}")
+    return fn
+
+
+def build_network(arch: str, num_classes: int, params: dict[str, Any] | None = None) -> nn.Module:
+    """Build an untrained network by zoo name or ``package.module:function`` factory."""
+    params = dict(params or {})
+    fn = import_factory(arch) if ":" in arch else MODELS.get(arch)
+    try:
+        net = fn(num_classes=num_classes, **params)
+    except TypeError as exc:
+        raise ModelError(f"model {arch!r} does not accept these parameters {sorted(params)}: {exc}") from exc
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"model factory {arch!r} returned {type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (buffers excluded)."""
+    return sum(p.numel() for p in model.parameters())
