@@ -1,0 +1,11 @@
+"""Compression steps (pruning, distillation, quantization, ...): a variant is a chain of them.
+
+The registry is the extension point; each step is one module that registers itself here.
+"""
+
+from ..registry import Registry
+
+__all__ = ["COMPRESSIONS"]
+
+#: Compression steps by their YAML key (``prune``, ``distill``, ``quantize``, ...).
+COMPRESSIONS: Registry = Registry("compression")

@@ -1,0 +1,85 @@
+"""Domain-shift expectations: accuracy on the source domain, on target domains, and the drop between them."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import Field
+
+from ..spec.schema import ExpectationBase, Name, Probability
+from ..stats import newcombe_difference
+from .base import EXPECTATIONS, Accuracy, CheckTarget, Outcome, gate_min
+
+
+class SourceAccuracyParams(ExpectationBase):
+    min: Probability = Field(description="minimum accuracy on the source domain's test split")
+
+
+class TargetAccuracyParams(ExpectationBase):
+    min: Probability = Field(description="minimum accuracy on each target domain")
+    domains: Optional[list[Name]] = Field(None, description="target domains (default: every target of the suite)")
+
+
+class DropParams(ExpectationBase):
+    max: Probability = Field(description="maximum drop: source accuracy minus target accuracy")
+    domains: Optional[list[Name]] = Field(None, description="target domains (default: every target of the suite)")
+
+
+@EXPECTATIONS.register("source-accuracy")
+class SourceAccuracy:
+    """Minimum accuracy on the held-out test split of the source domain."""
+
+    Params = SourceAccuracyParams
+
+    def expand(self, params: SourceAccuracyParams, source: str, targets: list[str]) -> list[CheckTarget]:
+        return [CheckTarget("", (source,))]
+
+    def judge(self, params, target, source, accuracy) -> Outcome:
+        return gate_min(accuracy[source], params.min, params.confidence, f"accuracy on source domain {source!r}")
+
+
+@EXPECTATIONS.register("target-accuracy")
+class TargetAccuracy:
+    """Minimum accuracy on each named target domain (one item per domain)."""
+
+    Params = TargetAccuracyParams
+
+    def expand(self, params: TargetAccuracyParams, source: str, targets: list[str]) -> list[CheckTarget]:
+        return [CheckTarget(d, (d,)) for d in (params.domains or targets)]
+
+    def judge(self, params, target, source, accuracy) -> Outcome:
+        domain = target.label
+        return gate_min(accuracy[domain], params.min, params.confidence, f"accuracy on target domain {domain!r}")
+
+
+@EXPECTATIONS.register("drop-vs-source")
+class DropVsSource:
+    """Maximum accuracy drop from the source domain to each target domain.
+
+    With ``confidence``, the gate is the upper bound of Newcombe's interval for the difference of the two
+    proportions, so a pass means the drop is confirmed to be below ``max``.
+    """
+
+    Params = DropParams
+
+    def expand(self, params: DropParams, source: str, targets: list[str]) -> list[CheckTarget]:
+        return [CheckTarget(d, (source, d)) for d in (params.domains or targets)]
+
+    def judge(self, params, target, source, accuracy) -> Outcome:
+        src: Accuracy = accuracy[source]
+        tgt: Accuracy = accuracy[target.label]
+        drop = src.value - tgt.value
+        conf = params.confidence or 0.95
+        lo, hi = newcombe_difference(src.correct, src.n, tgt.correct, tgt.n, conf)
+        gated = hi if params.confidence else drop
+        passed = gated <= params.max
+        basis = f"{int(conf * 100)}% upper bound {hi:.3f}" if params.confidence else f"{drop:.3f}"
+        msg = (
+            f"drop from {source!r} ({src.value:.3f}, n={src.n}) to {target.label!r} ({tgt.value:.3f}, n={tgt.n}): "
+            f"measured {drop:.3f} ({int(conf * 100)}% CI [{lo:.3f}, {hi:.3f}]); gate on {basis} "
+            f"{'<=' if passed else '>'} max {params.max:.3f}"
+        )
+        return Outcome(
+            passed, drop, params.max, "<=", msg, tgt.n, lo, hi, params.confidence,
+            extra={"source_accuracy": round(src.value, 6), "target_accuracy": round(tgt.value, 6)},
+        )

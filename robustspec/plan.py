@@ -1,0 +1,59 @@
+"""A validated suite becomes checks (one pytest item each) in a deterministic order.
+
+Collection must be cheap and identical on every xdist worker: planning only reads the validated suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .expect import EXPECTATIONS, CheckTarget
+from .spec.loader import LoadedSuite
+from .spec.schema import BASELINE, ModelSpec
+
+__all__ = ["Check", "plan_suite"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation on one model, variant and (where it has one) domain."""
+
+    loaded: LoadedSuite
+    model: ModelSpec
+    variant: str
+    kind: str
+    params: Any
+    target: CheckTarget
+    name: str  # item name, e.g. "target-accuracy[webcam]"
+    line: int  # 1-based line of the expectation in the suite file
+
+    @property
+    def nodeid_parts(self) -> tuple[str, str, str]:
+        return self.model.name, self.variant, self.name
+
+
+def plan_suite(loaded: LoadedSuite) -> list[Check]:
+    """Expand every expectation over models, variants and domains; names are unique within a model/variant."""
+    suite = loaded.suite
+    variants = [BASELINE, *suite.variants]
+    # Two entries of the same kind get #2, #3 ... so ids stay unique and stable under reordering of others.
+    occurrence: dict[str, int] = {}
+    suffix: dict[int, str] = {}
+    for e in loaded.expectations:
+        occurrence[e.kind] = occurrence.get(e.kind, 0) + 1
+        suffix[e.index] = "" if occurrence[e.kind] == 1 else f"#{occurrence[e.kind]}"
+    checks: list[Check] = []
+    for model in suite.models:
+        for variant in variants:
+            for e in loaded.expectations:
+                if e.params.models is not None and model.name not in e.params.models:
+                    continue
+                if e.params.variants is not None and variant not in e.params.variants:
+                    continue
+                kind = EXPECTATIONS.get(e.kind)()
+                for target in kind.expand(e.params, suite.source, suite.targets):
+                    base = e.kind + suffix[e.index]
+                    name = f"{base}[{target.label}]" if target.label else base
+                    checks.append(Check(loaded, model, variant, e.kind, e.params, target, name, e.line))
+    return checks

@@ -1,0 +1,476 @@
+"""Load a suite file: YAML -> named blocks resolved from ``specs/`` -> validated :class:`Suite`.
+
+Every problem becomes a :class:`SpecError` at ``file:line:col`` with a field path, and all the problems of
+a file are raised together as :class:`SpecErrors`. Blocks taken from ``specs/*.yaml`` are validated where
+they are written, so an error in a shared block points into the shared file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ..compress import COMPRESSIONS
+from ..errors import DataError, ModelError, RegistryError, SpecError, SpecErrors
+from ..expect import EXPECTATIONS
+from ..models.zoo import MODELS, import_factory
+from .schema import BASELINE, DataSpec, FolderData, ModelSpec, Suite, SynthData, TrainRecipe
+from .yaml_loader import Located, load_yaml_file
+
+__all__ = ["LoadedSuite", "ParsedExpectation", "load_suite", "find_specs_dir", "SPEC_KINDS"]
+
+#: Files of named building blocks inside ``specs/``: a mapping of name -> definition each.
+SPEC_KINDS = {"datasets": "datasets.yaml", "models": "models.yaml", "training": "training.yaml"}
+
+_DATA_ADAPTER: TypeAdapter[Any] = TypeAdapter(DataSpec)
+
+
+@dataclass(frozen=True)
+class ParsedExpectation:
+    """One entry of ``expect:``: its kind, validated parameters, position and index."""
+
+    kind: str
+    params: Any
+    index: int
+    line: int
+
+
+@dataclass
+class LoadedSuite:
+    """A validated suite, with where things were written (for item locations)."""
+
+    path: Path
+    suite: Suite
+    expectations: list[ParsedExpectation]
+    domains: list[str]
+    model_lines: dict[str, int] = field(default_factory=dict)
+
+
+def find_specs_dir(start: Path) -> Path | None:
+    """The nearest ``specs/`` directory at or above ``start`` (a suite file or a directory)."""
+    here = start if start.is_dir() else start.parent
+    for d in (here, *here.parents):
+        candidate = d / "specs"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+class _Collector:
+    """Collects errors for one suite file (and the spec files it pulls blocks from)."""
+
+    def __init__(self) -> None:
+        self.errors: list[SpecError] = []
+
+    def at(self, loc: Located, file: str, path: tuple, message: str, *, key: bool = False) -> None:
+        line, col = (loc.key_positions.get(path) if key else None) or loc.where(path)
+        self.errors.append(SpecError(file, line, col, path, message))
+
+    def validation(self, exc: ValidationError, loc: Located, file: str, prefix: tuple) -> None:
+        for err in exc.errors(include_url=False):
+            path, missing_key = _map_loc(loc.data, prefix, err["loc"])
+            kind = err["type"]
+            if kind == "extra_forbidden":
+                message = f"unknown key {str(path[-1])!r}"
+                allowed = _allowed_keys(err, exc)
+                if allowed:
+                    close = difflib.get_close_matches(str(path[-1]), allowed, n=1, cutoff=0.6)
+                    message += f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(allowed)})"
+                self.at(loc, file, path, message, key=True)
+                continue
+            if kind == "missing":
+                self.at(loc, file, path, f"missing required key {missing_key!r}")
+                continue
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            got = err.get("input")
+            if kind not in ("model_type", "dict_type") and not isinstance(got, (dict, list)) and repr(got) not in msg:
+                msg += f" (got {got!r})"
+            self.at(loc, file, path, msg[0].lower() + msg[1:] if msg else msg)
+
+
+def _allowed_keys(err: dict, exc: ValidationError) -> list[str]:
+    ctx = err.get("ctx") or {}
+    return sorted(ctx.get("allowed", []))
+
+
+def _map_loc(data: Any, prefix: tuple, loc: tuple) -> tuple[tuple, str | None]:
+    """Follow a pydantic error location through the data; skip parts that are not in the data (union tags).
+
+    Returns the data path and, for a missing key, its name.
+    """
+    path = list(prefix)
+    node = data
+    for p in prefix:
+        node = node[p] if isinstance(node, (dict, list)) else None
+    missing = None
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 and isinstance(part, str):
+            missing = part
+    return tuple(path), missing
+
+
+def _validate(
+    col: _Collector, model: Any, value: Any, loc: Located, file: str, prefix: tuple
+) -> Any | None:
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(value)
+        return model.model_validate(value)
+    except ValidationError as exc:
+        col.validation(exc, loc, file, prefix)
+        return None
+
+
+@lru_cache(maxsize=64)
+def _load_blocks_cached(path: str, mtime_ns: int) -> tuple[Located | None, tuple[SpecError, ...]]:
+    try:
+        return load_yaml_file(path), ()
+    except SpecErrors as exc:
+        return None, tuple(exc.errors)
+
+
+def _load_blocks(specs_dir: Path | None, kind: str) -> tuple[Located | None, str, tuple[SpecError, ...]]:
+    if specs_dir is None:
+        return None, "", ()
+    p = specs_dir / SPEC_KINDS[kind]
+    if not p.is_file():
+        return None, str(p), ()
+    loc, errs = _load_blocks_cached(str(p), p.stat().st_mtime_ns)
+    if loc is not None and loc.data is not None and not isinstance(loc.data, dict):
+        return None, str(p), (SpecError(str(p), 1, 1, (), "expected a mapping of name -> definition"),)
+    return loc, str(p), errs
+
+
+class _Resolver:
+    """Turns names into definitions, validating each where it is written."""
+
+    def __init__(self, col: _Collector, specs_dir: Path | None, suite_dir: Path) -> None:
+        self.col = col
+        self.specs_dir = specs_dir
+        self.suite_dir = suite_dir
+        self.seen_spec_errors: set[str] = set()
+
+    def named(self, kind: str, name: str) -> tuple[Located, str, tuple] | None:
+        loc, file, errs = _load_blocks(self.specs_dir, kind)
+        if errs and file not in self.seen_spec_errors:
+            self.seen_spec_errors.add(file)
+            self.col.errors.extend(errs)
+        if loc is None or not isinstance(loc.data, dict) or name not in loc.data:
+            return None
+        return loc, file, (name,)
+
+    def known_names(self, kind: str) -> list[str]:
+        loc, _, _ = _load_blocks(self.specs_dir, kind)
+        return sorted(loc.data) if loc is not None and isinstance(loc.data, dict) else []
+
+    def block(
+        self,
+        kind: str,
+        value: Any,
+        loc: Located,
+        file: str,
+        path: tuple,
+        validate: Callable[[Any, Located, str, tuple], Any],
+        builtin: Callable[[str], Any | None],
+        what: str,
+    ) -> Any | None:
+        """Resolve ``value`` (a name or an inline mapping) and validate it."""
+        if isinstance(value, str):
+            found = self.named(kind, value)
+            if found is not None:
+                sloc, sfile, spath = found
+                return validate(sloc.data[value], sloc, sfile, spath)
+            built = builtin(value)
+            if built is not None:
+                return built
+            known = self.known_names(kind) + self._builtin_names(kind)
+            close = difflib.get_close_matches(value, known, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            where = f"specs/{SPEC_KINDS[kind]}" if self.specs_dir else "specs/ (no specs directory found)"
+            self.col.at(loc, file, path, f"unknown {what} {value!r}: not defined in {where} nor built in{hint}")
+            return None
+        return validate(value, loc, file, path)
+
+    @staticmethod
+    def _builtin_names(kind: str) -> list[str]:
+        if kind == "models":
+            return MODELS.names()
+        if kind == "datasets":
+            return ["office-synth"]
+        return ["default"]
+
+
+def _fmt_list(names: list[str]) -> str:
+    return ", ".join(names)
+
+
+def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = None) -> LoadedSuite:
+    """Load and validate one suite file; raise :class:`SpecErrors` with every problem found."""
+    p = Path(path)
+    file = str(path)
+    col = _Collector()
+    loc = load_yaml_file(p)  # raises SpecErrors on YAML problems
+    data = loc.data
+    if not isinstance(data, dict):
+        raise SpecErrors([SpecError(file, *loc.where(()), (), "a suite is a mapping with keys suite, data, source, models, expect, ...")])
+    sdir = Path(specs_dir) if specs_dir is not None else find_specs_dir(p.resolve())
+    res = _Resolver(col, sdir, p.resolve().parent)
+
+    def v_data(value: Any, l: Located, f: str, pa: tuple) -> Any:
+        if isinstance(value, dict):
+            spec = _validate(col, _DATA_ADAPTER, value, l, f, pa)
+            if isinstance(spec, FolderData):
+                # Relative roots are relative to the file they are written in; ~ and $VARS are expanded.
+                root = Path(os.path.expandvars(os.path.expanduser(spec.imagefolder)))
+                spec = spec.model_copy(update={"imagefolder": str((Path(f).resolve().parent / root).resolve())})
+            return spec
+        col.at(l, f, pa, f"expected a dataset name or a mapping, got {type(value).__name__}")
+        return None
+
+    def v_train(value: Any, l: Located, f: str, pa: tuple) -> Any:
+        if not isinstance(value, dict):
+            col.at(l, f, pa, f"expected a training recipe name or mapping, got {type(value).__name__}")
+            return None
+        return _validate(col, TrainRecipe, value, l, f, pa)
+
+    def v_model(value: Any, l: Located, f: str, pa: tuple, name: str | None = None) -> Any:
+        if not isinstance(value, dict):
+            col.at(l, f, pa, f"expected a model name or mapping, got {type(value).__name__}")
+            return None
+        value = dict(value)
+        if name is not None:
+            value.setdefault("name", name)
+        if isinstance(value.get("train"), str):
+            recipe = res.block("training", value["train"], l, f, pa + ("train",), v_train, builtin_train, "training recipe")
+            if recipe is None:
+                return None
+            value["train"] = recipe
+        if "arch" not in value and isinstance(value.get("name"), str) and value["name"] in MODELS:
+            value["arch"] = value["name"]
+        model = _validate(col, ModelSpec, value, l, f, pa)
+        if model is None:
+            return None
+        if ":" in model.arch:
+            try:
+                import_factory(model.arch)
+            except ModelError as exc:
+                col.at(l, f, pa + ("arch",), str(exc))
+                return None
+        elif model.arch not in MODELS:
+            col.at(l, f, pa + ("arch",), MODELS.unknown_message(model.arch))
+            return None
+        if model.weights is not None:
+            wpath = Path(f).resolve().parent / model.weights
+            if not wpath.is_file():
+                col.at(l, f, pa + ("weights",), f"weights file not found: {wpath}")
+                return None
+            model = model.model_copy(update={"weights": str(wpath)})
+        return model
+
+    def builtin_data(name: str) -> Any | None:
+        return SynthData() if name == "office-synth" else None
+
+    def builtin_train(name: str) -> Any | None:
+        return TrainRecipe() if name == "default" else None
+
+    def builtin_model(name: str) -> Any | None:
+        if name in MODELS or ":" in name:
+            return v_model({"name": name.split(":")[-1], "arch": name}, loc, file, ("models",))
+        return None
+
+    allowed_top = list(Suite.model_fields)
+    allowed_aliases = {Suite.model_fields[k].alias or k for k in allowed_top}
+    for key in data:
+        if key not in allowed_aliases:
+            close = difflib.get_close_matches(str(key), sorted(allowed_aliases), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(sorted(allowed_aliases))})"
+            col.at(loc, file, (key,), f"unknown key {key!r}{hint}", key=True)
+
+    resolved: dict[str, Any] = {k: v for k, v in data.items() if k in allowed_aliases}
+    resolved.setdefault("suite", p.stem)
+    ok = True
+
+    dataset = res.block("datasets", data.get("data", "office-synth"), loc, file, ("data",), v_data, builtin_data, "dataset")
+    ok &= dataset is not None
+    resolved["data"] = dataset
+
+    if "train" in data:
+        recipe = res.block("training", data["train"], loc, file, ("train",), v_train, builtin_train, "training recipe")
+        ok &= recipe is not None
+        resolved["train"] = recipe
+    else:
+        named_default = res.named("training", "default")
+        if named_default is not None:
+            sloc, sfile, spath = named_default
+            resolved["train"] = v_train(sloc.data["default"], sloc, sfile, spath)
+            ok &= resolved["train"] is not None
+
+    models: list[Any] = []
+    model_lines: dict[str, int] = {}
+    raw_models = data.get("models")
+    if isinstance(raw_models, list):
+        for i, m in enumerate(raw_models):
+            if isinstance(m, str):
+                found = res.named("models", m)
+                if found is not None:
+                    sloc, sfile, spath = found
+                    built = v_model(sloc.data[m], sloc, sfile, spath, name=m)
+                else:
+                    built = builtin_model(m)
+                    if built is None:
+                        close = difflib.get_close_matches(m, res.known_names("models") + MODELS.names(), n=3, cutoff=0.6)
+                        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                        col.at(loc, file, ("models", i), f"unknown model {m!r}: not in specs/models.yaml nor the zoo{hint}")
+            else:
+                built = v_model(m, loc, file, ("models", i))
+            ok &= built is not None
+            models.append(built)
+            if built is not None:
+                model_lines[built.name] = loc.where(("models", i))[0]
+        resolved["models"] = models
+    elif raw_models is not None:
+        col.at(loc, file, ("models",), "expected a list of models")
+        ok = False
+
+    parsed: list[ParsedExpectation] = []
+    raw_expect = data.get("expect")
+    if isinstance(raw_expect, list):
+        for i, entry in enumerate(raw_expect):
+            pa = ("expect", i)
+            if not isinstance(entry, dict) or len(entry) != 1:
+                col.at(loc, file, pa, "each expectation is a one-key mapping like {target-accuracy: {min: 0.5}}")
+                ok = False
+                continue
+            (kind, params), = entry.items()
+            if kind not in EXPECTATIONS:
+                col.at(loc, file, pa + (kind,), EXPECTATIONS.unknown_message(kind), key=True)
+                ok = False
+                continue
+            exp = EXPECTATIONS.get(kind)
+            validated = _validate(col, exp.Params, params if params is not None else {}, loc, file, pa + (kind,))
+            if validated is None:
+                ok = False
+                continue
+            parsed.append(ParsedExpectation(kind, validated, i, loc.where(pa)[0]))
+        resolved["expect"] = list(raw_expect)
+    elif raw_expect is not None:
+        col.at(loc, file, ("expect",), "expected a list of expectations")
+        ok = False
+
+    raw_variants = data.get("variants")
+    if isinstance(raw_variants, dict):
+        chains: dict[str, list[dict]] = {}
+        for name, chain in raw_variants.items():
+            steps = chain if isinstance(chain, list) else [chain]
+            for j, step in enumerate(steps):
+                spath = ("variants", name) + ((j,) if isinstance(chain, list) else ())
+                if not isinstance(step, dict) or len(step) != 1:
+                    col.at(loc, file, spath, "each compression step is a one-key mapping like {quantize: ptsq}")
+                    ok = False
+                    continue
+                (step_kind,) = step
+                if step_kind not in COMPRESSIONS:
+                    available = COMPRESSIONS.names()
+                    col.at(
+                        loc, file, spath + (step_kind,),
+                        f"unknown compression {step_kind!r}"
+                        + (f" (available: {', '.join(available)})" if available else "; no compression steps are available in this version, only the uncompressed 'baseline'"),
+                        key=True,
+                    )
+                    ok = False
+            chains[name] = steps if all(isinstance(s, dict) for s in steps) else []
+        resolved["variants"] = chains
+
+    # Validate the rest (top-level scalars, names, presence) against the Suite model.
+    suite = None
+    if ok and not col.errors:
+        try:
+            suite = Suite.model_validate(resolved)
+        except ValidationError as exc:
+            col.validation(exc, loc, file, ())
+    else:
+        # Still report problems in the simple top-level fields alongside the others.
+        probe = {k: v for k, v in data.items() if k in ("suite", "source", "targets")}
+        for key, model_field in (("suite", "suite"), ("source", "source"), ("targets", "targets")):
+            if key in probe:
+                try:
+                    TypeAdapter(Suite.model_fields[model_field].annotation).validate_python(probe[key])
+                except ValidationError as exc:
+                    col.validation(exc, loc, file, (key,))
+        for key in ("source", "models", "expect"):
+            if key not in data:
+                col.at(loc, file, (), f"missing required key {key!r}")
+
+    domains: list[str] = []
+    if dataset is not None:
+        source = data.get("source") if isinstance(data.get("source"), str) else None
+        targets = [t for t in data.get("targets") or [] if isinstance(t, str)] if isinstance(data.get("targets"), list) else []
+        domains = _check_domains(
+            col, loc, file, dataset, source, targets, parsed,
+            [m.name for m in models if m is not None], list(raw_variants or {}) if isinstance(raw_variants, dict) else [],
+        )
+    if col.errors:
+        raise SpecErrors(col.errors)
+    assert suite is not None
+    targets = suite.targets or [d for d in domains if d != suite.source]
+    suite = suite.model_copy(update={"targets": targets})
+    return LoadedSuite(p, suite, parsed, domains, model_lines)
+
+
+def dataset_domains(data: SynthData | FolderData, suite_dir: Path) -> list[str]:
+    """Domain names of a dataset spec; cheap (directory listing at most)."""
+    from ..data import open_dataset
+
+    return list(open_dataset(data, suite_dir).domains)
+
+
+def _check_domains(
+    col: _Collector, loc: Located, file: str, dataset: Any, source: str | None, targets: list[str],
+    parsed: list[ParsedExpectation], model_names: list[str], variant_names: list[str],
+) -> list[str]:
+    try:
+        domains = dataset_domains(dataset, Path(file).resolve().parent)
+    except (DataError, RegistryError, ValueError) as exc:
+        col.at(loc, file, ("data",), str(exc))
+        return []
+
+    def check(name: str, path: tuple) -> None:
+        if name not in domains:
+            close = difflib.get_close_matches(name, domains, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            col.at(loc, file, path, f"unknown domain {name!r}{hint} (the dataset has: {_fmt_list(domains)})")
+
+    if source is not None:
+        check(source, ("source",))
+    for i, t in enumerate(targets):
+        check(t, ("targets", i))
+        if t == source:
+            col.at(loc, file, ("targets", i), f"target domain {t!r} is the source domain")
+    known_v = [BASELINE, *variant_names]
+    for e in parsed:
+        base = ("expect", e.index, e.kind)
+        for j, d in enumerate(getattr(e.params, "domains", None) or []):
+            check(d, base + ("domains", j))
+            if d == source and e.kind != "source-accuracy":
+                col.at(loc, file, base + ("domains", j), f"{d!r} is the source domain; use source-accuracy for it")
+        for j, n in enumerate(getattr(e.params, "models", None) or []):
+            if n not in model_names:
+                col.at(loc, file, base + ("models", j), f"unknown model {n!r} (the suite has: {_fmt_list(model_names)})")
+        for j, n in enumerate(getattr(e.params, "variants", None) or []):
+            if n not in known_v:
+                col.at(loc, file, base + ("variants", j), f"unknown variant {n!r} (the suite has: {_fmt_list(known_v)})")
+    return domains

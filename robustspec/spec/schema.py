@@ -1,0 +1,243 @@
+"""The suite language as pydantic v2 models: unknown keys are rejected, names use hyphens in YAML.
+
+A suite file (``suites/*.yaml``)::
+
+    suite: office-domain-shift        # optional, defaults to the file name
+    data: office-synth                # a name (specs/datasets.yaml or a built-in) or an inline mapping
+    source: amazon
+    targets: [webcam, dslr]           # optional: every other domain
+    train: default                    # a name (specs/training.yaml) or an inline recipe
+    models: [resnet18, resnet50]      # names (specs/models.yaml or the zoo) or inline mappings
+    variants: {}                      # compression chains; the uncompressed `baseline` is always there
+    expect:
+      - source-accuracy: {min: 0.9}
+      - target-accuracy: {domains: [webcam], min: 0.4, confidence: 0.95}
+      - drop-vs-source: {max: 0.5}
+
+Resolution of names into definitions happens in :mod:`robustspec.spec.loader`; the models here describe
+the *resolved* suite, so a resolved suite round-trips through ``model_dump(by_alias=True)``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_snake
+
+__all__ = [
+    "Strict",
+    "Name",
+    "ExpectationBase",
+    "Fraction",
+    "Probability",
+    "parse_fraction",
+    "SynthData",
+    "FolderData",
+    "DataSpec",
+    "OptimizerSpec",
+    "AugmentSpec",
+    "TrainRecipe",
+    "NormalizeSpec",
+    "ModelSpec",
+    "Suite",
+    "BASELINE",
+]
+
+BASELINE = "baseline"
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=_NAME, max_length=64)]
+
+
+def _hyphenate(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class Strict(BaseModel):
+    """Base of every suite model: unknown keys are errors; YAML keys are hyphenated field names."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=_hyphenate,
+        populate_by_name=True,
+        frozen=True,
+        validate_default=True,
+    )
+
+
+_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*(%?)\s*$")
+
+
+def parse_fraction(value: Any) -> Any:
+    """Numbers, ``"4/255"`` and ``"90%"`` become floats by a regular expression; nothing is evaluated."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _FRACTION.match(value)
+        if not m:
+            raise ValueError(f"expected a number, a fraction like 4/255 or a percentage like 90%, got {value!r}")
+        num = float(m.group(1))
+        if m.group(2) is not None:
+            den = float(m.group(2))
+            if den == 0:
+                raise ValueError("division by zero")
+            num /= den
+        if m.group(3):
+            num /= 100.0
+        return num
+    return value
+
+
+Fraction = Annotated[float, BeforeValidator(parse_fraction)]
+Probability = Annotated[float, BeforeValidator(parse_fraction), Field(ge=0.0, le=1.0)]
+Confidence = Annotated[float, BeforeValidator(parse_fraction), Field(gt=0.0, lt=1.0)]
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+class SynthData(Strict):
+    """The embedded generated dataset (``office-synth``)."""
+
+    name: Literal["office-synth"] = "office-synth"
+    classes: int = Field(10, ge=2, le=16)
+    image_size: int = Field(32, ge=16, le=256)
+    train_per_class: int = Field(100, ge=2, le=10_000)
+    test_per_class: int = Field(50, ge=1, le=10_000)
+    seed: int = Field(0, ge=0)
+
+
+class FolderData(Strict):
+    """An image tree: ``<root>/<domain>/images/<class>/*`` (Office-31) or ``<root>/<domain>/<class>/*``."""
+
+    imagefolder: str = Field(min_length=1, description="root directory, relative to the suite file")
+    image_size: int = Field(224, ge=16, le=1024)
+    test_fraction: Probability = 0.3
+    split_seed: int = Field(0, ge=0)
+    domains: Optional[list[Name]] = None
+
+    @field_validator("test_fraction")
+    @classmethod
+    def _open_interval(cls, v: float) -> float:
+        if not 0.0 < v < 1.0:
+            raise ValueError("must be strictly between 0 and 1")
+        return v
+
+
+def _data_tag(value: Any) -> str:
+    if isinstance(value, dict) and "imagefolder" in value:
+        return "imagefolder"
+    if isinstance(value, FolderData):
+        return "imagefolder"
+    return "office-synth"
+
+
+DataSpec = Annotated[
+    Union[Annotated[SynthData, Tag("office-synth")], Annotated[FolderData, Tag("imagefolder")]],
+    Discriminator(_data_tag),
+]
+
+
+# --- training ------------------------------------------------------------------------------------------
+
+
+class OptimizerSpec(Strict):
+    name: Literal["sgd", "adam", "adamw"] = "adamw"
+    lr: Annotated[float, Field(gt=0.0, le=10.0)] = 0.002
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
+
+
+class AugmentSpec(Strict):
+    crop_pad: int = Field(3, ge=0, le=64, description="random translation by up to this many pixels")
+    flip: bool = True
+    jitter: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
+
+
+class TrainRecipe(Strict):
+    """Supervised training on the source domain's train split."""
+
+    epochs: int = Field(10, ge=0, le=1000)
+    batch_size: int = Field(64, ge=1, le=4096)
+    optimizer: OptimizerSpec = OptimizerSpec()
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    augment: AugmentSpec = AugmentSpec()
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    seed: int = Field(0, ge=0)
+
+
+# --- models --------------------------------------------------------------------------------------------
+
+
+class NormalizeSpec(Strict):
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (
+        0.229,
+        0.224,
+        0.225,
+    )
+
+
+class ModelSpec(Strict):
+    """One model of a suite: an architecture, optional local weights, optional training override."""
+
+    name: Name
+    arch: str = Field(min_length=1, description="zoo name (resnet18 ... resnet152, resnet10-mini) or package.module:function")
+    params: dict[str, Union[int, float, str, bool, list[int]]] = Field(default_factory=dict)
+    weights: Optional[str] = Field(None, description="local state-dict file, loaded with weights_only=True")
+    normalize: NormalizeSpec = NormalizeSpec()
+    train: Optional[TrainRecipe] = None
+
+
+# --- expectations (parameter models live with each expectation kind) ------------------------------------
+
+
+class ExpectationBase(Strict):
+    """Fields every expectation accepts."""
+
+    models: Optional[list[Name]] = Field(None, description="only these models (default: all)")
+    variants: Optional[list[Name]] = Field(None, description="only these variants (default: all, baseline included)")
+    confidence: Optional[Confidence] = Field(
+        None, description="gate on the Wilson interval at this level instead of the point estimate"
+    )
+
+
+# --- the suite -----------------------------------------------------------------------------------------
+
+
+class Suite(Strict):
+    """A resolved suite: every name has been replaced by its definition."""
+
+    suite: Name
+    data: DataSpec
+    source: Name
+    targets: list[Name] = Field(default_factory=list)
+    train: TrainRecipe = TrainRecipe()
+    models: list[ModelSpec] = Field(min_length=1)
+    variants: dict[Name, list[dict[str, Any]]] = Field(default_factory=dict)
+    expect: list[Any] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> "Suite":
+        seen: set[str] = set()
+        for m in self.models:
+            if m.name in seen:
+                raise ValueError(f"model name {m.name!r} appears twice")
+            seen.add(m.name)
+        if BASELINE in self.variants:
+            raise ValueError(f"'{BASELINE}' is the uncompressed model and cannot be redefined as a variant")
+        return self
