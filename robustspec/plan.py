@@ -37,15 +37,11 @@ def plan_suite(loaded: LoadedSuite) -> list[Check]:
     """Expand every expectation over models, variants and domains; names are unique within a model/variant."""
     suite = loaded.suite
     variants = [BASELINE, *suite.variants]
-    # Two entries of the same kind get #2, #3 ... so ids stay unique and stable under reordering of others.
-    occurrence: dict[str, int] = {}
-    suffix: dict[int, str] = {}
-    for e in loaded.expectations:
-        occurrence[e.kind] = occurrence.get(e.kind, 0) + 1
-        suffix[e.index] = "" if occurrence[e.kind] == 1 else f"#{occurrence[e.kind]}"
     checks: list[Check] = []
     for model in suite.models:
         for variant in variants:
+            # A name used twice under one model/variant (same kind, same domain) gets #2, #3 ...
+            seen: dict[str, int] = {}
             for e in loaded.expectations:
                 if e.params.models is not None and model.name not in e.params.models:
                     continue
@@ -53,7 +49,9 @@ def plan_suite(loaded: LoadedSuite) -> list[Check]:
                     continue
                 kind = EXPECTATIONS.get(e.kind)()
                 for target in kind.expand(e.params, suite.source, suite.targets):
-                    base = e.kind + suffix[e.index]
-                    name = f"{base}[{target.label}]" if target.label else base
+                    name = f"{e.kind}[{target.label}]" if target.label else e.kind
+                    seen[name] = seen.get(name, 0) + 1
+                    if seen[name] > 1:
+                        name = f"{e.kind}#{seen[name]}" + (f"[{target.label}]" if target.label else "")
                     checks.append(Check(loaded, model, variant, e.kind, e.params, target, name, e.line))
     return checks

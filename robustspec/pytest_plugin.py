@@ -68,7 +68,11 @@ class _PluginState:
             device = self.config.getoption("robustspec_device")
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
-            self.workspace = Workspace(Store(self.store_root()), torch.device(device))
+            threads = str(self.config.getoption("robustspec_build_threads") or self.config.getini("robustspec_build_threads"))
+            if threads != "auto" and not (threads.isdigit() and int(threads) > 0):
+                raise pytest.UsageError(f"--robustspec-build-threads: expected a positive number or auto, got {threads!r}")
+            build_threads = None if threads == "auto" else int(threads)
+            self.workspace = Workspace(Store(self.store_root()), torch.device(device), build_threads=build_threads)
             progress.set_sink(self._progress_sink())
         return self.workspace
 
@@ -100,8 +104,7 @@ class _PluginState:
     # -- the xdist controller shows workers' progress -----------------------------------------------
 
     def start_tailing(self) -> None:
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is None or self.config.getoption("robustspec_quiet"):
+        if self.config.getoption("robustspec_quiet"):
             return
         root = self.store_root() / ".progress" / uuid.uuid4().hex[:12]
         root.mkdir(parents=True, exist_ok=True)
@@ -121,8 +124,10 @@ class _PluginState:
                             offsets[p] = offsets.get(p, 0) + len(chunk[:cut].encode("utf-8"))
                     except OSError:
                         continue
+                    tr = self.config.pluginmanager.get_plugin("terminalreporter")
                     for line in chunk[:cut].splitlines():
-                        tr.write_line(f"[robustspec] {line}")
+                        if tr is not None:
+                            tr.write_line(f"[robustspec] {line}")
                 if stopping:
                     return
 
@@ -159,10 +164,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="any invalid suite fails the whole session (nothing runs)")
     group.addoption("--robustspec-device", dest="robustspec_device", default="auto",
                     help="torch device for building and evaluating: auto (cuda when present), cpu, cuda, cuda:1 ...")
+    group.addoption("--robustspec-build-threads", dest="robustspec_build_threads", default=None, metavar="N|auto",
+                    help="torch threads while building artifacts (ini robustspec_build_threads; default 1, so results "
+                         "do not depend on -n; 'auto' uses the per-worker cap: faster, not reproducible across -n)")
     group.addoption("--robustspec-quiet", dest="robustspec_quiet", action="store_true", default=False,
                     help="do not show progress of long builds")
     parser.addini("robustspec_store", "artifact store directory, relative to rootdir", default="")
     parser.addini("robustspec_specs", "directory of named building blocks, relative to rootdir", default="")
+    parser.addini("robustspec_build_threads", "torch threads while building artifacts: a number or auto", default="1")
     parser.addini("robustspec_suite_dirs", "names of directories whose YAML files are suites", type="args", default=["suites"])
 
 

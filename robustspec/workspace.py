@@ -42,6 +42,9 @@ class Workspace:
 
     store: Store
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    #: Torch threads while building. Float reductions depend on the thread count, so a fixed count keeps
+    #: results identical whatever ``-n`` is; None uses the process's setting (faster, not reproducible).
+    build_threads: int | None = 1
     _datasets: dict[str, DomainDataset] = field(default_factory=dict)
     _splits: dict[str, dict[str, Split]] = field(default_factory=dict)
     _models: dict[str, nn.Module] = field(default_factory=dict)
@@ -81,6 +84,19 @@ class Workspace:
 
     # -- artifacts (built once across processes, loaded once per process) ------------------------------
 
+    def _get_or_build(self, key: str, build: Any, *, meta: dict[str, Any], describe: str) -> Any:
+        def pinned() -> Any:
+            if self.build_threads is None:
+                return build()
+            before = torch.get_num_threads()
+            torch.set_num_threads(self.build_threads)
+            try:
+                return build()
+            finally:
+                torch.set_num_threads(before)
+
+        return self.store.get_or_build(key, pinned, meta=meta, describe=describe)
+
     def splits(self, suite: Suite, domain: str) -> dict[str, Split]:
         key = self.data_key(suite, domain)
         if key not in self._splits:
@@ -93,7 +109,7 @@ class Workspace:
                 report(f"generated {domain!r}: {sum(len(v['labels']) for v in state.values())} images ({timer.seconds:.1f}s)")
                 return state
 
-            state = self.store.get_or_build(key, build, meta={"domain": domain}, describe=f"data {domain}")
+            state = self._get_or_build(key, build, meta={"domain": domain}, describe=f"data {domain}")
             self._splits[key] = split_from_state(state)
         return self._splits[key]
 
@@ -125,7 +141,7 @@ class Workspace:
                 "parameters": count_parameters(wrapped),
             }
 
-        state = self.store.get_or_build(key, build, meta={"model": model.name, "arch": model.arch}, describe=f"model {model.name}")
+        state = self._get_or_build(key, build, meta={"model": model.name, "arch": model.arch}, describe=f"model {model.name}")
         net = self.new_network(suite, model)
         net.load_state_dict(state["state_dict"])
         net.to(self.device).eval()
@@ -144,6 +160,6 @@ class Workspace:
                 report(f"evaluated {model.name}/{variant} on {domain!r}: {ok.float().mean():.3f} ({timer.seconds:.1f}s)")
                 return {"correct": ok, "n": len(split)}
 
-            self._evals[key] = self.store.get_or_build(key, build, meta={"model": model.name, "variant": variant, "domain": domain}, describe=f"eval {model.name}/{variant}/{domain}")
+            self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "domain": domain}, describe=f"eval {model.name}/{variant}/{domain}")
         ev = self._evals[key]
         return Accuracy(int(ev["correct"].sum()), int(ev["n"]))

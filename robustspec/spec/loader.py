@@ -12,9 +12,10 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from types import UnionType
+from typing import Annotated, Any, Callable, Union, get_args, get_origin
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Tag, TypeAdapter, ValidationError
 
 from ..compress import COMPRESSIONS
 from ..errors import DataError, ModelError, RegistryError, SpecError, SpecErrors
@@ -72,66 +73,170 @@ class _Collector:
         line, col = (loc.key_positions.get(path) if key else None) or loc.where(path)
         self.errors.append(SpecError(file, line, col, path, message))
 
-    def validation(self, exc: ValidationError, loc: Located, file: str, prefix: tuple) -> None:
+    def validation(self, exc: ValidationError, loc: Located, file: str, prefix: tuple, tp: Any = None) -> None:
+        """Report every error of ``exc``; ``tp`` is the validated type, used to map locations and suggest keys."""
+        # Errors from the members of a plain union (``int | str | ...``) at one place become one message.
+        union_msgs: dict[tuple, list[str]] = {}
+        union_inputs: dict[tuple, Any] = {}
         for err in exc.errors(include_url=False):
-            path, missing_key = _map_loc(loc.data, prefix, err["loc"])
+            walked = _map_loc(loc.data, prefix, err["loc"], tp)
+            path = walked.path
             kind = err["type"]
             if kind == "extra_forbidden":
                 message = f"unknown key {str(path[-1])!r}"
-                allowed = _allowed_keys(err, exc)
+                allowed = walked.allowed
                 if allowed:
                     close = difflib.get_close_matches(str(path[-1]), allowed, n=1, cutoff=0.6)
                     message += f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(allowed)})"
                 self.at(loc, file, path, message, key=True)
                 continue
             if kind == "missing":
-                self.at(loc, file, path, f"missing required key {missing_key!r}")
+                self.at(loc, file, path, f"missing required key {walked.missing!r}")
                 continue
             msg = err["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
-            got = err.get("input")
-            if kind not in ("model_type", "dict_type") and not isinstance(got, (dict, list)) and repr(got) not in msg:
-                msg += f" (got {got!r})"
-            self.at(loc, file, path, msg[0].lower() + msg[1:] if msg else msg)
+            msg = msg[0].lower() + msg[1:] if msg else msg
+            if walked.union:
+                union_msgs.setdefault(path, []).append(msg)
+                union_inputs[path] = err.get("input")
+                continue
+            self.at(loc, file, path, msg + _got(kind, err.get("input"), msg), key=walked.key)
+        for path, msgs in union_msgs.items():
+            if len(msgs) == 1:
+                msg = msgs[0]
+            else:
+                lead = "input should be "
+                parts = [m[len(lead):] if m.startswith(lead) else m for m in msgs]
+                msg = lead + ", ".join(parts[:-1]) + " or " + parts[-1]
+            self.at(loc, file, path, msg + _got("", union_inputs[path], msg))
 
 
-def _allowed_keys(err: dict, exc: ValidationError) -> list[str]:
-    ctx = err.get("ctx") or {}
-    return sorted(ctx.get("allowed", []))
+def _got(kind: str, got: Any, msg: str) -> str:
+    """`` (got X)`` unless the message already shows the input or the input is a whole block."""
+    if kind in ("model_type", "dict_type") or isinstance(got, (dict, list)) or f"got {got!r}" in msg:
+        return ""
+    return f" (got {got!r})"
 
 
-def _map_loc(data: Any, prefix: tuple, loc: tuple) -> tuple[tuple, str | None]:
-    """Follow a pydantic error location through the data; skip parts that are not in the data (union tags).
+@dataclass
+class _Walked:
+    path: tuple                      # where in the data the error is
+    missing: str | None = None       # for a missing key: its name
+    allowed: list[str] = field(default_factory=list)  # keys the innermost model accepts
+    union: bool = False              # the location went through a member of a plain union
+    key: bool = False                # the error is about a mapping key, not its value
 
-    Returns the data path and, for a missing key, its name.
+
+def _strip(tp: Any) -> Any:
+    """Remove ``Annotated`` and ``Optional`` wrappers (pydantic adds no location part for either)."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+            continue
+        if get_origin(tp) in (Union, UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) == 1:
+                tp = args[0]
+                continue
+        return tp
+
+
+def _union_member(tp: Any, label: Any) -> tuple[bool, Any, bool]:
+    """If ``tp`` is a union, the location part ``label`` names a member: (is_union, tagged member, tagged).
+
+    Tagged unions put the tag in the location; plain unions put a member label (``int``, ``list[int]``),
+    whose type is not needed here (the data walk goes on without it).
+    """
+    tp = _strip(tp)
+    if get_origin(tp) not in (Union, UnionType):
+        return False, None, False
+    for arg in get_args(tp):
+        if get_origin(arg) is Annotated:
+            for meta in get_args(arg)[1:]:
+                if isinstance(meta, Tag) and meta.tag == label:
+                    return True, get_args(arg)[0], True
+    return True, None, False
+
+
+def _field_type(model: type[BaseModel], part: Any) -> tuple[bool, Any]:
+    for name, info in model.model_fields.items():
+        if part in (name, info.alias):
+            return True, info.annotation
+    return False, None
+
+
+def _map_loc(data: Any, prefix: tuple, loc: tuple, tp: Any = None) -> _Walked:
+    """Follow a pydantic error location through the data and, when known, the validated type.
+
+    Location parts that are not in the data (union tags and member labels, ``[key]``) are skipped; a
+    discriminator tag that happens to equal a key of the data (``imagefolder``) is not mistaken for it.
     """
     path = list(prefix)
     node = data
     for p in prefix:
-        node = node[p] if isinstance(node, (dict, list)) else None
-    missing = None
+        node = node[p] if isinstance(node, (dict, list)) and _has(node, p) else None
+    out = _Walked(())
+    owner: type[BaseModel] | None = None
     for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if tp is not None:
+            is_union, member, tagged = _union_member(tp, part)
+            if is_union:
+                out.union |= not tagged
+                tp = member
+                continue
+            tp = _strip(tp)
+        if part == "[key]":
+            out.key = True
+            continue
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            owner = tp
+            known, tp = _field_type(tp, part)
+            if not known:
+                tp = None
+        elif tp is not None:
+            origin, args = get_origin(tp), get_args(tp)
+            if origin in (list, set, frozenset) and args:
+                tp = args[0]
+            elif origin is tuple and args:
+                tp = args[0] if len(args) == 2 and args[1] is Ellipsis else (args[part] if isinstance(part, int) and part < len(args) else None)
+            elif origin is dict and len(args) == 2:
+                tp = args[1]
+            else:
+                tp = None
         if isinstance(node, dict) and isinstance(part, str) and part in node:
             path.append(part)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
-        elif i == len(loc) - 1 and isinstance(part, str):
-            missing = part
-    return tuple(path), missing
+        else:
+            if last and isinstance(part, str):
+                out.missing = part
+            node = None
+    if owner is not None and loc and isinstance(loc[-1], str):
+        if owner.model_fields and not _field_type(owner, loc[-1])[0]:
+            out.allowed = sorted(info.alias or name for name, info in owner.model_fields.items())
+    out.path = tuple(path)
+    return out
+
+
+def _has(node: Any, part: Any) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(part, int) and 0 <= part < len(node)
 
 
 def _validate(
-    col: _Collector, model: Any, value: Any, loc: Located, file: str, prefix: tuple
+    col: _Collector, model: Any, value: Any, loc: Located, file: str, prefix: tuple, tp: Any = None
 ) -> Any | None:
     try:
         if isinstance(model, TypeAdapter):
             return model.validate_python(value)
         return model.model_validate(value)
     except ValidationError as exc:
-        col.validation(exc, loc, file, prefix)
+        col.validation(exc, loc, file, prefix, tp if tp is not None else (None if isinstance(model, TypeAdapter) else model))
         return None
 
 
@@ -197,7 +302,7 @@ class _Resolver:
             built = builtin(value)
             if built is not None:
                 return built
-            known = self.known_names(kind) + self._builtin_names(kind)
+            known = sorted(set(self.known_names(kind) + self._builtin_names(kind)))
             close = difflib.get_close_matches(value, known, n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             where = f"specs/{SPEC_KINDS[kind]}" if self.specs_dir else "specs/ (no specs directory found)"
@@ -232,7 +337,7 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
 
     def v_data(value: Any, l: Located, f: str, pa: tuple) -> Any:
         if isinstance(value, dict):
-            spec = _validate(col, _DATA_ADAPTER, value, l, f, pa)
+            spec = _validate(col, _DATA_ADAPTER, value, l, f, pa, DataSpec)
             if isinstance(spec, FolderData):
                 # Relative roots are relative to the file they are written in; ~ and $VARS are expanded.
                 root = Path(os.path.expandvars(os.path.expanduser(spec.imagefolder)))
@@ -257,6 +362,11 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
         if isinstance(value.get("train"), str):
             recipe = res.block("training", value["train"], l, f, pa + ("train",), v_train, builtin_train, "training recipe")
             if recipe is None:
+                # Still check the rest of the model, so that all its problems are reported at once.
+                value.pop("train")
+                if "arch" not in value and isinstance(value.get("name"), str) and value["name"] in MODELS:
+                    value["arch"] = value["name"]
+                _validate(col, ModelSpec, value, l, f, pa)
                 return None
             value["train"] = recipe
         if "arch" not in value and isinstance(value.get("name"), str) and value["name"] in MODELS:
@@ -321,6 +431,7 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
 
     models: list[Any] = []
     model_lines: dict[str, int] = {}
+    first_model: dict[str, int] = {}
     raw_models = data.get("models")
     if isinstance(raw_models, list):
         for i, m in enumerate(raw_models):
@@ -332,7 +443,8 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
                 else:
                     built = builtin_model(m)
                     if built is None:
-                        close = difflib.get_close_matches(m, res.known_names("models") + MODELS.names(), n=3, cutoff=0.6)
+                        known = sorted(set(res.known_names("models") + MODELS.names()))
+                        close = difflib.get_close_matches(m, known, n=3, cutoff=0.6)
                         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
                         col.at(loc, file, ("models", i), f"unknown model {m!r}: not in specs/models.yaml nor the zoo{hint}")
             else:
@@ -340,6 +452,15 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
             ok &= built is not None
             models.append(built)
             if built is not None:
+                if built.name in first_model:
+                    col.at(
+                        loc, file, ("models", i),
+                        f"model name {built.name!r} appears twice (first at models[{first_model[built.name]}]); "
+                        "give one of them another name: {name: other, arch: ...}",
+                    )
+                    ok = False
+                    continue
+                first_model[built.name] = i
                 model_lines[built.name] = loc.where(("models", i))[0]
         resolved["models"] = models
     elif raw_models is not None:
@@ -375,6 +496,13 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
     if isinstance(raw_variants, dict):
         chains: dict[str, list[dict]] = {}
         for name, chain in raw_variants.items():
+            if name == BASELINE:
+                col.at(
+                    loc, file, ("variants", name),
+                    f"'{BASELINE}' is the uncompressed model and cannot be redefined as a variant", key=True,
+                )
+                ok = False
+                continue
             steps = chain if isinstance(chain, list) else [chain]
             for j, step in enumerate(steps):
                 spath = ("variants", name) + ((j,) if isinstance(chain, list) else ())
@@ -401,16 +529,17 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
         try:
             suite = Suite.model_validate(resolved)
         except ValidationError as exc:
-            col.validation(exc, loc, file, ())
+            col.validation(exc, loc, file, (), Suite)
     else:
         # Still report problems in the simple top-level fields alongside the others.
         probe = {k: v for k, v in data.items() if k in ("suite", "source", "targets")}
         for key, model_field in (("suite", "suite"), ("source", "source"), ("targets", "targets")):
             if key in probe:
                 try:
-                    TypeAdapter(Suite.model_fields[model_field].annotation).validate_python(probe[key])
+                    annotation = Suite.model_fields[model_field].annotation
+                    TypeAdapter(annotation).validate_python(probe[key])
                 except ValidationError as exc:
-                    col.validation(exc, loc, file, (key,))
+                    col.validation(exc, loc, file, (key,), annotation)
         for key in ("source", "models", "expect"):
             if key not in data:
                 col.at(loc, file, (), f"missing required key {key!r}")

@@ -1,0 +1,412 @@
+"""The ``robustspec`` command: check suite files, export their JSON Schema, look after the artifact store.
+
+Examples::
+
+    robustspec validate suites/quick.yaml          # one suite: its errors, or "ok: ... (N models, M checks)"
+    robustspec validate suites/                     # every *.yaml / *.yml below it (specs/ directories skipped)
+    robustspec validate --specs shared/specs suites/office.yaml
+
+    robustspec schema -o .vscode/robustspec.schema.json
+    # then, in .vscode/settings.json:
+    #   "yaml.schemas": {".vscode/robustspec.schema.json": "suites/*.yaml"}
+
+    robustspec cache path                           # where artifacts live
+    robustspec cache list --store /scratch/store    # kind, key, bytes, created, description
+    robustspec cache clear                          # delete every artifact (no question asked)
+
+    robustspec --version
+
+The store is ``--store DIR``, else ``$ROBUSTSPEC_STORE``, else ``./.robustspec/store``.
+
+``validate`` exits 0 when every file is valid, 1 when any is not, and 2 on usage errors (a path that does
+not exist, no suite file found). Expected problems are reported as one line each, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "suite_json_schema", "find_suite_files"]
+
+STORE_ENV = "ROBUSTSPEC_STORE"
+DEFAULT_STORE = Path(".robustspec") / "store"
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+_SUITE_SUFFIXES = (".yaml", ".yml")
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out (exit status 2)."""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("robustspec")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (running from a source tree)
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def find_suite_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files and directories into suite files: directories give every *.yaml / *.yml below them,
+    sorted, except inside directories named ``specs`` (building blocks, not suites)."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix in _SUITE_SUFFIXES
+                and f.is_file()
+                and "specs" not in f.relative_to(p).parts[:-1]
+            )
+            if not found:
+                raise UsageError(f"no suite files (*.yaml, *.yml) found in directory {str(p)!r}")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        elif p.exists():
+            raise UsageError(f"not a file or directory: {str(p)!r}")
+        else:
+            raise UsageError(f"no such file or directory: {str(p)!r}")
+    return files
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    specs = args.specs
+    if specs is not None and not Path(specs).is_dir():
+        raise UsageError(f"--specs: no such directory: {specs!r}")
+    files = find_suite_files(args.paths)
+    # Imported only now: the loader pulls in torch (the model zoo), which takes a few seconds.
+    from .errors import RobustSpecError, SpecErrors
+    from .plan import plan_suite
+    from .spec.loader import load_suite
+
+    bad = 0
+    for f in files:
+        try:
+            loaded = load_suite(f, specs_dir=specs)
+            checks = plan_suite(loaded)
+        except SpecErrors as exc:
+            bad += 1
+            for err in exc.errors:
+                print(err)
+            continue
+        except RobustSpecError as exc:
+            bad += 1
+            print(f"{f}: error: {_one_line(exc)}")
+            continue
+        n_models = len(loaded.suite.models)
+        print(
+            f"ok: {f} ({n_models} model{'s' if n_models != 1 else ''}, "
+            f"{len(checks)} check{'s' if len(checks) != 1 else ''})"
+        )
+    if len(files) > 1:
+        summary = f"{len(files) - bad} of {len(files)} suite files valid"
+        print(summary if not bad else f"{summary}; {bad} with errors")
+    return 1 if bad else 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _fraction_aliases(model: Any) -> list[str]:
+    """YAML keys of ``model`` whose values go through ``parse_fraction`` (so "4/255" and "90%" are valid)."""
+    from pydantic.functional_validators import BeforeValidator
+
+    from .spec.schema import parse_fraction
+
+    out = []
+    for name, info in model.model_fields.items():
+        if any(isinstance(m, BeforeValidator) and m.func is parse_fraction for m in _all_metadata(info)):
+            out.append(info.alias or name)
+    return out
+
+
+def _all_metadata(info: Any) -> list[Any]:
+    """Field metadata, including that of an ``Optional[Annotated[...]]`` annotation."""
+    from types import UnionType
+    from typing import Annotated, Union, get_args, get_origin
+
+    found = list(info.metadata)
+    todo = [info.annotation]
+    while todo:
+        tp = todo.pop()
+        if get_origin(tp) is Annotated:
+            args = get_args(tp)
+            found.extend(args[1:])
+            todo.append(args[0])
+        elif get_origin(tp) in (Union, UnionType):
+            todo.extend(get_args(tp))
+    return found
+
+
+_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
+
+
+def _fix_bounds(node: Any) -> None:
+    """Pydantic writes constraints behind a BeforeValidator as ``ge``/``lt``...; JSON Schema spells them out."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, dict):
+            if n.get("type") in ("number", "integer"):
+                for short, long in _BOUNDS.items():
+                    if short in n:
+                        n[long] = n.pop(short)
+            todo.extend(n.values())
+        elif isinstance(n, list):
+            todo.extend(n)
+
+
+def suite_json_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of suite files, built from the pydantic models, for editors."""
+    from .expect import EXPECTATIONS
+    from .spec.schema import _FRACTION, _NAME, FolderData, ModelSpec, SynthData, TrainRecipe
+
+    defs: dict[str, Any] = {}
+    ref_template = "#/$defs/{model}"
+
+    def add(model: Any) -> dict[str, Any]:
+        schema = model.model_json_schema(by_alias=True, ref_template=ref_template)
+        defs.update(schema.pop("$defs", {}))
+        defs[model.__name__] = schema
+        return {"$ref": ref_template.format(model=model.__name__)}
+
+    name = {"type": "string", "pattern": _NAME, "maxLength": 64}
+
+    def named(what: str) -> dict[str, Any]:
+        return {**name, "description": f"the name of a {what} (from specs/ or built in)"}
+
+    data_ref = [add(SynthData), add(FolderData)]
+    train_ref = add(TrainRecipe)
+    model_ref = add(ModelSpec)
+    expectations = []
+    for kind in EXPECTATIONS.names():
+        params = EXPECTATIONS.get(kind).Params
+        expectations.append(
+            {
+                "type": "object",
+                "properties": {kind: add(params)},
+                "required": [kind],
+                "additionalProperties": False,
+                "description": (EXPECTATIONS.get(kind).__doc__ or kind).strip().splitlines()[0],
+            }
+        )
+
+    # Fractions may be written as "4/255" or "90%": accept those strings wherever parse_fraction runs.
+    fraction_string = {"type": "string", "pattern": _FRACTION.pattern}
+    models = [SynthData, FolderData, TrainRecipe, ModelSpec, *(EXPECTATIONS.get(k).Params for k in EXPECTATIONS.names())]
+    for model in models:
+        props = defs.get(model.__name__, {}).get("properties", {})
+        for alias in _fraction_aliases(model):
+            if alias in props:
+                prop = props[alias]
+                meta = {k: prop.pop(k) for k in ("title", "description", "default") if k in prop}
+                props[alias] = {"anyOf": [prop, fraction_string], **meta}
+
+    # Inline models in a suite may name their training recipe, and may omit `arch` for a zoo name.
+    model_def = defs["ModelSpec"]
+    model_def["properties"]["train"] = {
+        "anyOf": [named("training recipe"), train_ref, {"type": "null"}],
+        "description": "a training recipe for this model only (a name or a mapping)",
+    }
+    model_def["required"] = [r for r in model_def.get("required", []) if r != "arch"]
+
+    step = {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "description": "one compression step, like {quantize: ptsq}",
+    }
+    _fix_bounds(defs)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "robustspec suite",
+        "description": "A robustspec suite file: a dataset, a source domain, models and expectations.",
+        "type": "object",
+        "properties": {
+            "suite": {**name, "description": "the suite's name (default: the file name)"},
+            "data": {
+                "anyOf": [named("dataset"), *data_ref],
+                "description": "a dataset name (specs/datasets.yaml or office-synth) or an inline dataset",
+            },
+            "source": {**name, "description": "the domain models are trained on"},
+            "targets": {
+                "type": "array",
+                "items": name,
+                "description": "domains to test on (default: every domain but the source)",
+            },
+            "train": {
+                "anyOf": [named("training recipe"), train_ref],
+                "description": "a training recipe name (specs/training.yaml or default) or an inline recipe",
+            },
+            "models": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"anyOf": [named("model"), model_ref]},
+                "description": "model names (specs/models.yaml or the zoo) or inline models",
+            },
+            "variants": {
+                "type": "object",
+                "propertyNames": {**name, "not": {"const": "baseline"}},
+                "additionalProperties": {"anyOf": [{"type": "array", "items": step}, step]},
+                "description": "compression chains by name; the uncompressed 'baseline' is always there",
+            },
+            "expect": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"anyOf": expectations},
+                "description": "expectations, each a one-key mapping like {target-accuracy: {min: 0.5}}",
+            },
+        },
+        "required": ["source", "models", "expect"],
+        "additionalProperties": False,
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    text = json.dumps(suite_json_schema(), indent=2) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    try:
+        if out.parent != Path():
+            out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def store_root(option: str | None) -> Path:
+    """``--store``, else ``$ROBUSTSPEC_STORE``, else ``./.robustspec/store``; absolute."""
+    raw = option or os.environ.get(STORE_ENV) or str(DEFAULT_STORE)
+    return Path(raw).expanduser().absolute()
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover - unreachable
+
+
+def _table(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    root = store_root(args.store)
+    if args.action == "path":
+        print(root)
+        return 0
+    from .store import Store
+
+    store = Store(root)
+    if args.action == "clear":
+        n = store.clear()
+        print(f"removed {n} artifact{'s' if n != 1 else ''} from {root}")
+        return 0
+    entries = store.entries()
+    if not entries:
+        print(f"no artifacts in {root}")
+        return 0
+    rows = [["KIND", "KEY", "BYTES", "CREATED", "DESCRIBE"]]
+    total = 0
+    for e in entries:
+        size = int(e.get("bytes", 0))
+        total += size
+        created = e.get("created")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) if isinstance(created, (int, float)) else "-"
+        rows.append([str(e.get("kind", "")), str(e.get("key", "")), str(size), when, str(e.get("describe") or "-")])
+    for line in _table(rows, right={2}):
+        print(line)
+    n = len(entries)
+    print(f"total: {n} artifact{'s' if n != 1 else ''}, {total} bytes ({_human(total)}) in {root}")
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robustspec",
+        description="Check robustspec suite files, export their JSON Schema, and manage the artifact store.",
+        epilog="Run suites with pytest: pytest suites/quick.yaml",
+    )
+    parser.add_argument("--version", action="version", version=f"robustspec {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check suite files and report every problem as file:line:col")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="suite files or directories of them")
+    p.add_argument("--specs", metavar="DIR", default=None,
+                   help="the specs/ directory of named building blocks (default: the nearest specs/ above each file)")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of suite files (for editors)")
+    p.add_argument("-o", "--output", metavar="FILE", default=None, help="write to FILE instead of stdout")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("cache", help="list, clear or locate the artifact store")
+    p.add_argument("action", choices=["list", "clear", "path"])
+    p.add_argument("--store", metavar="DIR", default=None,
+                   help=f"store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})")
+    p.set_defaults(func=_cmd_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 invalid suites, 2 usage error)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version, or a usage error it already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    from .errors import RobustSpecError
+
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"robustspec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except RobustSpecError as exc:
+        print(f"robustspec {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
