@@ -76,9 +76,9 @@ CASES = [
     ("yaml-unclosed-quote", 'source: "amazon\nmodels: [mini]\n', 3, 1, "source", "YAML syntax error"),
     ("duplicate-key", suite_with("source: amazon") + "source: webcam\n", 8, 1, "source",
      "duplicate key 'source' (first defined at line 3)"),
-    ("unknown-top-key", suite_with("sourcee: webcam"), 5, 1, "sourcee",
+    ("unknown-top-key", suite_with("sourcee: webcam"), 6, 1, "sourcee",
      "unknown key 'sourcee'; did you mean 'source'?"),
-    ("unknown-top-key-no-match", suite_with("colour: red"), 5, 1, "colour", "allowed: data, expect, models"),
+    ("unknown-top-key-no-match", suite_with("colour: red"), 6, 1, "colour", "(allowed: data, expect, models, source, suite"),
     ("unknown-key-in-data", suite_with("data: {classes: 5, colour: red}"), 2, 20, "data.colour",
      "unknown key 'colour' (allowed: classes, image-size"),
     ("unknown-key-in-data-close", suite_with("data: {classes: 5, image-sise: 32}"), 2, 20, "data.image-sise",
@@ -111,15 +111,15 @@ CASES = [
      "unknown dataset 'office-synht': not defined in specs/datasets.yaml nor built in; did you mean 'office-synth'?"),
     ("unknown-recipe", suite_with("train: fsat"), 4, 8, "train",
      "unknown training recipe 'fsat': not defined in specs/training.yaml nor built in; did you mean 'fast'?"),
-    ("unknown-recipe-in-model", suite_with("models:\n  - {name: m, arch: resnet10-mini, train: quick}"), 6, 42,
+    ("unknown-recipe-in-model", suite_with("models:\n  - {name: m, arch: resnet10-mini, train: quick}"), 6, 43,
      "models[0].train", "unknown training recipe 'quick'"),
     ("unknown-source-domain", suite_with("source: amazn"), 3, 9, "source",
      "unknown domain 'amazn'; did you mean 'amazon'? (the dataset has: amazon, webcam, dslr)"),
-    ("unknown-target-domain", suite_with("targets: [webcam, dslrr]"), 5, 19, "targets[1]",
+    ("unknown-target-domain", suite_with("targets: [webcam, dslrr]"), 6, 19, "targets[1]",
      "unknown domain 'dslrr'; did you mean 'dslr'?"),
     ("unknown-expectation-domain", suite_with("expect:\n  - target-accuracy: {min: 0.2, domains: [dslr, webcan]}"),
      7, 49, "expect[0].target-accuracy.domains[1]", "unknown domain 'webcan'; did you mean 'webcam'?"),
-    ("target-is-source", suite_with("targets: [webcam, amazon]"), 5, 19, "targets[1]",
+    ("target-is-source", suite_with("targets: [webcam, amazon]"), 6, 19, "targets[1]",
      "target domain 'amazon' is the source domain"),
     ("unknown-expectation-kind", suite_with("expect:\n  - target-acuracy: {min: 0.2}"), 7, 5,
      "expect[0].target-acuracy", "unknown expectation 'target-acuracy'; did you mean 'target-accuracy'"),
@@ -134,11 +134,11 @@ CASES = [
      "models[0].weights", "weights file not found"),
     ("duplicate-model-name", suite_with("models: [mini, resnet18, mini]"), 5, 26, "models[2]",
      "model name 'mini' appears twice (first at models[0])"),
-    ("baseline-variant", suite_with("variants: {baseline: []}"), 5, 12, "variants.baseline",
+    ("baseline-variant", suite_with("variants: {baseline: []}"), 6, 12, "variants.baseline",
      "'baseline' is the uncompressed model"),
     ("imagefolder-test-fraction", suite_with("data: {imagefolder: ., test-fraction: 1.0}"), 2, 39,
      "data.test-fraction", "strictly between 0 and 1 (got 1.0)"),
-    ("model-params-union", suite_with("models:\n  - {name: m, arch: resnet10-mini, params: {a: {b: 1}}}"), 6, 47,
+    ("model-params-union", suite_with("models:\n  - {name: m, arch: resnet10-mini, params: {a: {b: 1}}}"), 6, 48,
      "models[0].params.a", "input should be a valid integer, a valid number, a valid string"),
     ("bad-suite-name", suite_with("suite: 'bad name!'"), 1, 8, "suite", "should match pattern"),
     ("not-a-mapping", "- source: amazon\n", 1, 1, "<document>", "a suite is a mapping"),
@@ -163,13 +163,12 @@ def test_good_suite_loads(suite_dir: Path) -> None:
 
 def test_dangerous_values_are_never_evaluated(suite_dir: Path) -> None:
     marker = suite_dir / "pwned"
-    text = suite_with(
-        f"expect:\n  - source-accuracy: {{min: \"__import__('os').system('touch {marker}')\"}}\n"
-        f"  - target-accuracy: {{min: !!python/object/apply:os.system ['touch {marker}']}}"
-    )
-    errs = errors_of(suite_dir, text)
+    expression = f"min: \"__import__('os').system('touch {marker}')\""
+    errs = errors_of(suite_dir, suite_with(f"expect:\n  - source-accuracy: {{{expression}}}"))
     find(errs, 7, 28, "expect[0].source-accuracy.min", "expected a number")
-    find(errs, 8, 28, "expect[1].target-accuracy.min", "tags are not allowed")
+    tag = f"min: !!python/object/apply:os.system ['touch {marker}']"
+    errs = errors_of(suite_dir, suite_with(f"expect:\n  - source-accuracy: {{{tag}}}"))
+    find(errs, 7, 28, "expect[0].source-accuracy.min", "tags are not allowed")
     assert not marker.exists()
 
 
@@ -232,8 +231,10 @@ _open = st.integers(1, 99).map(lambda n: n / 100)
 
 #: Invalid replacements per kind of leaf.
 _INVALID = {
-    "probability": ["x", 7.0, -0.5, True],
-    "open": ["x", 7.0, 0, 1],
+    "probability": ["x", 7.0, -0.5, True],   # [0, 1], written as a fraction (booleans rejected)
+    "unit": ["x", 7.0, -0.5],                # [0, 1], a plain float (pydantic takes true as 1.0)
+    "below-one": ["x", 7.0, 1, -0.5],        # [0, 1)
+    "open": ["x", 7.0, 0, 1],                # (0, 1)
     "count": ["x", -1, 1001, 2.5],
 }
 
@@ -258,9 +259,9 @@ def valid_suites(draw: st.DrawFn) -> tuple[dict, list[tuple[tuple, str]]]:
         }
         leaves += [
             (("train", "epochs"), "count"),
-            (("train", "label-smoothing"), "open"),
-            (("train", "optimizer", "momentum"), "open"),
-            (("train", "augment", "jitter"), "probability"),
+            (("train", "label-smoothing"), "below-one"),
+            (("train", "optimizer", "momentum"), "below-one"),
+            (("train", "augment", "jitter"), "unit"),
         ]
     suite["models"] = draw(st.lists(st.sampled_from(["mini", "resnet10-mini", "resnet18"]), min_size=1, max_size=3, unique=True))
     expect = []

@@ -1,0 +1,331 @@
+"""End-to-end tests of the pytest plugin: each test writes a tiny project and runs pytest on it in a subprocess.
+
+A subprocess per run because pytest-xdist and torch need real processes. Everything is tiny (3 classes of
+16x16 images, 1 epoch) so a run is dominated by process start-up and importing torch.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from robustspec.store import Store
+
+pytestmark = pytest.mark.slow
+
+RUN_TIMEOUT = 300
+
+SPECS = {
+    "specs/datasets.yaml": (
+        "tiny: {name: office-synth, classes: 3, image-size: 16, train-per-class: 12, test-per-class: 8, seed: 0}\n"
+    ),
+    "specs/training.yaml": "tiny: {epochs: 1, batch-size: 16}\n",
+}
+
+#: Expectations that pass whatever a 1-epoch model measures.
+ALWAYS_PASS = ("source-accuracy: {min: 0.0}", "target-accuracy: {min: 0.0}", "drop-vs-source: {max: 1.0}")
+
+#: The items of a one-model suite with ALWAYS_PASS, in collection order.
+ITEMS = [
+    "resnet10-mini::baseline::source-accuracy",
+    "resnet10-mini::baseline::target-accuracy[webcam]",
+    "resnet10-mini::baseline::target-accuracy[dslr]",
+    "resnet10-mini::baseline::drop-vs-source[webcam]",
+    "resnet10-mini::baseline::drop-vs-source[dslr]",
+]
+
+BAD_SUITE = """\
+data: tiny
+source: amazon
+train: tiny
+models: [resnet10-mini]
+colour: red
+expect:
+  - source-accuracy: {min: 1.5}
+"""
+
+JUNIT_PROPERTIES = {"measured", "threshold", "n", "ci_low", "ci_high", "status", "model", "variant", "domain"}
+
+
+def suite_text(*expect: str, models: tuple[str, ...] = ("resnet10-mini",)) -> str:
+    lines = ["data: tiny", "source: amazon", "train: tiny", f"models: [{', '.join(models)}]", "expect:"]
+    lines += [f"  - {e}" for e in expect]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A project with specs/ and an empty suites/; the environment does not leak an outer store or xdist."""
+    for var in ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)
+    for rel, text in SPECS.items():
+        p = pytester.path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    (pytester.path / "suites").mkdir()
+    return pytester
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store shared by tests that do not count builds (the store is content-addressed, so order is irrelevant)."""
+    return tmp_path_factory.mktemp("shared-store")
+
+
+def write_suite(pytester: pytest.Pytester, name: str, text: str) -> None:
+    (pytester.path / "suites" / name).write_text(text, encoding="utf-8")
+
+
+def run(pytester: pytest.Pytester, store: Path | None, *args: str) -> pytest.RunResult:
+    opts = ["-p", "no:cacheprovider"]
+    if store is not None:
+        opts.append(f"--robustspec-store={store}")
+    return pytester.runpytest_subprocess(*opts, *args, timeout=RUN_TIMEOUT)
+
+
+def output(result: pytest.RunResult) -> str:
+    return result.stdout.str() + "\n" + result.stderr.str()
+
+
+def assert_no_traceback(result: pytest.RunResult) -> None:
+    text = output(result)
+    assert "Traceback" not in text, text
+    assert "def runtest" not in text, text
+
+
+def junit_cases(path: Path) -> dict[str, tuple[dict[str, str], str | None]]:
+    """``model::variant::name`` -> (properties, failure message or None) of every testcase."""
+    cases = {}
+    for tc in ET.parse(path).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in tc.iter("property")}
+        failure = tc.find("failure")
+        key = f"{props.get('model')}::{props.get('variant')}::{tc.get('name')}"
+        assert key not in cases, f"duplicate testcase {key}"
+        cases[key] = (props, None if failure is None else failure.get("message", ""))
+    return cases
+
+
+# --- 1. collection ----------------------------------------------------------------------------------
+
+
+def test_item_ids_are_readable_and_collection_does_not_build(project: pytest.Pytester, tmp_path: Path) -> None:
+    write_suite(project, "s.yaml", suite_text(*ALWAYS_PASS))
+    store = tmp_path / "store"
+    result = run(project, store, "--collect-only", "-q")
+    assert result.ret == 0, output(result)
+    ids = [line for line in result.stdout.lines if line.startswith("suites/")]
+    assert ids == [f"suites/s.yaml::{item}" for item in ITEMS]
+    assert not (store / "builds.jsonl").exists()
+    assert Store(store).builds() == []
+
+
+# --- 2, 3. passing and failing gates --------------------------------------------------------------------
+
+
+def test_passing_run_prints_summary(project: pytest.Pytester, shared_store: Path) -> None:
+    write_suite(project, "s.yaml", suite_text(*ALWAYS_PASS))
+    result = run(project, shared_store)
+    assert result.ret == 0, output(result)
+    result.assert_outcomes(passed=5)
+    num = r"-?\d\.\d{3}"
+    result.stdout.re_match_lines(
+        [
+            r"=+ robustspec summary =+$",
+            r"suite\s+model\s+variant\s+check\s+domain\s+measured\s+threshold\s+status$",
+            rf"s\s+resnet10-mini\s+baseline\s+drop-vs-source\s+dslr\s+{num}\s+<= 1\.000\s+PASS$",
+            rf"s\s+resnet10-mini\s+baseline\s+drop-vs-source\s+webcam\s+{num}\s+<= 1\.000\s+PASS$",
+            rf"s\s+resnet10-mini\s+baseline\s+source-accuracy\s+-\s+{num}\s+>= 0\.000\s+PASS$",
+            rf"s\s+resnet10-mini\s+baseline\s+target-accuracy\s+dslr\s+{num}\s+>= 0\.000\s+PASS$",
+            rf"s\s+resnet10-mini\s+baseline\s+target-accuracy\s+webcam\s+{num}\s+>= 0\.000\s+PASS$",
+        ],
+        consecutive=True,
+    )
+
+
+def test_gate_fails_with_numbers_and_no_traceback(project: pytest.Pytester, shared_store: Path) -> None:
+    write_suite(
+        project, "s.yaml", suite_text("source-accuracy: {min: 0.0}", "target-accuracy: {min: 1.0}", "drop-vs-source: {max: 0.0}")
+    )
+    result = run(project, shared_store, "--junitxml=out.xml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output(result)
+    assert_no_traceback(result)
+    cases = junit_cases(project.path / "out.xml")
+    assert set(cases) == set(ITEMS)
+    # A 1-epoch model cannot be perfect on 24 images of every target domain.
+    for domain in ("webcam", "dslr"):
+        props, failure = cases[f"resnet10-mini::baseline::target-accuracy[{domain}]"]
+        assert float(props["measured"]) < 1.0
+        assert failure is not None and props["status"] == "fail"
+        assert f"measured {float(props['measured']):.3f}" in failure
+        assert "min 1.000" in failure
+        assert re.search(r"95% CI \[\d\.\d{3}, \d\.\d{3}\]", failure), failure
+        # The same text on the terminal, with the suite file and line.
+        result.stdout.fnmatch_lines([f"*s.yaml:7: accuracy on target domain '{domain}': measured * min 1.000"])
+    # A drop can be negative (target easier than source); max 0.0 fails exactly the positive ones.
+    for domain in ("webcam", "dslr"):
+        props, failure = cases[f"resnet10-mini::baseline::drop-vs-source[{domain}]"]
+        assert (failure is not None) == (float(props["measured"]) > 0.0), (props, failure)
+        if failure is not None:
+            assert "max 0.000" in failure and "measured" in failure
+    assert cases["resnet10-mini::baseline::source-accuracy"][1] is None
+    n_failed = sum(f is not None for _, f in cases.values())
+    result.assert_outcomes(passed=5 - n_failed, failed=n_failed)
+    result.stdout.fnmatch_lines(["*robustspec summary*", "*target-accuracy*webcam*>= 1.000*FAIL"])
+
+
+# --- 4, 5. the store builds what is needed, once -----------------------------------------------------
+
+
+def test_changing_a_threshold_rebuilds_nothing(project: pytest.Pytester, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    write_suite(project, "s.yaml", suite_text(*ALWAYS_PASS))
+    first = run(project, store)
+    assert first.ret == 0, output(first)
+    builds = Store(store).builds()
+    assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 1, "eval": 3}
+    log = (store / "builds.jsonl").read_bytes()
+
+    write_suite(project, "s.yaml", suite_text("source-accuracy: {min: 0.01}", "target-accuracy: {min: 0.02}", "drop-vs-source: {max: 0.99}"))
+    second = run(project, store)
+    assert second.ret == 0, output(second)
+    second.stdout.fnmatch_lines(["*source-accuracy*>= 0.010*PASS", "*target-accuracy*>= 0.020*PASS"])
+    assert Store(store).builds() == builds
+    assert (store / "builds.jsonl").read_bytes() == log
+
+
+def test_each_artifact_is_built_once_across_workers(project: pytest.Pytester, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    write_suite(
+        project,
+        "s.yaml",
+        suite_text(
+            *ALWAYS_PASS,
+            "target-accuracy: {domains: [dslr], min: 0.0, confidence: 0.9}",
+            models=("resnet10-mini", "resnet10-small"),
+        ),
+    )
+    result = run(project, store, "-n", "4")
+    assert result.ret == 0, output(result)
+    result.assert_outcomes(passed=2 * 6)
+    builds = Store(store).builds()
+    per_key = Counter(b["key"] for b in builds)
+    assert all(n == 1 for n in per_key.values()), per_key
+    assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 2, "eval": 2 * 3}
+    assert {b["describe"] for b in builds if b["kind"] == "model"} == {"model resnet10-mini", "model resnet10-small"}
+    assert all(str(b["worker"]).startswith("gw") for b in builds), builds
+
+
+# --- 6, 7. invalid suites ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_bad_suite_is_a_collection_error_of_that_file_only(
+    project: pytest.Pytester, shared_store: Path, xdist: list[str]
+) -> None:
+    write_suite(project, "good.yaml", suite_text(*ALWAYS_PASS))
+    write_suite(project, "bad.yaml", BAD_SUITE)
+    result = run(project, shared_store, *xdist)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output(result)
+    result.assert_outcomes(passed=5, errors=1)
+    result.stdout.re_match_lines(
+        [r"^suites/bad\.yaml:5:1: .*unknown key 'colour'", r"^suites/bad\.yaml:7:28: .*min.*less than or equal to 1"]
+    )
+    assert "Interrupted" not in output(result)
+    assert_no_traceback(result)
+
+
+def test_strict_mode_runs_nothing_when_a_suite_is_bad(project: pytest.Pytester, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    write_suite(project, "good.yaml", suite_text(*ALWAYS_PASS))
+    write_suite(project, "bad.yaml", BAD_SUITE)
+    result = run(project, store, "--robustspec-strict")
+    assert result.ret not in (0, pytest.ExitCode.NO_TESTS_COLLECTED), output(result)
+    assert result.parseoutcomes().get("passed", 0) == 0
+    result.stdout.re_match_lines([r"^suites/bad\.yaml:5:1: "])
+    assert_no_traceback(result)
+    assert not (store / "builds.jsonl").exists()
+
+
+# --- 8, 9. JUnit XML under xdist ---------------------------------------------------------------------
+
+
+def test_junit_xml_under_xdist_has_the_numbers(project: pytest.Pytester, shared_store: Path) -> None:
+    write_suite(project, "s.yaml", suite_text("source-accuracy: {min: 0.0}", "target-accuracy: {min: 1.0}", "drop-vs-source: {max: 1.0}"))
+    result = run(project, shared_store, "-n", "2", "--junitxml=out.xml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output(result)
+    cases = junit_cases(project.path / "out.xml")
+    assert set(cases) == set(ITEMS)
+    for key, (props, failure) in cases.items():
+        assert JUNIT_PROPERTIES <= set(props), (key, props)
+        assert props["status"] == ("fail" if failure is not None else "pass"), (key, props)
+        assert (props["model"], props["variant"]) == ("resnet10-mini", "baseline")
+    for domain in ("webcam", "dslr"):
+        props, failure = cases[f"resnet10-mini::baseline::target-accuracy[{domain}]"]
+        assert props["domain"] == domain and float(props["threshold"]) == 1.0
+        assert failure is not None
+        assert f"measured {float(props['measured']):.3f}" in failure and "min 1.000" in failure
+    assert cases["resnet10-mini::baseline::source-accuracy"][0]["domain"] == ""
+
+
+def test_one_and_two_workers_measure_the_same(project: pytest.Pytester, tmp_path: Path) -> None:
+    write_suite(project, "s.yaml", suite_text(*ALWAYS_PASS))
+    measured = {}
+    for workers in ("1", "2"):
+        xml = tmp_path / f"n{workers}.xml"
+        result = run(project, tmp_path / f"store-n{workers}", "-n", workers, f"--junitxml={xml}")
+        assert result.ret == 0, output(result)
+        measured[workers] = {
+            key: (props["measured"], props["n"], props["ci_low"], props["ci_high"])
+            for key, (props, _) in junit_cases(xml).items()
+        }
+    assert set(measured["1"]) == set(ITEMS)
+    assert measured["1"] == measured["2"]
+
+
+# --- 10, 11. no side effects; where the store is ---------------------------------------------------
+
+
+def test_unrelated_project_is_untouched(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROBUSTSPEC_STORE", raising=False)
+    pytester.makefile(".yaml", config="suite: x\nmodels: [resnet10-mini]\n")
+    (pytester.path / "data").mkdir()
+    (pytester.path / "data" / "other.yaml").write_text("b: [1\n", encoding="utf-8")  # not even valid YAML
+    pytester.makepyfile(
+        test_x="""
+        import sys
+
+        def test_plugin_loaded_without_torch():
+            assert "robustspec.pytest_plugin" in sys.modules
+            heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))
+            assert not heavy, heavy
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=RUN_TIMEOUT)
+    assert result.ret == 0, output(result)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["plugins:*robustspec*", "test_x.py::test_plugin_loaded_without_torch PASSED*"])
+    assert "yaml" not in "\n".join(line for line in result.stdout.lines if "::" in line or "ERROR" in line)
+    assert not (pytester.path / ".robustspec").exists()
+
+
+def test_store_from_environment(project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_store = tmp_path / "env-store"
+    write_suite(project, "s.yaml", suite_text(*ALWAYS_PASS))
+    monkeypatch.setenv("ROBUSTSPEC_STORE", str(env_store))
+    result = run(project, None)
+    assert result.ret == 0, output(result)
+    builds = Store(env_store).builds()
+    assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 1, "eval": 3}
+    assert not (project.path / ".robustspec").exists()
+
+    # The option wins over the environment: nothing is built in the (empty) environment store.
+    other = tmp_path / "other-store"
+    monkeypatch.setenv("ROBUSTSPEC_STORE", str(other))
+    result = run(project, env_store)
+    assert result.ret == 0, output(result)
+    assert not (other / "builds.jsonl").exists()
+    assert Store(env_store).builds() == builds
