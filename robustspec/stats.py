@@ -26,7 +26,8 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # min/max with p: the exact bounds at 0 and n, which rounding would otherwise miss by 1e-19.
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def newcombe_difference(s1: int, n1: int, s2: int, n2: int, confidence: float = 0.95) -> tuple[float, float]:

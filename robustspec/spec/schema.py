@@ -102,6 +102,15 @@ def parse_fraction(value: Any) -> Any:
     return value
 
 
+def _no_bool(value: Any) -> Any:
+    # YAML true/false must not pass as 1/0 where a number is expected.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+Int = Annotated[int, Field(strict=True)]
+Real = Annotated[float, BeforeValidator(_no_bool)]
 Fraction = Annotated[float, BeforeValidator(parse_fraction)]
 Probability = Annotated[float, BeforeValidator(parse_fraction), Field(ge=0.0, le=1.0)]
 Confidence = Annotated[float, BeforeValidator(parse_fraction), Field(gt=0.0, lt=1.0)]
@@ -114,20 +123,20 @@ class SynthData(Strict):
     """The embedded generated dataset (``office-synth``)."""
 
     name: Literal["office-synth"] = "office-synth"
-    classes: int = Field(10, ge=2, le=16)
-    image_size: int = Field(32, ge=16, le=256)
-    train_per_class: int = Field(100, ge=2, le=10_000)
-    test_per_class: int = Field(50, ge=1, le=10_000)
-    seed: int = Field(0, ge=0)
+    classes: Int = Field(10, ge=2, le=16)
+    image_size: Int = Field(32, ge=16, le=256)
+    train_per_class: Int = Field(100, ge=2, le=10_000)
+    test_per_class: Int = Field(50, ge=1, le=10_000)
+    seed: Int = Field(0, ge=0)
 
 
 class FolderData(Strict):
     """An image tree: ``<root>/<domain>/images/<class>/*`` (Office-31) or ``<root>/<domain>/<class>/*``."""
 
     imagefolder: str = Field(min_length=1, description="root directory, relative to the suite file")
-    image_size: int = Field(224, ge=16, le=1024)
+    image_size: Int = Field(224, ge=16, le=1024)
     test_fraction: Probability = 0.3
-    split_seed: int = Field(0, ge=0)
+    split_seed: Int = Field(0, ge=0)
     domains: Optional[list[Name]] = None
 
     @field_validator("test_fraction")
@@ -157,27 +166,27 @@ DataSpec = Annotated[
 
 class OptimizerSpec(Strict):
     name: Literal["sgd", "adam", "adamw"] = "adamw"
-    lr: Annotated[float, Field(gt=0.0, le=10.0)] = 0.002
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
-    weight_decay: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
+    lr: Annotated[Real, Field(gt=0.0, le=10.0)] = 0.002
+    momentum: Annotated[Real, Field(ge=0.0, lt=1.0)] = 0.9
+    weight_decay: Annotated[Real, Field(ge=0.0, le=1.0)] = 0.05
 
 
 class AugmentSpec(Strict):
-    crop_pad: int = Field(3, ge=0, le=64, description="random translation by up to this many pixels")
+    crop_pad: Int = Field(3, ge=0, le=64, description="random translation by up to this many pixels")
     flip: bool = True
-    jitter: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
+    jitter: Annotated[Real, Field(ge=0.0, le=1.0)] = 0.4
 
 
 class TrainRecipe(Strict):
     """Supervised training on the source domain's train split."""
 
-    epochs: int = Field(10, ge=0, le=1000)
-    batch_size: int = Field(64, ge=1, le=4096)
+    epochs: Int = Field(10, ge=0, le=1000)
+    batch_size: Int = Field(64, ge=1, le=4096)
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
     augment: AugmentSpec = AugmentSpec()
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    seed: int = Field(0, ge=0)
+    label_smoothing: Annotated[Real, Field(ge=0.0, lt=1.0)] = 0.0
+    seed: Int = Field(0, ge=0)
 
 
 # --- models --------------------------------------------------------------------------------------------
@@ -185,7 +194,7 @@ class TrainRecipe(Strict):
 
 class NormalizeSpec(Strict):
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (
+    std: tuple[Annotated[Real, Field(gt=0)], Annotated[Real, Field(gt=0)], Annotated[Real, Field(gt=0)]] = (
         0.229,
         0.224,
         0.225,

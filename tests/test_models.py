@@ -1,0 +1,91 @@
+"""The model zoo, the normalising wrapper and local weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustspec.errors import ModelError, RegistryError
+from robustspec.models import MODELS, Normalized, build_network, count_parameters
+from robustspec.models.weights import load_local_weights
+
+# The research's parameter counts at 31 classes (Office-31), in millions, to two decimals.
+RESEARCH_PARAMS_M = {"resnet18": 11.19, "resnet34": 21.30, "resnet50": 23.57, "resnet101": 42.56, "resnet152": 58.21}
+
+
+@pytest.mark.parametrize("arch", sorted(RESEARCH_PARAMS_M))
+def test_resnet_parameter_counts_match_the_research(arch: str) -> None:
+    params = count_parameters(build_network(arch, 31))
+    assert round(params / 1e6, 2) == RESEARCH_PARAMS_M[arch]
+
+
+@pytest.mark.parametrize("arch", MODELS.names())
+def test_every_registered_model_builds_and_runs_on_small_images(arch: str) -> None:
+    if arch in ("resnet101", "resnet152"):
+        pytest.skip("covered by the parameter-count test; slow to run forward on CPU")
+    net = Normalized(build_network(arch, 7)).eval()
+    with torch.inference_mode():
+        out = net(torch.rand(2, 3, 32, 32))
+    assert out.shape == (2, 7)
+
+
+def test_unknown_model_suggests_close_names() -> None:
+    with pytest.raises(RegistryError, match="resnet18"):
+        build_network("resnet81", 10)
+
+
+def tiny_factory(num_classes: int, width: int = 4) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+
+def test_user_factory_by_import_path() -> None:
+    net = build_network(f"{__name__}:tiny_factory", 5, {"width": 6})
+    assert net[-1].out_features == 5 and net[0].out_channels == 6
+
+
+@pytest.mark.parametrize(
+    "ref, message",
+    [("no_such_module_xyz:f", "cannot import"), (f"{__name__}:missing", "no callable"), ("bad ref:x", "package.module:function")],
+    ids=["missing-module", "missing-function", "malformed"],
+)
+def test_bad_factories_are_clear_errors(ref: str, message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        build_network(ref, 3)
+
+
+def test_wrapper_normalises_inside() -> None:
+    seen = {}
+
+    class Spy(nn.Module):
+        def forward(self, x):
+            seen["x"] = x
+            return x.mean(dim=(2, 3))
+
+    net = Normalized(Spy(), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    net(torch.full((1, 3, 2, 2), 0.75))
+    assert torch.allclose(seen["x"], torch.ones(1, 3, 2, 2))
+
+
+def test_weights_with_prefix_nesting_and_another_head(tmp_path) -> None:
+    src = build_network("resnet10-mini", 1000)
+    state = {"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}
+    path = tmp_path / "w.pt"
+    torch.save(state, path)
+    dst = build_network("resnet10-mini", 10)
+    skipped = load_local_weights(dst, path)
+    assert skipped == ["fc.weight", "fc.bias"]
+    assert torch.equal(dst.conv1.weight, src.conv1.weight)
+
+
+def test_weights_that_do_not_fit_list_the_keys(tmp_path) -> None:
+    torch.save(build_network("resnet18", 10).state_dict(), tmp_path / "r18.pt")
+    with pytest.raises(ModelError, match="does not fit") as info:
+        load_local_weights(build_network("resnet10-mini", 10), tmp_path / "r18.pt")
+    assert "shape mismatches" in str(info.value) or "unexpected keys" in str(info.value)
+
+
+def test_weights_file_that_is_not_a_state_dict(tmp_path) -> None:
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="cannot read weights file"):
+        load_local_weights(build_network("resnet10-mini", 10), tmp_path / "junk.pt")
