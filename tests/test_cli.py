@@ -73,7 +73,7 @@ def test_validate_bad_suite_reports_every_error(project: Path, capsys: pytest.Ca
     lines = captured.out.splitlines()
     assert lines == [
         f"{bad}:2:9: source: unknown domain 'amazn'; did you mean 'amazon'? (the dataset has: amazon, webcam, dslr)",
-        f"{bad}:3:17: train.epochs: input should be a valid integer, unable to parse string as an integer (got 'ten')",
+        f"{bad}:3:17: train.epochs: input should be a valid integer (got 'ten')",
         f"{bad}:6:28: expect[0].source-accuracy.min: input should be less than or equal to 1 (got 1.5)",
     ]
     assert "Traceback" not in captured.err
