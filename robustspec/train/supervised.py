@@ -52,6 +52,8 @@ def train_supervised(model: nn.Module, data: Split, recipe: TrainRecipe, *, devi
         loss_sum, correct, seen = 0.0, 0, 0
         for start in range(0, n, recipe.batch_size):
             idx = perm[start : start + recipe.batch_size]
+            if len(idx) < 2:  # BatchNorm cannot train on one image; the next epoch's permutation covers it
+                continue
             x = data.images[idx].float().div_(255.0)
             a = recipe.augment
             x = augment_batch(x, g, crop_pad=a.crop_pad, flip=a.flip, jitter=a.jitter).to(device)

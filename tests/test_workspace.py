@@ -1,0 +1,74 @@
+"""The artifact graph end to end on a small JPEG tree: ImageFolder data -> trained model -> evaluations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from robustspec.errors import SpecErrors
+from robustspec.spec.loader import load_suite
+from robustspec.store import Store
+from robustspec.workspace import Workspace
+
+CLASSES = ["mug", "pen", "ruler"]
+COLOURS = {"mug": (200, 30, 30), "pen": (30, 200, 30), "ruler": (30, 30, 200)}
+
+
+def write_tree(root: Path, domains=("amazon", "webcam"), classes=CLASSES, office_layout=True) -> None:
+    g = torch.Generator().manual_seed(0)
+    for d_i, domain in enumerate(domains):
+        for cls in classes:
+            folder = root / domain / ("images" if office_layout else "") / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(6):
+                noise = torch.randint(0, 40 + 40 * d_i, (20, 24, 3), generator=g)
+                base = torch.tensor(COLOURS.get(cls, (128, 128, 128)))
+                img = (base + noise).clamp(0, 255).to(torch.uint8).numpy()
+                Image.fromarray(img).save(folder / f"{i}.jpg", quality=90)
+
+
+def write_suite(dir: Path, data_line: str) -> Path:
+    (dir / "suites").mkdir(exist_ok=True)
+    p = dir / "suites" / "real.yaml"
+    p.write_text(
+        f"data: {data_line}\n"
+        "source: amazon\n"
+        "train: {epochs: 2, batch-size: 8, optimizer: {name: adam, lr: 0.01}}\n"
+        "models: [resnet10-mini]\n"
+        "expect:\n"
+        "  - target-accuracy: {domains: [webcam], min: 0.0}\n"
+    )
+    return p
+
+
+def test_imagefolder_suite_builds_once_and_evaluates(tmp_path: Path) -> None:
+    write_tree(tmp_path / "office")
+    loaded = load_suite(write_suite(tmp_path, "{imagefolder: ../office, image-size: 32, test-fraction: 0.5}"), tmp_path / "specs")
+    suite, model = loaded.suite, loaded.suite.models[0]
+    store = Store(tmp_path / "store")
+    ws = Workspace(store)
+    acc = ws.accuracy(suite, model, "baseline", "webcam")
+    assert acc.n == 9  # 3 classes x 6 images x 0.5
+    assert 0 <= acc.correct <= acc.n
+    kinds = sorted(b["kind"] for b in store.builds())
+    assert kinds == ["data", "data", "eval", "model"]
+    # A second process (a new workspace) reuses everything.
+    again = Workspace(Store(tmp_path / "store")).accuracy(suite, model, "baseline", "webcam")
+    assert again == acc and len(store.builds()) == 4
+
+
+def test_mismatched_classes_are_a_positioned_error(tmp_path: Path) -> None:
+    write_tree(tmp_path / "office", domains=("amazon",))
+    write_tree(tmp_path / "office", domains=("webcam",), classes=["mug", "pen"], office_layout=False)
+    with pytest.raises(SpecErrors) as info:
+        load_suite(write_suite(tmp_path, "{imagefolder: ../office}"), tmp_path / "specs")
+    text = str(info.value)
+    assert "real.yaml:1:7: data:" in text and "ruler" in text
+
+
+def test_missing_root_is_a_positioned_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecErrors, match=r"real.yaml:1:7: data: .*nowhere"):
+        load_suite(write_suite(tmp_path, "{imagefolder: ../nowhere}"), tmp_path / "specs")
