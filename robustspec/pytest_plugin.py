@@ -47,6 +47,13 @@ class _PluginState:
             return (self.config.rootpath / str(ini)).resolve()
         return (self.config.rootpath / ".robustspec" / "store").resolve()
 
+    def build_threads(self) -> int | None:
+        """Torch threads while building (None: auto); checked in pytest_configure, so a bad value is a usage error."""
+        threads = str(self.config.getoption("robustspec_build_threads") or self.config.getini("robustspec_build_threads"))
+        if threads != "auto" and not (threads.isdigit() and int(threads) > 0):
+            raise pytest.UsageError(f"--robustspec-build-threads: expected a positive number or auto, got {threads!r}")
+        return None if threads == "auto" else int(threads)
+
     def specs_dir(self) -> Path | None:
         opt = self.config.getoption("robustspec_specs") or self.config.getini("robustspec_specs")
         return (self.config.rootpath / str(opt)).resolve() if opt else None
@@ -68,11 +75,7 @@ class _PluginState:
             device = self.config.getoption("robustspec_device")
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
-            threads = str(self.config.getoption("robustspec_build_threads") or self.config.getini("robustspec_build_threads"))
-            if threads != "auto" and not (threads.isdigit() and int(threads) > 0):
-                raise pytest.UsageError(f"--robustspec-build-threads: expected a positive number or auto, got {threads!r}")
-            build_threads = None if threads == "auto" else int(threads)
-            self.workspace = Workspace(Store(self.store_root()), torch.device(device), build_threads=build_threads)
+            self.workspace = Workspace(Store(self.store_root()), torch.device(device), build_threads=self.build_threads())
             progress.set_sink(self._progress_sink())
         return self.workspace
 
@@ -177,6 +180,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_state_key] = _PluginState(config)
+    _state(config).build_threads()  # a bad value stops the session here, not in every item
     config.addinivalue_line("markers", "robustspec: an item generated from a robustspec suite")
     if getattr(config, "workerinput", None) is None and _uses_xdist(config):
         _state(config).start_tailing()

@@ -10,8 +10,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from robustspec.store import Store
 
@@ -85,7 +87,9 @@ def write_suite(pytester: pytest.Pytester, name: str, text: str) -> None:
 
 
 def run(pytester: pytest.Pytester, store: Path | None, *args: str) -> pytest.RunResult:
-    opts = ["-p", "no:cacheprovider"]
+    # hypothesis's plugin costs ~0.5 s per process (controller and each worker) and plays no part here;
+    # test_unrelated_project_is_untouched runs with every installed plugin.
+    opts = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
     if store is not None:
         opts.append(f"--robustspec-store={store}")
     return pytester.runpytest_subprocess(*opts, *args, timeout=RUN_TIMEOUT)
@@ -152,14 +156,22 @@ def test_passing_run_prints_summary(project: pytest.Pytester, shared_store: Path
 
 def test_gate_fails_with_numbers_and_no_traceback(project: pytest.Pytester, shared_store: Path) -> None:
     write_suite(
-        project, "s.yaml", suite_text("source-accuracy: {min: 0.0}", "target-accuracy: {min: 1.0}", "drop-vs-source: {max: 0.0}")
+        project,
+        "s.yaml",
+        suite_text(
+            "source-accuracy: {min: 0.0}",
+            "target-accuracy: {min: 1.0}",
+            "drop-vs-source: {max: 0.0}",
+            "drop-vs-source: {max: 0.0, confidence: 0.99}",
+        ),
     )
     result = run(project, shared_store, "--junitxml=out.xml")
     assert result.ret == pytest.ExitCode.TESTS_FAILED, output(result)
     assert_no_traceback(result)
     cases = junit_cases(project.path / "out.xml")
-    assert set(cases) == set(ITEMS)
-    # A 1-epoch model cannot be perfect on 24 images of every target domain.
+    confident = [f"resnet10-mini::baseline::drop-vs-source#2[{d}]" for d in ("webcam", "dslr")]
+    assert set(cases) == {*ITEMS, *confident}
+    # A 1-epoch model cannot be perfect on 24 images of a target domain.
     for domain in ("webcam", "dslr"):
         props, failure = cases[f"resnet10-mini::baseline::target-accuracy[{domain}]"]
         assert float(props["measured"]) < 1.0
@@ -169,15 +181,22 @@ def test_gate_fails_with_numbers_and_no_traceback(project: pytest.Pytester, shar
         assert re.search(r"95% CI \[\d\.\d{3}, \d\.\d{3}\]", failure), failure
         # The same text on the terminal, with the suite file and line.
         result.stdout.fnmatch_lines([f"*s.yaml:7: accuracy on target domain '{domain}': measured * min 1.000"])
-    # A drop can be negative (target easier than source); max 0.0 fails exactly the positive ones.
+    # A drop can be negative (target easier than source): max 0.0 fails exactly the positive drops, and
+    # with confidence exactly those whose upper bound is positive, which a 99% bound on 24 images always is
+    # unless the target is far easier than the source.
     for domain in ("webcam", "dslr"):
         props, failure = cases[f"resnet10-mini::baseline::drop-vs-source[{domain}]"]
         assert (failure is not None) == (float(props["measured"]) > 0.0), (props, failure)
-        if failure is not None:
-            assert "max 0.000" in failure and "measured" in failure
+        props, failure = cases[f"resnet10-mini::baseline::drop-vs-source#2[{domain}]"]
+        assert (failure is not None) == (float(props["ci_high"]) > 0.0), (props, failure)
+    assert any(cases[key][1] is not None for key in confident)
+    for key, (props, failure) in cases.items():
+        if failure is not None and "drop-vs-source" in key:
+            assert f"measured {float(props['measured']):.3f}" in failure and "max 0.000" in failure, failure
+            assert re.search(r"\d+% CI \[-?\d\.\d{3}, -?\d\.\d{3}\]", failure), failure
     assert cases["resnet10-mini::baseline::source-accuracy"][1] is None
     n_failed = sum(f is not None for _, f in cases.values())
-    result.assert_outcomes(passed=5 - n_failed, failed=n_failed)
+    result.assert_outcomes(passed=len(cases) - n_failed, failed=n_failed)
     result.stdout.fnmatch_lines(["*robustspec summary*", "*target-accuracy*webcam*>= 1.000*FAIL"])
 
 
@@ -247,11 +266,12 @@ def test_bad_suite_is_a_collection_error_of_that_file_only(
     assert_no_traceback(result)
 
 
-def test_strict_mode_runs_nothing_when_a_suite_is_bad(project: pytest.Pytester, tmp_path: Path) -> None:
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
+def test_strict_mode_runs_nothing_when_a_suite_is_bad(project: pytest.Pytester, tmp_path: Path, xdist: list[str]) -> None:
     store = tmp_path / "store"
     write_suite(project, "good.yaml", suite_text(*ALWAYS_PASS))
     write_suite(project, "bad.yaml", BAD_SUITE)
-    result = run(project, store, "--robustspec-strict")
+    result = run(project, store, "--robustspec-strict", *xdist)
     assert result.ret not in (0, pytest.ExitCode.NO_TESTS_COLLECTED), output(result)
     assert result.parseoutcomes().get("passed", 0) == 0
     result.stdout.re_match_lines([r"^suites/bad\.yaml:5:1: "])
@@ -276,15 +296,19 @@ def numbers(cases: dict[str, tuple[dict[str, str], str | None]]) -> dict[str, tu
     return {key: tuple(props[k] for k in ("measured", "n", "ci_low", "ci_high", "status")) for key, (props, _) in cases.items()}
 
 
+def trained_weights(store: Path) -> dict[str, Any]:
+    """The state dict of the one model built in ``store``."""
+    [key] = [b["key"] for b in Store(store).builds() if b["kind"] == "model"]
+    return Store(store).load(key)["state_dict"]
+
+
 @pytest.fixture(scope="module")
-def two_worker_numbers() -> dict[str, dict[str, tuple[str, ...]]]:
-    """The numbers of the -n 2 run of the JUnit test, reused by the -n 1 comparison (it reruns if absent)."""
+def two_worker_run() -> dict[str, Any]:
+    """The -n 2 run of the JUnit test (numbers and store), reused by the -n 1 comparison (which reruns if absent)."""
     return {}
 
 
-def test_junit_xml_under_xdist_has_the_numbers(
-    project: pytest.Pytester, tmp_path: Path, two_worker_numbers: dict[str, dict[str, tuple[str, ...]]]
-) -> None:
+def test_junit_xml_under_xdist_has_the_numbers(project: pytest.Pytester, tmp_path: Path, two_worker_run: dict[str, Any]) -> None:
     cases = run_for_junit(project, tmp_path / "store", "2", tmp_path / "out.xml")
     assert set(cases) == set(ITEMS)
     for key, (props, failure) in cases.items():
@@ -298,18 +322,29 @@ def test_junit_xml_under_xdist_has_the_numbers(
         assert f"measured {float(props['measured']):.3f}" in failure and "min 1.000" in failure
         assert re.search(r"95% CI \[\d\.\d{3}, \d\.\d{3}\]", failure), failure
     assert cases["resnet10-mini::baseline::source-accuracy"][0]["domain"] == ""
-    two_worker_numbers["2"] = numbers(cases)
+    two_worker_run.update(numbers=numbers(cases), store=tmp_path / "store")
 
 
-def test_one_and_two_workers_measure_the_same(
-    project: pytest.Pytester, tmp_path: Path, two_worker_numbers: dict[str, dict[str, tuple[str, ...]]]
-) -> None:
-    # -n 1 gives its worker all cores' torch threads, -n 2 one each: training must still give the same model.
+def test_one_and_two_workers_measure_the_same(project: pytest.Pytester, tmp_path: Path, two_worker_run: dict[str, Any]) -> None:
+    # -n 1 caps torch at all cores, -n 2 at one each; builds pin their own thread count (default 1), so the
+    # trained weights must be bitwise equal. (With --robustspec-build-threads=auto they differ by ~1e-6.)
     one = numbers(run_for_junit(project, tmp_path / "store-n1", "1", tmp_path / "n1.xml"))
-    if "2" not in two_worker_numbers:
-        two_worker_numbers["2"] = numbers(run_for_junit(project, tmp_path / "store-n2", "2", tmp_path / "n2.xml"))
+    if "numbers" not in two_worker_run:
+        two = numbers(run_for_junit(project, tmp_path / "store-n2", "2", tmp_path / "n2.xml"))
+        two_worker_run.update(numbers=two, store=tmp_path / "store-n2")
     assert set(one) == set(ITEMS)
-    assert one == two_worker_numbers["2"]
+    assert one == two_worker_run["numbers"]
+    w1, w2 = trained_weights(tmp_path / "store-n1"), trained_weights(two_worker_run["store"])
+    assert w1.keys() == w2.keys()
+    assert [k for k in w1 if not torch.equal(w1[k], w2[k])] == []
+
+
+def test_bad_build_threads_is_a_usage_error(project: pytest.Pytester, tmp_path: Path) -> None:
+    write_suite(project, "s.yaml", suite_text(*ALWAYS_PASS))
+    result = run(project, tmp_path / "store", "--robustspec-build-threads=abc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, output(result)
+    result.stderr.fnmatch_lines(["ERROR: --robustspec-build-threads: expected a positive number or auto, got 'abc'"])
+    assert_no_traceback(result)
 
 
 # --- 10, 11. no side effects; where the store is ---------------------------------------------------
