@@ -36,10 +36,9 @@ class Check:
 def plan_suite(loaded: LoadedSuite) -> list[Check]:
     """Expand every expectation over models, variants and domains; names are unique within a model/variant."""
     suite = loaded.suite
-    variants = [BASELINE, *suite.variants]
     checks: list[Check] = []
     for model in suite.models:
-        for variant in variants:
+        for variant in [BASELINE, *loaded.variants.get(model.name, {})]:
             # A name used twice under one model/variant (same kind, same domain) gets #2, #3 ...
             seen: dict[str, int] = {}
             for e in loaded.expectations:
@@ -48,7 +47,7 @@ def plan_suite(loaded: LoadedSuite) -> list[Check]:
                 if e.params.variants is not None and variant not in e.params.variants:
                     continue
                 kind = EXPECTATIONS.get(e.kind)()
-                for target in kind.expand(e.params, suite.source, suite.targets):
+                for target in kind.expand(e.params, suite.source, suite.targets, variant):
                     name = f"{e.kind}[{target.label}]" if target.label else e.kind
                     seen[name] = seen.get(name, 0) + 1
                     if seen[name] > 1:

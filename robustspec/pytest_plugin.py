@@ -316,8 +316,10 @@ class CheckItem(pytest.Item):
         c = self.check
         ws = _state(self.config).get_workspace()
         suite = c.loaded.suite
-        accuracy = {d: ws.accuracy(suite, c.model, c.variant, d) for d in c.target.domains}
-        outcome = EXPECTATIONS.get(c.kind)().judge(c.params, c.target, suite.source, accuracy)
+        from .workspace import SubjectMeasurements
+
+        measurements = SubjectMeasurements(ws, c.loaded, c.model, c.variant)
+        outcome = EXPECTATIONS.get(c.kind)().judge(c.params, c.target, measurements)
         props = [
             ("robustspec", "1"),
             ("suite", suite.suite),
@@ -326,7 +328,8 @@ class CheckItem(pytest.Item):
             ("check", c.kind),
             ("domain", c.target.label),
             *outcome.properties(),
-            *((f"eval_key[{d}]", ws.eval_key(suite, c.model, c.variant, d)) for d in c.target.domains),
+            ("artifact_key", ws.variant_key(c.loaded, c.model, c.variant)),
+            *((f"eval_key[{d}]", ws.eval_key(c.loaded, c.model, c.variant, d)) for d in c.target.domains),
         ]
         # Appended directly (not record_property): reaches the JUnit XML under xdist without xunit2 warnings.
         self.user_properties.extend(props)
@@ -368,13 +371,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not rows:
         return
     rows.sort(key=lambda r: r["_nodeid"])
+
+    def num(v: Any) -> str:
+        v = float(v)
+        return f"{v / 1e6:.3f}M" if abs(v) >= 1e4 else f"{v:.3f}"
+
     header = ("suite", "model", "variant", "check", "domain", "measured", "threshold", "status")
     table = [header]
     for r in rows:
         cmp = r.get("comparison", "")
         table.append((
             str(r.get("suite", "")), str(r.get("model", "")), str(r.get("variant", "")), str(r.get("check", "")),
-            str(r.get("domain", "")) or "-", f"{float(r.get('measured', 0)):.3f}", f"{cmp} {float(r.get('threshold', 0)):.3f}",
+            str(r.get("domain", "")) or "-", num(r.get("measured", 0)), f"{cmp} {num(r.get('threshold', 0))}",
             "PASS" if r.get("status") == "pass" else "FAIL",
         ))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

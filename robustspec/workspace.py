@@ -6,8 +6,12 @@ Artifact graph and content keys::
     model(arch, params, weights, normalisation, recipe) <- data(source)
     eval(test split)                                    <- model, data(domain)
 
+    variant step(kind, params)                          <- model, or the previous step of its chain
+    metrics(parameters, bytes, MACs)                    <- model or variant
+
 A key hashes the canonical recipe, the parents' keys and the builder's version, so changing a threshold
-changes no key, and changing a recipe rebuilds that artifact and what depends on it only.
+changes no key, changing a recipe rebuilds that artifact and what depends on it only, and variants whose
+chains share a prefix share the prefix's artifacts.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from .expect import Accuracy
 from .models import Normalized, build_network, count_parameters
 from .models.weights import load_local_weights, weights_fingerprint
 from .progress import Timer, report
+from .compress import COMPRESSIONS
+from .compress.base import StepContext
+from .metrics import is_quantized, macs, nonzero_parameters, parameter_count, stored_bytes
+from .spec.loader import LoadedSuite, ParsedStep
 from .spec.schema import BASELINE, ModelSpec, Suite, TrainRecipe
 from .store import Store, content_key
 from .train import train_supervised
@@ -33,7 +41,7 @@ from .train import train_supervised
 __all__ = ["Workspace", "BUILDER_VERSIONS"]
 
 #: Bump one of these when the code that builds that kind of artifact changes its output.
-BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1"}
+BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "1"}
 
 
 @dataclass
@@ -49,6 +57,7 @@ class Workspace:
     _splits: dict[str, dict[str, Split]] = field(default_factory=dict)
     _models: dict[str, nn.Module] = field(default_factory=dict)
     _evals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- keys (cheap; no data is touched) ----------------------------------------------------------------
 
@@ -76,10 +85,25 @@ class Workspace:
     def model_key(self, suite: Suite, model: ModelSpec) -> str:
         return content_key("model", self.model_recipe(suite, model), (self.data_key(suite, suite.source),), BUILDER_VERSIONS["model"])
 
-    def eval_key(self, suite: Suite, model: ModelSpec, variant: str, domain: str) -> str:
-        if variant != BASELINE:
-            raise NotImplementedError(f"variant {variant!r}: compression variants are not available in this version")
-        parents = (self.model_key(suite, model), self.data_key(suite, domain))
+    @staticmethod
+    def steps(loaded: LoadedSuite, model: ModelSpec, variant: str) -> list[ParsedStep]:
+        if variant == BASELINE:
+            return []
+        return loaded.variants[model.name][variant]
+
+    def step_keys(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> list[str]:
+        """Keys along the chain: the trained model's, then one per step."""
+        keys = [self.model_key(loaded.suite, model)]
+        for step in self.steps(loaded, model, variant):
+            recipe = {"step": step.kind, "params": step.params.model_dump(mode="json")}
+            keys.append(content_key("variant", recipe, (keys[-1],), BUILDER_VERSIONS["variant"]))
+        return keys
+
+    def variant_key(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> str:
+        return self.step_keys(loaded, model, variant)[-1]
+
+    def eval_key(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> str:
+        parents = (self.variant_key(loaded, model, variant), self.data_key(loaded.suite, domain))
         return content_key("eval", {"split": "test", "domain": domain}, parents, BUILDER_VERSIONS["eval"])
 
     # -- artifacts (built once across processes, loaded once per process) ------------------------------
@@ -148,18 +172,128 @@ class Workspace:
         self._models[key] = net
         return net
 
-    def accuracy(self, suite: Suite, model: ModelSpec, variant: str, domain: str) -> Accuracy:
-        key = self.eval_key(suite, model, variant, domain)
+    def step_context(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> StepContext:
+        suite = loaded.suite
+
+        def new_network(arch: str, params: dict[str, Any]) -> nn.Module:
+            net = build_network(arch, len(self.dataset(suite).classes), params)
+            return Normalized(net, model.normalize.mean, model.normalize.std)
+
+        return StepContext(
+            train=self.splits(suite, suite.source)["train"],
+            num_classes=len(self.dataset(suite).classes),
+            device=self.device,
+            recipe=model.train or suite.train,
+            baseline=lambda: self.trained(suite, model),
+            new_network=new_network,
+            label=f"{model.name}/{variant}",
+        )
+
+    def model(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> nn.Module:
+        """The trained model, or the compressed variant: each step built once and restored from the store."""
+        steps = self.steps(loaded, model, variant)
+        keys = self.step_keys(loaded, model, variant)
+        module = self.trained(loaded.suite, model)
+        for i, step in enumerate(steps):
+            key = keys[i + 1]
+            if key in self._models:
+                module = self._models[key]
+                continue
+            impl = COMPRESSIONS.get(step.kind)()
+            ctx = self.step_context(loaded, model, variant)
+            parent = module
+
+            def build(impl=impl, step=step, parent=parent, ctx=ctx) -> dict[str, Any]:
+                timer = Timer()
+                result = impl.apply(parent, step.params, ctx)
+                report(f"{ctx.label}: {step.kind} done ({timer.seconds:.0f}s)")
+                self._models[key] = result.model.eval()
+                return {"state": result.state, "info": result.info}
+
+            stored = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "step": step.kind}, describe=f"{model.name}/{variant} {step.kind}")
+            if key not in self._models:
+                self._models[key] = impl.restore(parent, step.params, stored["state"], ctx).eval()
+            module = self._models[key]
+        return module
+
+    def step_info(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> dict[str, Any]:
+        """What the steps of a variant reported (ratio found, sparsity, ...), merged in chain order."""
+        info: dict[str, Any] = {}
+        keys = self.step_keys(loaded, model, variant)
+        self.model(loaded, model, variant)
+        for step, key in zip(self.steps(loaded, model, variant), keys[1:]):
+            for k, v in self.store.load(key)["info"].items():
+                info[f"{step.kind}.{k}"] = v
+        return info
+
+    def metrics(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> dict[str, Any]:
+        """Parameters, stored bytes and MACs of a model or variant (an artifact of its own)."""
+        key = content_key("metrics", {}, (self.variant_key(loaded, model, variant),), BUILDER_VERSIONS["metrics"])
+        if key not in self._metrics:
+
+            def build() -> dict[str, Any]:
+                net = self.model(loaded, model, variant)
+                size = self.dataset(loaded.suite).image_size
+                quantized = is_quantized(net)
+                out = {
+                    "parameters": parameter_count(net),
+                    "nonzero_parameters": parameter_count(net) if quantized else nonzero_parameters(net),
+                    "bytes": stored_bytes(net),
+                    "macs": macs(net, size) if not quantized else 0,
+                    "quantized": int(quantized),
+                }
+                if quantized and variant != BASELINE:
+                    # int8 kernels are not counted by FlopCounterMode; quantizing keeps the float structure's MACs.
+                    parent_steps = self.steps(loaded, model, variant)[:-1]
+                    out["macs"] = self._float_macs(loaded, model, variant, len(parent_steps))
+                out.update(self.step_info(loaded, model, variant) if variant != BASELINE else {})
+                return {k: v for k, v in out.items() if isinstance(v, (int, float, str, bool))}
+
+            self._metrics[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant}, describe=f"metrics {model.name}/{variant}")
+        return self._metrics[key]
+
+    def _float_macs(self, loaded: LoadedSuite, model: ModelSpec, variant: str, upto: int) -> int:
+        module = self.trained(loaded.suite, model)
+        keys = self.step_keys(loaded, model, variant)
+        if upto:
+            self.model(loaded, model, variant)
+            module = self._models[keys[upto]]
+        return macs(module, self.dataset(loaded.suite).image_size)
+
+    def accuracy(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> Accuracy:
+        suite = loaded.suite
+        key = self.eval_key(loaded, model, variant, domain)
         if key not in self._evals:
 
             def build() -> dict[str, Any]:
-                net = self.trained(suite, model)
+                net = self.model(loaded, model, variant)
                 split = self.splits(suite, domain)["test"]
                 timer = Timer()
-                ok = correctness(net, split, device=self.device)
+                device = torch.device("cpu") if is_quantized(net) else self.device  # int8 kernels are CPU-only
+                ok = correctness(net, split, device=device)
                 report(f"evaluated {model.name}/{variant} on {domain!r}: {ok.float().mean():.3f} ({timer.seconds:.1f}s)")
                 return {"correct": ok, "n": len(split)}
 
             self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "domain": domain}, describe=f"eval {model.name}/{variant}/{domain}")
         ev = self._evals[key]
         return Accuracy(int(ev["correct"].sum()), int(ev["n"]))
+
+
+@dataclass
+class SubjectMeasurements:
+    """The :class:`~robustspec.expect.base.Measurements` of one model and variant, through a workspace."""
+
+    workspace: Workspace
+    loaded: LoadedSuite
+    model_spec: ModelSpec
+    variant: str
+
+    @property
+    def source(self) -> str:
+        return self.loaded.suite.source
+
+    def accuracy(self, domain: str, variant: str | None = None) -> Accuracy:
+        return self.workspace.accuracy(self.loaded, self.model_spec, variant or self.variant, domain)
+
+    def metrics(self, variant: str | None = None) -> dict[str, Any]:
+        return self.workspace.metrics(self.loaded, self.model_spec, variant or self.variant)

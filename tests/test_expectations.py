@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import pytest
 
+from dataclasses import dataclass, field
+
 from robustspec.expect import EXPECTATIONS, Accuracy, CheckTarget
 
 
-def judge(kind: str, params: dict, target: CheckTarget, acc: dict):
+@dataclass
+class FakeMeasurements:
+    """Fixed numbers per (variant, domain) and per variant, as the workspace would give them."""
+
+    acc: dict  # domain -> Accuracy for this variant, or (variant, domain) -> Accuracy
+    metric: dict = field(default_factory=dict)
+    variant: str = "fp"
+    source: str = "amazon"
+
+    def accuracy(self, domain, variant=None):
+        v = variant or self.variant
+        return self.acc.get((v, domain)) or self.acc[domain]
+
+    def metrics(self, variant=None):
+        return self.metric[variant or self.variant]
+
+
+def judge(kind: str, params: dict, target: CheckTarget, acc: dict, **kw):
     exp = EXPECTATIONS.get(kind)()
-    return exp.judge(exp.Params.model_validate(params), target, "amazon", acc)
+    return exp.judge(exp.Params.model_validate(params), target, FakeMeasurements(acc, **kw))
 
 
 def test_confidence_turns_a_point_pass_into_a_fail() -> None:
@@ -34,17 +53,48 @@ def test_drop_vs_source_measures_the_difference() -> None:
 def test_expansion_is_one_item_per_domain() -> None:
     exp = EXPECTATIONS.get("target-accuracy")()
     params = exp.Params.model_validate({"min": 0.5})
-    assert [t.label for t in exp.expand(params, "amazon", ["webcam", "dslr"])] == ["webcam", "dslr"]
+    assert [t.label for t in exp.expand(params, "amazon", ["webcam", "dslr"], "baseline")] == ["webcam", "dslr"]
     params = exp.Params.model_validate({"min": 0.5, "domains": ["dslr"]})
-    assert [t.label for t in exp.expand(params, "amazon", ["webcam", "dslr"])] == ["dslr"]
+    assert [t.label for t in exp.expand(params, "amazon", ["webcam", "dslr"], "baseline")] == ["dslr"]
 
 
 @pytest.mark.parametrize("kind", EXPECTATIONS.names())
 def test_every_expectation_reports_its_numbers(kind: str) -> None:
     exp = EXPECTATIONS.get(kind)()
-    field = "max" if "max" in exp.Params.model_fields else "min"
-    params = exp.Params.model_validate({field: 0.5})
+    name = "max" if "max" in exp.Params.model_fields else "min"
+    params = exp.Params.model_validate({name: 2 if kind == "max-params" else 0.5})
     acc = {d: Accuracy(40, 50) for d in ("amazon", "webcam", "dslr")}
-    for target in exp.expand(params, "amazon", ["webcam", "dslr"]):
-        props = dict(exp.judge(params, target, "amazon", acc).properties())
-        assert {"measured", "threshold", "comparison", "status", "n", "ci_low", "ci_high"} <= set(props)
+    m = FakeMeasurements(acc, {"fp": {"parameters": 1_000_000, "bytes": 4_000_000}})
+    targets = exp.expand(params, "amazon", ["webcam", "dslr"], "fp")
+    assert targets
+    for target in targets:
+        props = dict(exp.judge(params, target, m).properties())
+        assert {"measured", "threshold", "comparison", "status"} <= set(props)
+
+
+def test_baseline_comparisons_do_not_apply_to_the_baseline() -> None:
+    for kind in ("drop-vs-baseline", "retained"):
+        exp = EXPECTATIONS.get(kind)()
+        params = exp.Params.model_validate({"max" if kind == "drop-vs-baseline" else "min": 0.5})
+        assert exp.expand(params, "amazon", ["webcam"], "baseline") == []
+        assert [t.label for t in exp.expand(params, "amazon", ["webcam"], "fp")] == ["amazon", "webcam"]
+
+
+def test_drop_vs_baseline_absolute_and_relative() -> None:
+    acc = {("baseline", "webcam"): Accuracy(80, 100), ("fp", "webcam"): Accuracy(60, 100)}
+    t = CheckTarget("webcam", ("webcam",))
+    out = judge("drop-vs-baseline", {"max": 0.2}, t, acc)
+    assert out.passed and out.measured == pytest.approx(0.2)
+    rel = judge("drop-vs-baseline", {"max": 0.2, "relative": True}, t, acc)
+    assert not rel.passed and rel.measured == pytest.approx(0.25)
+    kept = judge("retained", {"min": 0.75}, t, acc)
+    assert kept.passed and kept.measured == pytest.approx(0.75)
+
+
+def test_size_expectations_parse_counts() -> None:
+    m = {"fp": {"parameters": 4_600_000, "bytes": 18_500_000}}
+    t = CheckTarget("", ())
+    assert not judge("max-params", {"max": "4.51M"}, t, {}, metric=m).passed
+    assert judge("max-params", {"max": "4.6M"}, t, {}, metric=m).passed
+    assert judge("max-size-mb", {"max": 18.5}, t, {}, metric=m).passed
+    assert not judge("max-size-mb", {"max": 18.4}, t, {}, metric=m).passed

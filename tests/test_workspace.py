@@ -50,13 +50,13 @@ def test_imagefolder_suite_builds_once_and_evaluates(tmp_path: Path) -> None:
     suite, model = loaded.suite, loaded.suite.models[0]
     store = Store(tmp_path / "store")
     ws = Workspace(store)
-    acc = ws.accuracy(suite, model, "baseline", "webcam")
+    acc = ws.accuracy(loaded, model, "baseline", "webcam")
     assert acc.n == 9  # 3 classes x 6 images x 0.5
     assert 0 <= acc.correct <= acc.n
     kinds = sorted(b["kind"] for b in store.builds())
     assert kinds == ["data", "data", "eval", "model"]
     # A second process (a new workspace) reuses everything.
-    again = Workspace(Store(tmp_path / "store")).accuracy(suite, model, "baseline", "webcam")
+    again = Workspace(Store(tmp_path / "store")).accuracy(loaded, model, "baseline", "webcam")
     assert again == acc and len(store.builds()) == 4
 
 

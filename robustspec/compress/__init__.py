@@ -7,5 +7,7 @@ from ..registry import Registry
 
 __all__ = ["COMPRESSIONS"]
 
-#: Compression steps by their YAML key (``prune``, ``distill``, ``quantize``, ...).
+#: Compression steps by their YAML key (``prune``, ``distill``, ``quantize``, ``lowrank``, ``sparsify``).
 COMPRESSIONS: Registry = Registry("compression")
+
+from . import distill  # noqa: E402,F401  (registers itself)

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ..spec.schema import ExpectationBase, Name, Probability
 from ..stats import newcombe_difference
-from .base import EXPECTATIONS, Accuracy, CheckTarget, Outcome, gate_min
+from .base import EXPECTATIONS, at_least, at_most, Accuracy, CheckTarget, Outcome, gate_min
 
 
 class SourceAccuracyParams(ExpectationBase):
@@ -31,11 +31,11 @@ class SourceAccuracy:
 
     Params = SourceAccuracyParams
 
-    def expand(self, params: SourceAccuracyParams, source: str, targets: list[str]) -> list[CheckTarget]:
+    def expand(self, params: SourceAccuracyParams, source: str, targets: list[str], variant: str) -> list[CheckTarget]:
         return [CheckTarget("", (source,))]
 
-    def judge(self, params, target, source, accuracy) -> Outcome:
-        return gate_min(accuracy[source], params.min, params.confidence, f"accuracy on source domain {source!r}")
+    def judge(self, params, target, m) -> Outcome:
+        return gate_min(m.accuracy(m.source), params.min, params.confidence, f"accuracy on source domain {m.source!r}")
 
 
 @EXPECTATIONS.register("target-accuracy")
@@ -44,12 +44,12 @@ class TargetAccuracy:
 
     Params = TargetAccuracyParams
 
-    def expand(self, params: TargetAccuracyParams, source: str, targets: list[str]) -> list[CheckTarget]:
+    def expand(self, params: TargetAccuracyParams, source: str, targets: list[str], variant: str) -> list[CheckTarget]:
         return [CheckTarget(d, (d,)) for d in (params.domains or targets)]
 
-    def judge(self, params, target, source, accuracy) -> Outcome:
+    def judge(self, params, target, m) -> Outcome:
         domain = target.label
-        return gate_min(accuracy[domain], params.min, params.confidence, f"accuracy on target domain {domain!r}")
+        return gate_min(m.accuracy(domain), params.min, params.confidence, f"accuracy on target domain {domain!r}")
 
 
 @EXPECTATIONS.register("drop-vs-source")
@@ -62,17 +62,18 @@ class DropVsSource:
 
     Params = DropParams
 
-    def expand(self, params: DropParams, source: str, targets: list[str]) -> list[CheckTarget]:
+    def expand(self, params: DropParams, source: str, targets: list[str], variant: str) -> list[CheckTarget]:
         return [CheckTarget(d, (source, d)) for d in (params.domains or targets)]
 
-    def judge(self, params, target, source, accuracy) -> Outcome:
-        src: Accuracy = accuracy[source]
-        tgt: Accuracy = accuracy[target.label]
+    def judge(self, params, target, m) -> Outcome:
+        source = m.source
+        src: Accuracy = m.accuracy(source)
+        tgt: Accuracy = m.accuracy(target.label)
         drop = src.value - tgt.value
         conf = params.confidence or 0.95
         lo, hi = newcombe_difference(src.correct, src.n, tgt.correct, tgt.n, conf)
         gated = hi if params.confidence else drop
-        passed = gated <= params.max
+        passed = at_most(gated, params.max)
         basis = f"{int(conf * 100)}% upper bound {hi:.3f}" if params.confidence else f"{drop:.3f}"
         msg = (
             f"drop from {source!r} ({src.value:.3f}, n={src.n}) to {target.label!r} ({tgt.value:.3f}, n={tgt.n}): "

@@ -9,7 +9,7 @@ from ..registry import Registry
 from ..spec.schema import ExpectationBase
 from ..stats import wilson_interval
 
-__all__ = ["Accuracy", "Outcome", "Expectation", "EXPECTATIONS", "CheckTarget"]
+__all__ = ["Accuracy", "Outcome", "Expectation", "Measurements", "EXPECTATIONS", "CheckTarget", "gate_min", "gate_max", "at_least", "at_most"]
 
 
 @dataclass(frozen=True)
@@ -67,33 +67,64 @@ class CheckTarget:
     domains: tuple[str, ...]
 
 
+class Measurements(Protocol):
+    """What a judge may ask for, computed (once, through the store) on demand."""
+
+    source: str
+    variant: str  # the variant of the item being judged
+
+    def accuracy(self, domain: str, variant: str | None = None) -> Accuracy:
+        """Accuracy on a domain's test split, of this item's variant or of another (``"baseline"``)."""
+
+    def metrics(self, variant: str | None = None) -> dict[str, Any]:
+        """Size metrics: ``parameters``, ``bytes``, ``macs``, ``nonzero_parameters``, ``quantized``."""
+
+
 class Expectation(Protocol):
     """An expectation kind: its parameter model, how it expands into items, and how it judges one."""
 
     Params: ClassVar[type[ExpectationBase]]
 
-    def expand(self, params: Any, source: str, targets: list[str]) -> list[CheckTarget]:
-        """The items this expectation becomes; called at collection, must be cheap and deterministic."""
+    def expand(self, params: Any, source: str, targets: list[str], variant: str) -> list[CheckTarget]:
+        """The items this expectation becomes for one variant; at collection, so cheap and deterministic."""
 
-    def judge(self, params: Any, target: CheckTarget, source: str, accuracy: dict[str, Accuracy]) -> Outcome:
-        """The verdict for one item, given the accuracies of the domains it asked for."""
+    def judge(self, params: Any, target: CheckTarget, m: Measurements) -> Outcome:
+        """The verdict for one item."""
 
 
 #: Expectation kinds by their YAML name (``target-accuracy``, ...).
 EXPECTATIONS: Registry[Expectation] = Registry("expectation")
 
 
+#: Accuracies are ratios of counts: 0.8 - 0.6 is 0.20000000000000007, which must not fail "max: 0.2".
+EPS = 1e-9
+
+
+def at_least(value: float, minimum: float) -> bool:
+    return value >= minimum - EPS
+
+
+def at_most(value: float, maximum: float) -> bool:
+    return value <= maximum + EPS
+
+
 def gate_min(value: Accuracy, minimum: float, confidence: float | None, what: str) -> Outcome:
     """Pass when the accuracy (or, with ``confidence``, its Wilson lower bound) is at least ``minimum``."""
     lo, hi = value.interval(confidence or 0.95)
     gated = lo if confidence else value.value
-    passed = gated >= minimum
+    passed = at_least(gated, minimum)
     basis = f"{int((confidence or 0.95) * 100)}% lower bound {lo:.3f}" if confidence else f"{value.value:.3f}"
+    level = int(round((confidence or 0.95) * 100))
     msg = (
-        f"{what}: measured {value.value:.3f} ({value.correct}/{value.n}, "
-        f"95% CI [{lo:.3f}, {hi:.3f}]); gate on {basis} {'>=' if passed else '<'} min {minimum:.3f}"
-        if not confidence
-        else f"{what}: measured {value.value:.3f} ({value.correct}/{value.n}, "
-        f"{int(confidence * 100)}% CI [{lo:.3f}, {hi:.3f}]); gate on {basis} {'>=' if passed else '<'} min {minimum:.3f}"
+        f"{what}: measured {value.value:.3f} ({value.correct}/{value.n}, {level}% CI [{lo:.3f}, {hi:.3f}]); "
+        f"gate on {basis} {'>=' if passed else '<'} min {minimum:.3f}"
     )
     return Outcome(passed, value.value, minimum, ">=", msg, value.n, lo, hi, confidence)
+
+
+def gate_max(what: str, measured: float, maximum: float, unit: str = "", scale: float = 1.0) -> Outcome:
+    """Pass when a deterministic quantity (parameters, bytes) is at most ``maximum``."""
+    passed = at_most(measured, maximum)
+    fmt = lambda v: f"{v / scale:.4g}{unit}"  # noqa: E731
+    msg = f"{what}: measured {fmt(measured)}; {'<=' if passed else '>'} max {fmt(maximum)}"
+    return Outcome(passed, measured, maximum, "<=", msg)

@@ -42,6 +42,18 @@ class ParsedExpectation:
     line: int
 
 
+@dataclass(frozen=True)
+class ParsedStep:
+    """One validated compression step of a variant chain, and where it was written."""
+
+    kind: str  # the YAML key: prune, distill, quantize, lowrank, sparsify
+    params: Any
+    file: str
+    line: int
+    col: int
+    path: tuple
+
+
 @dataclass
 class LoadedSuite:
     """A validated suite, with where things were written (for item locations)."""
@@ -51,6 +63,9 @@ class LoadedSuite:
     expectations: list[ParsedExpectation]
     domains: list[str]
     model_lines: dict[str, int] = field(default_factory=dict)
+    #: model name -> variant name -> steps; suite-level variants apply to every model, model-level to one.
+    variants: dict[str, dict[str, list[ParsedStep]]] = field(default_factory=dict)
+    classes: int = 0
 
 
 def find_specs_dir(start: Path) -> Path | None:
@@ -319,6 +334,83 @@ class _Resolver:
         return ["default"]
 
 
+def _parse_variants(col: _Collector, loc: Located, file: str, raw: Any, prefix: tuple) -> dict[str, list[ParsedStep]] | None:
+    """Validate a ``variants:`` mapping (name -> step or list of steps); None when anything is wrong."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        col.at(loc, file, prefix, "expected a mapping of variant name -> compression step(s)")
+        return None
+    ok = True
+    chains: dict[str, list[ParsedStep]] = {}
+    for name, chain in raw.items():
+        if name == BASELINE:
+            col.at(loc, file, prefix + (name,), f"'{BASELINE}' is the uncompressed model and cannot be redefined as a variant", key=True)
+            ok = False
+            continue
+        steps = chain if isinstance(chain, list) else [chain]
+        if not steps:
+            col.at(loc, file, prefix + (name,), "a variant needs at least one compression step")
+            ok = False
+            continue
+        parsed: list[ParsedStep] = []
+        for j, step in enumerate(steps):
+            spath = prefix + (name,) + ((j,) if isinstance(chain, list) else ())
+            if not isinstance(step, dict) or len(step) != 1:
+                col.at(loc, file, spath, f"each compression step is a one-key mapping like {{quantize: ptsq}} (steps: {', '.join(COMPRESSIONS.names())})")
+                ok = False
+                continue
+            ((kind, value),) = step.items()
+            if kind not in COMPRESSIONS:
+                col.at(loc, file, spath + (kind,), COMPRESSIONS.unknown_message(kind), key=True)
+                ok = False
+                continue
+            impl = COMPRESSIONS.get(kind)()
+            params = _validate(col, impl.Params, impl.parse(value if value is not None else {}), loc, file, spath + (kind,))
+            if params is None:
+                ok = False
+                continue
+            line, c = loc.where(spath + (kind,))
+            parsed.append(ParsedStep(kind, params, file, line, c, spath + (kind,)))
+        chains[str(name)] = parsed
+    return chains if ok else None
+
+
+def _baseline_parameters(arch: str, params: dict[str, Any], classes: int) -> int:
+    """Parameter count of an architecture, built on the meta device (no memory, no time)."""
+    import torch
+
+    from ..models.zoo import build_network
+
+    with torch.device("meta"):
+        net = build_network(arch, classes, dict(params))
+    return sum(p.numel() for p in net.parameters())
+
+
+def _check_chains(col: _Collector, models: list[ModelSpec], variants: dict[str, dict[str, list[ParsedStep]]], classes: int) -> None:
+    from ..compress.base import ChainPosition
+
+    for model in models:
+        chains = variants.get(model.name, {})
+        if not chains:
+            continue
+        try:
+            base = _baseline_parameters(model.arch, model.params, classes)
+        except Exception as exc:  # a user factory that fails to build is reported, not raised
+            col.errors.append(SpecError(col_file(chains), 0, 0, ("models",), f"model {model.name!r} cannot be built: {exc}"))
+            continue
+        for vname, steps in chains.items():
+            kinds = tuple(s.kind for s in steps)
+            for i, step in enumerate(steps):
+                position = ChainPosition(i, kinds[:i], kinds[i + 1:])
+                for message in COMPRESSIONS.get(step.kind)().check(step.params, position, model.arch, base):
+                    col.errors.append(SpecError(step.file, step.line, step.col, step.path, f"{message} (model {model.name!r}, variant {vname!r})"))
+
+
+def col_file(chains: dict[str, list[ParsedStep]]) -> str:
+    return next((s.file for steps in chains.values() for s in steps), "")
+
+
 def _fmt_list(names: list[str]) -> str:
     return ", ".join(names)
 
@@ -334,6 +426,7 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
         raise SpecErrors([SpecError(file, *loc.where(()), (), "a suite is a mapping with keys suite, data, source, models, expect, ...")])
     sdir = Path(specs_dir) if specs_dir is not None else find_specs_dir(p.resolve())
     res = _Resolver(col, sdir, p.resolve().parent)
+    model_variants: dict[str, dict[str, list[ParsedStep]]] = {}
 
     def v_data(value: Any, l: Located, f: str, pa: tuple) -> Any:
         if isinstance(value, dict):
@@ -374,6 +467,10 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
         model = _validate(col, ModelSpec, value, l, f, pa)
         if model is None:
             return None
+        chains = _parse_variants(col, l, f, model.variants or None, pa + ("variants",))
+        if chains is None:
+            return None
+        model_variants[model.name] = chains
         if ":" in model.arch:
             try:
                 import_factory(model.arch)
@@ -493,35 +590,17 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
         ok = False
 
     raw_variants = data.get("variants")
-    if isinstance(raw_variants, dict):
-        chains: dict[str, list[dict]] = {}
-        for name, chain in raw_variants.items():
-            if name == BASELINE:
-                col.at(
-                    loc, file, ("variants", name),
-                    f"'{BASELINE}' is the uncompressed model and cannot be redefined as a variant", key=True,
-                )
-                ok = False
-                continue
-            steps = chain if isinstance(chain, list) else [chain]
-            for j, step in enumerate(steps):
-                spath = ("variants", name) + ((j,) if isinstance(chain, list) else ())
-                if not isinstance(step, dict) or len(step) != 1:
-                    col.at(loc, file, spath, "each compression step is a one-key mapping like {quantize: ptsq}")
-                    ok = False
-                    continue
-                (step_kind,) = step
-                if step_kind not in COMPRESSIONS:
-                    available = COMPRESSIONS.names()
-                    col.at(
-                        loc, file, spath + (step_kind,),
-                        f"unknown compression {step_kind!r}"
-                        + (f" (available: {', '.join(available)})" if available else "; no compression steps are available in this version, only the uncompressed 'baseline'"),
-                        key=True,
-                    )
-                    ok = False
-            chains[name] = steps if all(isinstance(s, dict) for s in steps) else []
-        resolved["variants"] = chains
+    suite_chains = _parse_variants(col, loc, file, raw_variants, ("variants",))
+    ok &= suite_chains is not None
+    suite_chains = suite_chains or {}
+    variants_by_model: dict[str, dict[str, list[ParsedStep]]] = {}
+    for m in models:
+        if m is None:
+            continue
+        own = model_variants.get(m.name, {})
+        for clash in sorted(set(own) & set(suite_chains)):
+            col.at(loc, file, ("variants", clash), f"variant {clash!r} is defined both here and in model {m.name!r}", key=True)
+        variants_by_model[m.name] = {**suite_chains, **own}
 
     # Validate the rest (top-level scalars, names, presence) against the Suite model.
     suite = None
@@ -548,34 +627,37 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
     if dataset is not None:
         source = data.get("source") if isinstance(data.get("source"), str) else None
         targets = [t for t in data.get("targets") or [] if isinstance(t, str)] if isinstance(data.get("targets"), list) else []
-        domains = _check_domains(
-            col, loc, file, dataset, source, targets, parsed,
-            [m.name for m in models if m is not None], list(raw_variants or {}) if isinstance(raw_variants, dict) else [],
+        all_variants = sorted({v for chains in variants_by_model.values() for v in chains})
+        domains, classes = _check_domains(
+            col, loc, file, dataset, source, targets, parsed, [m.name for m in models if m is not None], all_variants,
         )
+        if classes:
+            _check_chains(col, [m for m in models if m is not None], variants_by_model, classes)
     if col.errors:
         raise SpecErrors(col.errors)
     assert suite is not None
     targets = suite.targets or [d for d in domains if d != suite.source]
     suite = suite.model_copy(update={"targets": targets})
-    return LoadedSuite(p, suite, parsed, domains, model_lines)
+    return LoadedSuite(p, suite, parsed, domains, model_lines, variants_by_model, classes)
 
 
-def dataset_domains(data: SynthData | FolderData, suite_dir: Path) -> list[str]:
-    """Domain names of a dataset spec; cheap (directory listing at most)."""
+def dataset_domains(data: SynthData | FolderData, suite_dir: Path) -> tuple[list[str], int]:
+    """Domain names and class count of a dataset spec; cheap (directory listing at most)."""
     from ..data import open_dataset
 
-    return list(open_dataset(data, suite_dir).domains)
+    ds = open_dataset(data, suite_dir)
+    return list(ds.domains), len(ds.classes)
 
 
 def _check_domains(
     col: _Collector, loc: Located, file: str, dataset: Any, source: str | None, targets: list[str],
     parsed: list[ParsedExpectation], model_names: list[str], variant_names: list[str],
-) -> list[str]:
+) -> tuple[list[str], int]:
     try:
-        domains = dataset_domains(dataset, Path(file).resolve().parent)
+        domains, classes = dataset_domains(dataset, Path(file).resolve().parent)
     except (DataError, RegistryError, ValueError) as exc:
         col.at(loc, file, ("data",), str(exc))
-        return []
+        return [], 0
 
     def check(name: str, path: tuple) -> None:
         if name not in domains:
@@ -594,7 +676,7 @@ def _check_domains(
         base = ("expect", e.index, e.kind)
         for j, d in enumerate(getattr(e.params, "domains", None) or []):
             check(d, base + ("domains", j))
-            if d == source and e.kind != "source-accuracy":
+            if d == source and e.kind in ("target-accuracy", "drop-vs-source"):
                 col.at(loc, file, base + ("domains", j), f"{d!r} is the source domain; use source-accuracy for it")
         for j, n in enumerate(getattr(e.params, "models", None) or []):
             if n not in model_names:
@@ -602,4 +684,4 @@ def _check_domains(
         for j, n in enumerate(getattr(e.params, "variants", None) or []):
             if n not in known_v:
                 col.at(loc, file, base + ("variants", j), f"unknown variant {n!r} (the suite has: {_fmt_list(known_v)})")
-    return domains
+    return domains, classes

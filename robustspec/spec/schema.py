@@ -210,6 +210,7 @@ class ModelSpec(Strict):
     weights: Optional[str] = Field(None, description="local state-dict file, loaded with weights_only=True")
     normalize: NormalizeSpec = NormalizeSpec()
     train: Optional[TrainRecipe] = None
+    variants: dict[Name, Any] = Field(default_factory=dict, description="compression variants of this model only")
 
 
 # --- expectations (parameter models live with each expectation kind) ------------------------------------
@@ -237,7 +238,7 @@ class Suite(Strict):
     targets: list[Name] = Field(default_factory=list)
     train: TrainRecipe = TrainRecipe()
     models: list[ModelSpec] = Field(min_length=1)
-    variants: dict[Name, list[dict[str, Any]]] = Field(default_factory=dict)
+    variants: dict[Name, Any] = Field(default_factory=dict, description="compression variants of every model")
     expect: list[Any] = Field(min_length=1)
 
     @model_validator(mode="after")

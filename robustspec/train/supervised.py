@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,11 +34,23 @@ def make_schedule(opt: torch.optim.Optimizer, recipe: TrainRecipe, total_steps: 
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
-def train_supervised(model: nn.Module, data: Split, recipe: TrainRecipe, *, device: torch.device, label: str = "model") -> dict[str, float]:
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def train_supervised(
+    model: nn.Module,
+    data: Split,
+    recipe: TrainRecipe,
+    *,
+    device: torch.device,
+    label: str = "model",
+    loss_fn: LossFn | None = None,
+) -> dict[str, float]:
     """Train ``model`` (pixels in [0,1] in, logits out) in place; returns summary statistics.
 
     Shuffling and augmentation draw from one generator seeded by ``recipe.seed``; with the same thread
-    count, two runs give bit-identical weights.
+    count, two runs give bit-identical weights. ``loss_fn(logits, labels, inputs)`` replaces the
+    cross-entropy (distillation passes the augmented inputs on to its teacher).
     """
     g = torch.Generator().manual_seed(recipe.seed)
     model.to(device).train()
@@ -59,7 +72,10 @@ def train_supervised(model: nn.Module, data: Split, recipe: TrainRecipe, *, devi
             x = augment_batch(x, g, crop_pad=a.crop_pad, flip=a.flip, jitter=a.jitter).to(device)
             y = data.labels[idx].to(device)
             logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+            if loss_fn is None:
+                loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+            else:
+                loss = loss_fn(logits, y, x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,70 @@
+"""What a compression step is: parameters, a check of its place in a chain, apply, and restore.
+
+A variant is a chain of steps (``[{prune: ...}, {quantize: ptsq}]``). Each step's output is its own
+artifact in the store, keyed by the step's canonical parameters and its parent's key, so chains that
+share a prefix share work. A step stores only plain tensors and JSON-able structure; ``restore``
+rebuilds the module from the parent's restored module and that state (``torch.load(weights_only=True)``
+all the way down, never a pickled module).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+from ..data.base import Split
+from ..spec.schema import Strict, TrainRecipe
+
+__all__ = ["StepContext", "StepResult", "CompressionStep", "ChainPosition"]
+
+
+@dataclass
+class StepContext:
+    """What a step may use while it runs: source data, the baseline (a teacher), a device and a recipe."""
+
+    train: Split  # the source domain's train split (calibration, fine-tuning, distillation)
+    num_classes: int
+    device: torch.device
+    recipe: TrainRecipe  # the suite's training recipe (fine-tuning and distillation start from it)
+    baseline: Callable[[], nn.Module]  # the trained uncompressed model of the same suite model (lazy)
+    new_network: Callable[[str, dict[str, Any]], nn.Module]  # (arch, params) -> untrained Normalized network
+    label: str = "variant"
+
+
+@dataclass
+class StepResult:
+    """A compressed model and what must be stored to restore it."""
+
+    model: nn.Module
+    state: dict[str, Any]  # tensors / lists / str / numbers only; passed back to ``restore``
+    info: dict[str, Any] = field(default_factory=dict)  # numbers worth reporting (ratio found, sparsity, ...)
+
+
+@dataclass(frozen=True)
+class ChainPosition:
+    """Where a step sits in its chain, for chain rules such as 'quantize last'."""
+
+    index: int
+    previous: tuple[str, ...]  # YAML keys of the steps before this one
+    following: tuple[str, ...]  # YAML keys of the steps after this one
+
+
+class CompressionStep(Protocol):
+    """One kind of compression, registered under its YAML key in ``COMPRESSIONS``."""
+
+    Params: ClassVar[type[Strict]]
+
+    def parse(self, value: Any) -> Any:
+        """Shorthand forms to a mapping before validation (``quantize: ptsq`` -> ``{method: ptsq}``)."""
+
+    def check(self, params: Any, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
+        """Problems knowable at collection (cheap), as messages; empty when fine."""
+
+    def apply(self, parent: nn.Module, params: Any, ctx: StepContext) -> StepResult:
+        """Compress a copy of ``parent`` (never modify it in place)."""
+
+    def restore(self, parent: nn.Module, params: Any, state: dict[str, Any], ctx: StepContext) -> nn.Module:
+        """Rebuild the compressed module from the restored parent and the stored state."""

@@ -1,0 +1,145 @@
+"""Compression expectations: a variant against its uncompressed parent, and its size."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from pydantic import BeforeValidator, Field
+from typing_extensions import Annotated
+
+from ..spec.schema import BASELINE, ExpectationBase, Name, Probability, Real
+from ..stats import newcombe_difference
+from .base import EXPECTATIONS, at_least, at_most, CheckTarget, Outcome, gate_max
+
+_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMG]?)\s*$")
+_SUFFIX = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+
+
+def parse_count(value: Any) -> Any:
+    """``11.19M`` -> 11190000, ``500k`` -> 500000, plain numbers as they are; a regular expression, never eval."""
+    if isinstance(value, bool):
+        raise ValueError("expected a count like 11.19M, got a boolean")
+    if isinstance(value, (int, float)):
+        return int(round(value))
+    if isinstance(value, str):
+        m = _COUNT.match(value)
+        if not m:
+            raise ValueError(f"expected a count like 11.19M, 500k or 1200000, got {value!r}")
+        return int(round(float(m.group(1)) * _SUFFIX[m.group(2)]))
+    return value
+
+
+Count = Annotated[int, BeforeValidator(parse_count), Field(gt=0)]
+
+
+def _variants_only(variant: str, targets: list[CheckTarget]) -> list[CheckTarget]:
+    # Comparing the baseline with itself measures nothing: these items exist for compressed variants only.
+    return [] if variant == BASELINE else targets
+
+
+class DropVsBaselineParams(ExpectationBase):
+    max: Probability = Field(description="maximum accuracy drop against the uncompressed model")
+    domains: Optional[list[Name]] = Field(None, description="default: the source and every target domain")
+    relative: bool = Field(False, description="drop as a fraction of the baseline's accuracy")
+
+
+class RetainedParams(ExpectationBase):
+    min: Probability = Field(description="minimum fraction of the baseline's accuracy kept")
+    domains: Optional[list[Name]] = Field(None, description="default: the source and every target domain")
+
+
+class MaxParamsParams(ExpectationBase):
+    max: Count = Field(description="maximum parameter count, e.g. 11.19M")
+
+
+class MaxSizeParams(ExpectationBase):
+    max: Annotated[Real, Field(gt=0)] = Field(description="maximum stored size in MB (10^6 bytes)")
+
+
+@EXPECTATIONS.register("drop-vs-baseline")
+class DropVsBaseline:
+    """Maximum accuracy drop of a variant against its uncompressed parent, per domain.
+
+    With ``confidence``, the gate is the upper bound of Newcombe's interval for the difference (absolute
+    drops; a relative drop divides both bounds by the baseline's accuracy).
+    """
+
+    Params = DropVsBaselineParams
+
+    def expand(self, params, source, targets, variant) -> list[CheckTarget]:
+        return _variants_only(variant, [CheckTarget(d, (d,)) for d in (params.domains or [source, *targets])])
+
+    def judge(self, params, target, m) -> Outcome:
+        d = target.label
+        base, var = m.accuracy(d, BASELINE), m.accuracy(d)
+        conf = params.confidence or 0.95
+        drop = base.value - var.value
+        lo, hi = newcombe_difference(base.correct, base.n, var.correct, var.n, conf)
+        scale = base.value if params.relative and base.value > 0 else 1.0
+        drop, lo, hi = drop / scale, lo / scale, hi / scale
+        gated = hi if params.confidence else drop
+        passed = at_most(gated, params.max)
+        kind = "relative drop" if params.relative else "drop"
+        basis = f"{int(round(conf * 100))}% upper bound {hi:.3f}" if params.confidence else f"{drop:.3f}"
+        msg = (
+            f"{kind} on {d!r} from baseline ({base.value:.3f}, n={base.n}) to {m.variant} ({var.value:.3f}): "
+            f"measured {drop:.3f} ({int(round(conf * 100))}% CI [{lo:.3f}, {hi:.3f}]); gate on {basis} "
+            f"{'<=' if passed else '>'} max {params.max:.3f}"
+        )
+        return Outcome(passed, drop, params.max, "<=", msg, var.n, lo, hi, params.confidence,
+                       extra={"baseline_accuracy": round(base.value, 6), "variant_accuracy": round(var.value, 6)})
+
+
+@EXPECTATIONS.register("retained")
+class Retained:
+    """Minimum fraction of the baseline's accuracy that a variant keeps, per domain."""
+
+    Params = RetainedParams
+
+    def expand(self, params, source, targets, variant) -> list[CheckTarget]:
+        return _variants_only(variant, [CheckTarget(d, (d,)) for d in (params.domains or [source, *targets])])
+
+    def judge(self, params, target, m) -> Outcome:
+        d = target.label
+        base, var = m.accuracy(d, BASELINE), m.accuracy(d)
+        kept = var.value / base.value if base.value > 0 else 0.0
+        passed = at_least(kept, params.min)
+        msg = (
+            f"accuracy kept on {d!r}: {m.variant} {var.value:.3f} / baseline {base.value:.3f} = measured {kept:.3f}; "
+            f"{'>=' if passed else '<'} min {params.min:.3f}"
+        )
+        return Outcome(passed, kept, params.min, ">=", msg, var.n,
+                       extra={"baseline_accuracy": round(base.value, 6), "variant_accuracy": round(var.value, 6)})
+
+
+@EXPECTATIONS.register("max-params")
+class MaxParams:
+    """Maximum parameter count (int8 weights count as parameters too)."""
+
+    Params = MaxParamsParams
+
+    def expand(self, params, source, targets, variant) -> list[CheckTarget]:
+        return [CheckTarget("", ())]
+
+    def judge(self, params, target, m) -> Outcome:
+        metrics = m.metrics()
+        out = gate_max(f"parameters of {m.variant}", metrics["parameters"], params.max, "M", 1e6)
+        out.extra = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+        return out
+
+
+@EXPECTATIONS.register("max-size-mb")
+class MaxSize:
+    """Maximum stored size (``torch.save`` of the state dict) in MB."""
+
+    Params = MaxSizeParams
+
+    def expand(self, params, source, targets, variant) -> list[CheckTarget]:
+        return [CheckTarget("", ())]
+
+    def judge(self, params, target, m) -> Outcome:
+        metrics = m.metrics()
+        out = gate_max(f"stored size of {m.variant}", metrics["bytes"] / 1e6, params.max, " MB")
+        out.extra = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+        return out

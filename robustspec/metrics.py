@@ -1,0 +1,56 @@
+"""Size and cost of a model: parameters, stored bytes, multiply-accumulates."""
+
+from __future__ import annotations
+
+import io
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["parameter_count", "stored_bytes", "macs", "is_quantized", "nonzero_parameters"]
+
+
+def is_quantized(model: nn.Module) -> bool:
+    """True when the model holds int8 modules (they run on the CPU only and have no input gradients)."""
+    return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Parameters; for int8 modules (whose weights are packed, not parameters) the weight and bias elements."""
+    n = sum(p.numel() for p in model.parameters())
+    for m in model.modules():
+        if type(m).__module__.startswith("torch.ao.nn.quantized") and hasattr(m, "weight") and callable(m.weight):
+            w = m.weight()
+            n += w.numel()
+            b = m.bias() if callable(getattr(m, "bias", None)) else None
+            n += b.numel() if b is not None else 0
+    return n
+
+
+def nonzero_parameters(model: nn.Module) -> int:
+    """Parameters that are not exactly zero (what unstructured pruning really reduces)."""
+    return sum(int((p != 0).sum()) for p in model.parameters())
+
+
+def stored_bytes(model: nn.Module) -> int:
+    """Bytes of ``torch.save(model.state_dict())``: the size a deployment would ship."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.tell()
+
+
+@torch.no_grad()
+def macs(model: nn.Module, image_size: int) -> int:
+    """Multiply-accumulates for one image (FlopCounterMode's FLOPs / 2); 0 when the ops are not counted (int8)."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        x = torch.zeros(1, 3, image_size, image_size, device=device)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(x)
+        return int(counter.get_total_flops() // 2)
+    finally:
+        model.train(was_training)
