@@ -8,7 +8,6 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torchvision.models import resnet as tv_resnet
 
 from ..errors import ModelError
 from ..registry import Registry
@@ -18,13 +17,20 @@ __all__ = ["MODELS", "build_network", "import_factory", "count_parameters"]
 #: Architectures by name. Each entry is ``fn(num_classes: int, **params) -> nn.Module``.
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
+def _torchvision_resnet(depth: int) -> Callable[..., nn.Module]:
+    def build(num_classes: int, **kw: Any) -> nn.Module:
+        # Imported here: torchvision.models costs ~1 s to import, and collection only needs the names.
+        from torchvision.models import resnet as tv_resnet
+
+        # weights=None: nothing is ever downloaded; local weights are loaded by robustspec.models.weights.
+        return getattr(tv_resnet, f"resnet{depth}")(weights=None, num_classes=num_classes, **kw)
+
+    build.__doc__ = f"torchvision's ResNet-{depth}."
+    return build
+
+
 for _depth in (18, 34, 50, 101, 152):
-    # weights=None: nothing is ever downloaded; local weights are loaded by robustspec.models.weights.
-    MODELS.register(f"resnet{_depth}")(
-        (lambda fn: lambda num_classes, **kw: fn(weights=None, num_classes=num_classes, **kw))(
-            getattr(tv_resnet, f"resnet{_depth}")
-        )
-    )
+    MODELS.register(f"resnet{_depth}")(_torchvision_resnet(_depth))
 
 
 def narrow_resnet(num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128), layers: tuple[int, ...] = (1, 1, 1, 1)) -> nn.Module:
@@ -32,6 +38,8 @@ def narrow_resnet(num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128),
 
     Being a plain ``torchvision.models.ResNet``, it works with everything that works on ResNet-18.
     """
+    from torchvision.models import resnet as tv_resnet
+
     if len(widths) != 4 or len(layers) != 4:
         raise ModelError("a narrow ResNet needs four widths and four layer counts")
     net = tv_resnet.ResNet(tv_resnet.BasicBlock, list(layers), num_classes=num_classes)
