@@ -298,6 +298,33 @@ class VariantNode(pytest.Collector):
             yield CheckItem.from_parent(self, name=check.name, check=check)
 
 
+def _context_properties(ws: Any, c: Any) -> list[tuple[str, Any]]:
+    """Numbers every item of a model/variant carries: its size and its accuracy on every domain.
+
+    They are artifacts (computed once, then loaded), and they make each item's JUnit record and the
+    accuracy table complete on their own.
+    """
+    from .spec.schema import BASELINE
+
+    suite = c.loaded.suite
+    metrics = ws.metrics(c.loaded, c.model, c.variant)
+    props: list[tuple[str, Any]] = [
+        ("parameters", metrics["parameters"]),
+        ("bytes", metrics["bytes"]),
+        ("macs", metrics["macs"]),
+    ]
+    if c.variant != BASELINE:
+        base = ws.metrics(c.loaded, c.model, BASELINE)
+        props += [
+            ("compression_ratio", round(base["bytes"] / max(metrics["bytes"], 1), 4)),
+            ("parameter_ratio", round(base["parameters"] / max(metrics["parameters"], 1), 4)),
+        ]
+        props += sorted((k, v) for k, v in metrics.items() if "." in k)  # what the steps reported
+    for d in [suite.source, *suite.targets]:
+        props.append((f"accuracy[{d}]", round(ws.accuracy(c.loaded, c.model, c.variant, d).value, 6)))
+    return props
+
+
 class CheckFailed(Exception):
     """The measured value does not meet the expectation."""
 
@@ -328,6 +355,7 @@ class CheckItem(pytest.Item):
             ("check", c.kind),
             ("domain", c.target.label),
             *outcome.properties(),
+            *_context_properties(ws, c),
             ("artifact_key", ws.variant_key(c.loaded, c.model, c.variant)),
             *((f"eval_key[{d}]", ws.eval_key(c.loaded, c.model, c.variant, d)) for d in c.target.domains),
         ]
@@ -385,9 +413,50 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             str(r.get("domain", "")) or "-", num(r.get("measured", 0)), f"{cmp} {num(r.get('threshold', 0))}",
             "PASS" if r.get("status") == "pass" else "FAIL",
         ))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     terminalreporter.write_sep("=", "robustspec summary")
+    _write_table(terminalreporter, table, status_column=True)
+    _accuracy_table(terminalreporter, rows)
+
+
+def _write_table(tr: Any, table: list[tuple[str, ...]], status_column: bool = False) -> None:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for i, row in enumerate(table):
         line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-        markup = {"red": True} if row[-1] == "FAIL" else ({"green": True} if i else {"bold": True})
-        terminalreporter.write_line(line, **markup)
+        if i == 0:
+            markup = {"bold": True}
+        elif status_column:
+            markup = {"red": True} if row[-1] == "FAIL" else {"green": True}
+        else:
+            markup = {}
+        tr.write_line(line, **markup)
+
+
+def _accuracy_table(tr: Any, rows: list[dict[str, Any]]) -> None:
+    """Rows model / variant / parameters, columns domains: the shape of the research's Table 1."""
+    by_subject: dict[tuple[str, str, str], dict[str, Any]] = {}
+    domains: list[str] = []
+    for r in rows:
+        subject = (str(r.get("suite")), str(r.get("model")), str(r.get("variant")))
+        entry = by_subject.setdefault(subject, {})
+        for k, v in r.items():
+            if k.startswith("accuracy[") and k.endswith("]"):
+                d = k[len("accuracy["):-1]
+                entry[d] = float(v)
+                if d not in domains:
+                    domains.append(d)
+        for k in ("parameters", "bytes", "compression_ratio"):
+            if k in r:
+                entry[k] = float(r[k])
+    if not by_subject or not domains:
+        return
+    header = ("suite", "model", "variant", "params (M)", "size (MB)", *domains)
+    table = [header]
+    for (suite, model, variant), e in by_subject.items():
+        table.append((
+            suite, model, variant,
+            f"{e['parameters'] / 1e6:.2f}" if "parameters" in e else "-",
+            f"{e['bytes'] / 1e6:.1f}" if "bytes" in e else "-",
+            *(f"{100 * e[d]:.1f}" if d in e else "-" for d in domains),
+        ))
+    tr.write_sep("-", "accuracy (%) by domain; the first domain is the source")
+    _write_table(tr, table)

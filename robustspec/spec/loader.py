@@ -401,10 +401,21 @@ def _check_chains(col: _Collector, models: list[ModelSpec], variants: dict[str, 
             continue
         for vname, steps in chains.items():
             kinds = tuple(s.kind for s in steps)
+            # What each step starts from: the model, a distilled student, or a budget an earlier step set.
+            arch, current = model.arch, base
             for i, step in enumerate(steps):
                 position = ChainPosition(i, kinds[:i], kinds[i + 1:])
-                for message in COMPRESSIONS.get(step.kind)().check(step.params, position, model.arch, base):
+                for message in COMPRESSIONS.get(step.kind)().check(step.params, position, arch, current):
                     col.errors.append(SpecError(step.file, step.line, step.col, step.path, f"{message} (model {model.name!r}, variant {vname!r})"))
+                student = getattr(step.params, "student", None)
+                if student is not None and (":" in student or student in MODELS):
+                    try:
+                        arch, current = student, _baseline_parameters(student, step.params.student_params, classes)
+                    except Exception:
+                        pass
+                budget = getattr(step.params, "params", None)
+                if isinstance(budget, int) and budget < current:
+                    current = budget
 
 
 def col_file(chains: dict[str, list[ParsedStep]]) -> str:
