@@ -10,4 +10,4 @@ __all__ = ["COMPRESSIONS"]
 #: Compression steps by their YAML key (``prune``, ``distill``, ``quantize``, ``lowrank``, ``sparsify``).
 COMPRESSIONS: Registry = Registry("compression")
 
-from . import distill, lowrank, prune, sparsify  # noqa: E402,F401  (each registers itself)
+from . import distill, lowrank, prune, quantize, sparsify  # noqa: E402,F401  (each registers itself)

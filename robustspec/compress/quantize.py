@@ -1,0 +1,283 @@
+"""Post-training static int8 quantization (PTSQ) of torchvision ResNets, with real int8 kernels on CPU.
+
+The path is PyTorch's eager-mode ``torch.ao.quantization`` flow on torchvision's ``Quantizable`` ResNet
+classes: fuse conv+bn(+relu), attach a qconfig (``get_default_qconfig(backend)``, ``x86`` by default:
+per-channel int8 weights, histogram-calibrated uint8 activations), ``prepare`` (observers), calibrate on
+source-domain training images, ``convert``. The result runs int8 convolutions (``torch.ao.nn.quantized``
+``Conv2d``/``ConvReLU2d``) that are 4-7x faster than fp32 on CPU at batch 32 (see FACTS.md) and a
+quarter of the size.
+
+Why not torchao's pt2e flow (``torch.export`` -> ``prepare_pt2e`` -> ``convert_pt2e``): it also handles
+any network, but its graph is slower than fp32 unless ``torch.compile`` (seconds to tens of seconds per
+model) runs on it, and the exported graph is fixed to the example's batch size.
+
+The eager flow needs modules that quantize their inputs and add residuals through ``FloatFunctional``;
+torchvision ships those (``QuantizableResNet``, ``QuantizableBasicBlock``, ``QuantizableBottleneck``) but
+builds them only at standard widths. :func:`to_quantizable` therefore converts any plain torchvision
+``ResNet`` by module surgery: new Quantizable shells (no weights allocated) receive the existing
+convolutions, BatchNorms, shortcuts and classifier, so structurally pruned ResNets (other channel counts)
+and low-rank factorized ones (a convolution replaced by a ``Sequential`` of two) convert as well.
+
+The ``Normalized`` wrapper stays float and outside: the result is ``Normalized(int8_net, mean, std)``;
+the net's ``QuantStub``/``DeQuantStub`` quantize the normalised input and dequantize the logits.
+
+Limits: an int8 model runs on CPU only, and no gradient flows through it (``backward`` raises); attacks
+deal with that elsewhere. Quantization is the last step of a chain.
+
+Storage: the quantized wrapper's ``state_dict`` (quantized tensors, scales, zero points), which loads with
+``torch.load(weights_only=True)``. ``restore`` rebuilds the same skeleton (surgery, fusion, prepare,
+convert, without calibration) and loads it, so the restored model computes exactly what ``apply``'s did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import warnings
+from typing import Any, Iterator, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from ..errors import ModelError
+from ..models.wrapper import Normalized
+from ..progress import Timer, report
+from ..spec.schema import Int, Strict
+from . import COMPRESSIONS
+from .base import ChainPosition, StepContext, StepResult
+
+__all__ = ["QuantizeParams", "Quantize", "to_quantizable", "fuse", "quantize_net", "model_size_bytes"]
+
+#: Calibration batch size.
+CALIBRATION_BATCH = 64
+
+
+class QuantizeParams(Strict):
+    """``quantize: ptsq`` or ``quantize: {method: ptsq, backend: x86, calibration: 256, seed: 0}``."""
+
+    method: Literal["ptsq"] = "ptsq"
+    backend: Literal["x86", "fbgemm", "qnnpack", "onednn"] = Field("x86", description="torch quantized engine")
+    calibration: Int = Field(256, ge=1, le=100_000, description="source training images used to calibrate activations")
+    seed: Int = Field(0, ge=0, description="seed of the calibration sample")
+
+
+# --- module surgery ------------------------------------------------------------------------------------
+
+
+def _shell(cls: type[nn.Module]) -> Any:
+    """An instance of ``cls`` with only ``nn.Module``'s state (its own ``__init__`` would allocate weights)."""
+    obj = object.__new__(cls)
+    nn.Module.__init__(obj)
+    return obj
+
+
+def _quantizable_block(block: nn.Module) -> nn.Module:
+    from torchvision.models import resnet as tv
+    from torchvision.models.quantization import resnet as qtv
+
+    if type(block) is tv.BasicBlock:
+        q = _shell(qtv.QuantizableBasicBlock)
+        q.conv1, q.bn1, q.conv2, q.bn2 = block.conv1, block.bn1, block.conv2, block.bn2
+        q.relu = nn.ReLU(inplace=False)  # used once, after bn1; the residual ReLU is in add_relu
+        q.downsample = block.downsample
+        q.stride = block.stride
+        q.add_relu = torch.ao.nn.quantized.FloatFunctional()
+    elif type(block) is tv.Bottleneck:
+        q = _shell(qtv.QuantizableBottleneck)
+        q.conv1, q.bn1, q.conv2, q.bn2, q.conv3, q.bn3 = block.conv1, block.bn1, block.conv2, block.bn2, block.conv3, block.bn3
+        q.relu = nn.ReLU(inplace=False)  # unused by the quantizable forward; kept as torchvision has it
+        q.downsample = block.downsample
+        q.stride = block.stride
+        q.skip_add_relu = torch.ao.nn.quantized.FloatFunctional()
+        q.relu1 = nn.ReLU(inplace=False)
+        q.relu2 = nn.ReLU(inplace=False)
+    else:
+        raise ModelError(
+            f"int8 quantization supports torchvision ResNet blocks (BasicBlock, Bottleneck), not {type(block).__name__}"
+        )
+    q.train(block.training)
+    return q
+
+
+def to_quantizable(net: nn.Module) -> nn.Module:
+    """A torchvision ``QuantizableResNet`` made of ``net``'s own modules (shared, not copied: pass a copy).
+
+    Works at any channel counts (pruned networks) and with convolutions factorized into a ``Sequential``.
+    The result, still float, computes the same function as ``net``.
+    """
+    from torchvision.models import resnet as tv
+    from torchvision.models.quantization import resnet as qtv
+
+    if type(net) is not tv.ResNet:
+        raise ModelError(f"int8 quantization supports torchvision ResNets, not {type(net).__name__}")
+    q = _shell(qtv.QuantizableResNet)
+    # Construction-time attributes (only _make_layer reads them), for a faithful object.
+    for attr in ("_norm_layer", "inplanes", "dilation", "groups", "base_width"):
+        if attr in net.__dict__:
+            setattr(q, attr, net.__dict__[attr])
+    q.conv1, q.bn1 = net.conv1, net.bn1
+    q.relu = nn.ReLU(inplace=False)
+    q.maxpool = net.maxpool
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        setattr(q, name, nn.Sequential(*(_quantizable_block(b) for b in getattr(net, name))))
+    q.avgpool, q.fc = net.avgpool, net.fc
+    q.quant = torch.ao.quantization.QuantStub()
+    q.dequant = torch.ao.quantization.DeQuantStub()
+    q.train(net.training)
+    return q
+
+
+def _conv(module: nn.Module, name: str) -> str:
+    """The name of the convolution that feeds the next BatchNorm: the last of a factorized ``Sequential``."""
+    m = module.get_submodule(name)
+    if isinstance(m, nn.Sequential) and len(m) and isinstance(m[-1], nn.Conv2d):
+        return f"{name}.{len(m) - 1}"
+    if not isinstance(m, nn.Conv2d):
+        raise ModelError(f"int8 quantization expects a convolution at {name!r}, found {type(m).__name__}")
+    return name
+
+
+def fuse(qnet: nn.Module) -> nn.Module:
+    """Fuse conv+bn(+relu) in place for post-training quantization (eval mode).
+
+    The groups are those of ``QuantizableResNet.fuse_model(is_qat=False)``; the only difference is that a
+    factorized convolution (``Sequential(conv k x k, conv 1 x 1)``, from low-rank) fuses its last part.
+    """
+    from torchvision.models.quantization import resnet as qtv
+
+    fuse_modules = torch.ao.quantization.fuse_modules
+    fuse_modules(qnet, [[_conv(qnet, "conv1"), "bn1", "relu"]], inplace=True)
+    for block in qnet.modules():
+        if type(block) is qtv.QuantizableBasicBlock:
+            groups = [[_conv(block, "conv1"), "bn1", "relu"], [_conv(block, "conv2"), "bn2"]]
+        elif type(block) is qtv.QuantizableBottleneck:
+            groups = [
+                [_conv(block, "conv1"), "bn1", "relu1"],
+                [_conv(block, "conv2"), "bn2", "relu2"],
+                [_conv(block, "conv3"), "bn3"],
+            ]
+        else:
+            continue
+        if block.downsample is not None:
+            groups.append([_conv(block, "downsample.0"), "downsample.1"])
+        fuse_modules(block, groups, inplace=True)
+    return qnet
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence torch.ao.quantization's known deprecation and calibration warnings, here only."""
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, UserWarning):
+            # torch.ao.quantization and torch.ao.nn.quantized (the modules convert creates).
+            warnings.filterwarnings("ignore", category=category, module=r"torch\.ao\.(quantization|nn\.quantized)")
+            warnings.filterwarnings("ignore", category=category, message=r".*torch\.ao\.quantization.*")
+        # Raised from C++ when convert quantizes weights (quantized dtypes are deprecated upstream).
+        warnings.filterwarnings("ignore", category=UserWarning, message=r".*quantized tensor creation functions.*deprecated.*")
+        warnings.filterwarnings("ignore", message=r".*must run observer before calling calculate_qparams.*")
+        yield
+
+
+@contextlib.contextmanager
+def _engine(backend: str) -> Iterator[None]:
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = backend
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
+
+
+def quantize_net(net: nn.Module, backend: str, calibrate: Any = None) -> nn.Module:
+    """Surgery, fusion, prepare, ``calibrate(prepared)`` (if given), convert; ``net`` is consumed (pass a copy).
+
+    Call inside the backend's engine (weights are packed for the current engine).
+    """
+    q = to_quantizable(net.cpu().eval()).eval()
+    fuse(q)
+    q.qconfig = torch.ao.quantization.get_default_qconfig(backend)
+    torch.ao.quantization.prepare(q, inplace=True)
+    if calibrate is not None:
+        calibrate(q)
+    torch.ao.quantization.convert(q, inplace=True)
+    return q.eval()
+
+
+def _parts(parent: nn.Module) -> tuple[nn.Module, list[float], list[float]]:
+    if not isinstance(parent, Normalized):
+        raise ModelError(f"int8 quantization expects a Normalized ResNet, got {type(parent).__name__}")
+    return parent.net, parent.mean.detach().cpu().flatten().tolist(), parent.std.detach().cpu().flatten().tolist()
+
+
+def model_size_bytes(model: nn.Module) -> int:
+    """Bytes of ``torch.save(model.state_dict())``."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+# --- the step ------------------------------------------------------------------------------------------
+
+
+@COMPRESSIONS.register("quantize")
+class Quantize:
+    """``quantize: ptsq``: int8 post-training static quantization; the last step of a chain."""
+
+    Params = QuantizeParams
+
+    def parse(self, value: Any) -> Any:
+        if value == "ptsq":
+            return {"method": "ptsq"}
+        return value
+
+    def check(self, params: QuantizeParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
+        problems = []
+        if position.following:
+            problems.append("quantize must be the last step: a quantized model cannot be compressed further")
+        if "quantize" in position.previous:
+            problems.append("quantize appears twice: a model is quantized once")
+        if not arch.startswith("resnet"):
+            problems.append(
+                f"int8 quantization supports torchvision ResNets (resnet18 ... resnet152, resnet10-*), not {arch!r}"
+            )
+        engines = torch.backends.quantized.supported_engines
+        if params.backend not in engines:
+            available = ", ".join(e for e in engines if e != "none")
+            problems.append(f"quantization backend {params.backend!r} is not available in this torch build (available: {available})")
+        return problems
+
+    def apply(self, parent: nn.Module, params: QuantizeParams, ctx: StepContext) -> StepResult:
+        timer = Timer()
+        net, mean, std = _parts(parent)
+        net = copy.deepcopy(net).cpu().eval()
+        images = ctx.train.images
+        n = min(params.calibration, len(ctx.train))
+        if n == 0:
+            raise ModelError("int8 calibration needs source training images, and the train split is empty")
+        g = torch.Generator().manual_seed(params.seed)
+        index = torch.randperm(len(ctx.train), generator=g)[:n]
+        report(f"int8 {ctx.label}: calibrating on {n} images ({params.backend})")
+
+        def calibrate(q: nn.Module) -> None:
+            norm = Normalized(q, mean, std).eval()
+            with torch.inference_mode():
+                for start in range(0, n, CALIBRATION_BATCH):
+                    batch = images[index[start : start + CALIBRATION_BATCH]].float().div_(255.0)
+                    norm(batch)
+
+        with _quiet(), _engine(params.backend):
+            q = quantize_net(net, params.backend, calibrate)
+        model = Normalized(q, mean, std).eval()
+        state_dict = model.state_dict()
+        report(f"int8 {ctx.label}: done in {timer.seconds:.1f} s, {model_size_bytes(model) / 1e6:.1f} MB")
+        return StepResult(model, {"state_dict": state_dict}, info={"backend": params.backend, "calibration": n})
+
+    def restore(self, parent: nn.Module, params: QuantizeParams, state: dict[str, Any], ctx: StepContext) -> nn.Module:
+        net, mean, std = _parts(parent)
+        with _quiet(), _engine(params.backend):
+            q = quantize_net(copy.deepcopy(net), params.backend)
+            model = Normalized(q, mean, std)
+            model.load_state_dict(state["state_dict"])
+        return model.eval()
