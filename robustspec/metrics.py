@@ -11,16 +11,24 @@ from torch.utils.flop_counter import FlopCounterMode
 __all__ = ["parameter_count", "stored_bytes", "macs", "is_quantized", "nonzero_parameters"]
 
 
+#: Where torch keeps int8 modules: plain (Conv2d, Linear) and fused (ConvReLU2d, ...).
+_INT8_MODULES = ("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized")
+
+
+def _int8(module: nn.Module) -> bool:
+    return type(module).__module__.startswith(_INT8_MODULES)
+
+
 def is_quantized(model: nn.Module) -> bool:
     """True when the model holds int8 modules (they run on the CPU only and have no input gradients)."""
-    return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
+    return any(_int8(m) for m in model.modules())
 
 
 def parameter_count(model: nn.Module) -> int:
     """Parameters; for int8 modules (whose weights are packed, not parameters) the weight and bias elements."""
     n = sum(p.numel() for p in model.parameters())
     for m in model.modules():
-        if type(m).__module__.startswith("torch.ao.nn.quantized") and hasattr(m, "weight") and callable(m.weight):
+        if _int8(m) and hasattr(m, "weight") and callable(m.weight):
             w = m.weight()
             n += w.numel()
             b = m.bias() if callable(getattr(m, "bias", None)) else None

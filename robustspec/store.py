@@ -30,6 +30,7 @@ import os
 import re
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -249,7 +250,10 @@ class Store:
                 return None, None
             f.seek(0)
             try:
-                return None, torch.load(f, weights_only=True, map_location="cpu")
+                with warnings.catch_warnings():
+                    # torch's own loader of quantized (int8) tensors still goes through TypedStorage.
+                    warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+                    return None, torch.load(f, weights_only=True, map_location="cpu")
             except Exception as exc:  # noqa: BLE001 - any unreadable payload is a corrupt artifact
                 return f"torch.load failed ({type(exc).__name__}: {exc})", None
 
