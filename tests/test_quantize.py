@@ -239,7 +239,7 @@ def test_parse_and_params() -> None:
     q = Quantize()
     assert q.parse("ptsq") == {"method": "ptsq"}
     assert q.parse({"backend": "fbgemm"}) == {"backend": "fbgemm"}
-    assert q.parse("int4") == "int4"
+    assert q.parse("int4") == {"method": "int4"}  # then validation names the allowed methods
     assert _params(**q.parse("ptsq")) == QuantizeParams()
     assert QuantizeParams() == _params(method="ptsq", backend="x86", calibration=256, seed=0)
     for bad in ({"method": "int4"}, {"backend": "tensorrt"}, {"calibration": 0}, {"calibration": "256"},

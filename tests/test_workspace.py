@@ -72,3 +72,33 @@ def test_mismatched_classes_are_a_positioned_error(tmp_path: Path) -> None:
 def test_missing_root_is_a_positioned_error(tmp_path: Path) -> None:
     with pytest.raises(SpecErrors, match=r"real.yaml:1:7: data: .*nowhere"):
         load_suite(write_suite(tmp_path, "{imagefolder: ../nowhere}"), tmp_path / "specs")
+
+
+def test_chains_share_their_prefix_and_restore_from_the_store(tmp_path: Path) -> None:
+    (tmp_path / "suites").mkdir()
+    path = tmp_path / "suites" / "chain.yaml"
+    path.write_text(
+        "data: {name: office-synth, classes: 3, image-size: 16, train-per-class: 12, test-per-class: 6}\n"
+        "source: amazon\n"
+        "train: {epochs: 1, batch-size: 12}\n"
+        "models: [resnet10-mini]\n"
+        "variants:\n"
+        "  fp: {prune: {ratio: 0.4}}\n"
+        "  fp-int8: [{prune: {ratio: 0.4}}, {quantize: {method: ptsq, calibration: 16}}]\n"
+        "expect:\n"
+        "  - drop-vs-baseline: {max: 1.0}\n"
+    )
+    loaded = load_suite(path, tmp_path / "specs")
+    model = loaded.suite.models[0]
+    store = Store(tmp_path / "store")
+    ws = Workspace(store)
+    results = {v: ws.accuracy(loaded, model, v, "webcam") for v in ("baseline", "fp", "fp-int8")}
+    steps = [b for b in store.builds() if b["kind"] == "variant"]
+    assert len(steps) == 2  # the prune step once, shared by fp and fp-int8; the quantize step once
+    assert ws.step_keys(loaded, model, "fp-int8")[1] == ws.variant_key(loaded, model, "fp")
+    # A fresh process restores every step from the store (no rebuild) and gets the same numbers.
+    fresh = Workspace(Store(tmp_path / "store"))
+    assert {v: fresh.accuracy(loaded, model, v, "webcam") for v in results} == results
+    m = fresh.metrics(loaded, model, "fp-int8")
+    assert m["quantized"] == 1 and m["bytes"] < fresh.metrics(loaded, model, "fp")["bytes"] / 2
+    assert len([b for b in store.builds() if b["kind"] == "variant"]) == 2

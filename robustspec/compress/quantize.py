@@ -228,8 +228,8 @@ class Quantize:
     Params = QuantizeParams
 
     def parse(self, value: Any) -> Any:
-        if value == "ptsq":
-            return {"method": "ptsq"}
+        if isinstance(value, str):  # `quantize: ptsq`; another word is then reported as an unknown method
+            return {"method": value}
         return value
 
     def check(self, params: QuantizeParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
