@@ -124,16 +124,19 @@ def _one_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- schema
 
 
-def _fraction_aliases(model: Any) -> list[str]:
-    """YAML keys of ``model`` whose values go through ``parse_fraction`` (so "4/255" and "90%" are valid)."""
+def _string_forms(model: Any) -> list[tuple[str, str]]:
+    """(YAML key, pattern) of fields of ``model`` that also take strings: "4/255", "90%", "11.19M"."""
     from pydantic.functional_validators import BeforeValidator
 
-    from .spec.schema import parse_fraction
+    from .spec.schema import _COUNT, _FRACTION, parse_count, parse_fraction
 
+    patterns = {parse_fraction: _FRACTION.pattern, parse_count: _COUNT.pattern}
     out = []
     for name, info in model.model_fields.items():
-        if any(isinstance(m, BeforeValidator) and m.func is parse_fraction for m in _all_metadata(info)):
-            out.append(info.alias or name)
+        for m in _all_metadata(info):
+            if isinstance(m, BeforeValidator) and m.func in patterns:
+                out.append((info.alias or name, patterns[m.func]))
+                break
     return out
 
 
@@ -175,8 +178,9 @@ def _fix_bounds(node: Any) -> None:
 
 def suite_json_schema() -> dict[str, Any]:
     """A JSON Schema (draft 2020-12) of suite files, built from the pydantic models, for editors."""
+    from .compress import COMPRESSIONS
     from .expect import EXPECTATIONS
-    from .spec.schema import _FRACTION, _NAME, FolderData, ModelSpec, SynthData, TrainRecipe
+    from .spec.schema import _NAME, FolderData, ModelSpec, SynthData, TrainRecipe
 
     defs: dict[str, Any] = {}
     ref_template = "#/$defs/{model}"
@@ -208,16 +212,33 @@ def suite_json_schema() -> dict[str, Any]:
             }
         )
 
-    # Fractions may be written as "4/255" or "90%": accept those strings wherever parse_fraction runs.
-    fraction_string = {"type": "string", "pattern": _FRACTION.pattern}
-    models = [SynthData, FolderData, TrainRecipe, ModelSpec, *(EXPECTATIONS.get(k).Params for k in EXPECTATIONS.names())]
+    steps = []
+    for kind in COMPRESSIONS.names():
+        impl = COMPRESSIONS.get(kind)
+        shorthand = [{"type": "string"}] if kind in ("quantize", "distill") else []
+        steps.append(
+            {
+                "type": "object",
+                "properties": {kind: {"anyOf": [add(impl.Params), *shorthand]}},
+                "required": [kind],
+                "additionalProperties": False,
+                "description": (impl.__doc__ or kind).strip().splitlines()[0],
+            }
+        )
+
+    # Fractions ("4/255", "90%") and counts ("11.19M") may be strings wherever they are parsed.
+    models = [
+        SynthData, FolderData, TrainRecipe, ModelSpec,
+        *(EXPECTATIONS.get(k).Params for k in EXPECTATIONS.names()),
+        *(COMPRESSIONS.get(k).Params for k in COMPRESSIONS.names()),
+    ]
     for model in models:
         props = defs.get(model.__name__, {}).get("properties", {})
-        for alias in _fraction_aliases(model):
+        for alias, pattern in _string_forms(model):
             if alias in props:
                 prop = props[alias]
                 meta = {k: prop.pop(k) for k in ("title", "description", "default") if k in prop}
-                props[alias] = {"anyOf": [prop, fraction_string], **meta}
+                props[alias] = {"anyOf": [prop, {"type": "string", "pattern": pattern}], **meta}
 
     # Inline models in a suite may name their training recipe, and may omit `arch` for a zoo name.
     model_def = defs["ModelSpec"]
@@ -227,12 +248,14 @@ def suite_json_schema() -> dict[str, Any]:
     }
     model_def["required"] = [r for r in model_def.get("required", []) if r != "arch"]
 
-    step = {
+    step = {"anyOf": steps, "description": "one compression step, like {quantize: ptsq}"}
+    variants = {
         "type": "object",
-        "minProperties": 1,
-        "maxProperties": 1,
-        "description": "one compression step, like {quantize: ptsq}",
+        "propertyNames": {**name, "not": {"const": "baseline"}},
+        "additionalProperties": {"anyOf": [{"type": "array", "items": step, "minItems": 1}, step]},
+        "description": "compression chains by name; the uncompressed 'baseline' is always there",
     }
+    model_def["properties"]["variants"] = {**variants, "description": "compression variants of this model only"}
     _fix_bounds(defs)
     return {
         "$schema": SCHEMA_DIALECT,
@@ -261,12 +284,7 @@ def suite_json_schema() -> dict[str, Any]:
                 "items": {"anyOf": [named("model"), model_ref]},
                 "description": "model names (specs/models.yaml or the zoo) or inline models",
             },
-            "variants": {
-                "type": "object",
-                "propertyNames": {**name, "not": {"const": "baseline"}},
-                "additionalProperties": {"anyOf": [{"type": "array", "items": step}, step]},
-                "description": "compression chains by name; the uncompressed 'baseline' is always there",
-            },
+            "variants": {**variants, "description": "compression chains of every model, by name"},
             "expect": {
                 "type": "array",
                 "minItems": 1,

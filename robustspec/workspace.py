@@ -17,7 +17,6 @@ chains share a prefix share the prefix's artifacts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch

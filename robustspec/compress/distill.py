@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ..models.zoo import MODELS, build_network, count_parameters
+from ..models.zoo import MODELS, count_parameters
 from ..progress import report
 from ..spec.schema import Int, Real, Strict
 from ..train.supervised import train_supervised

@@ -28,7 +28,6 @@ and loads the weights, so the restored model computes exactly what ``apply``'s m
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional
 
@@ -38,32 +37,13 @@ from torch import nn
 
 from ..errors import ArtifactError
 from ..progress import report
-from ..spec.schema import Int, Real, Strict, parse_fraction
+from ..spec.schema import Count, Int, Real, Strict, parse_fraction
 from ..train.supervised import train_supervised
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
 
 __all__ = ["LowRankParams", "LowRank", "factorize_conv", "factorize_linear", "plan_ranks", "factorize"]
 
-_COUNT = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([kKmMgG]?)\s*$")
-_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
-
-
-def _parse_count(value: Any) -> Any:
-    """``6390000``, ``"6.39M"``, ``"500k"`` -> an int, by a regular expression (nothing is evaluated)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a parameter count, got a boolean")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        m = _COUNT.match(value)
-        if not m:
-            raise ValueError(f"expected a parameter count like 6390000, 6.39M or 500k, got {value!r}")
-        return int(round(float(m.group(1)) * _SUFFIX[m.group(2).lower()]))
-    return value
-
-
-Count = Annotated[int, BeforeValidator(_parse_count), Field(strict=True, gt=0)]
 Ratio = Annotated[float, BeforeValidator(parse_fraction), Field(gt=0.0, lt=1.0)]
 
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, Mapping, Optional
 
 import torch
@@ -42,7 +40,7 @@ from torch import nn
 from ..errors import ArtifactError
 from ..models.zoo import count_parameters
 from ..progress import Timer, report
-from ..spec.schema import Int, Real, Strict
+from ..spec.schema import Int, Real, Strict, parse_count
 from ..train.supervised import train_supervised
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
@@ -57,35 +55,6 @@ MAX_RATIO = 0.95
 MAX_PROBES = 12
 #: A budget below this fraction of the model's parameters is rejected at collection.
 MIN_BUDGET_FRACTION = 0.02
-
-_COUNT = re.compile(r"^\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
-_SCALE = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
-
-
-def parse_count(value: Any) -> int:
-    """A parameter count: ``1234``, ``"500k"``, ``"11.19M"``, ``"4.51e6"`` (regex and Decimal, never eval)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a parameter count like 11.19M, 500k or 4510000, got a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
-            raise ValueError(f"a parameter count must be a whole number, got {value!r}")
-        return int(value)
-    if isinstance(value, str):
-        m = _COUNT.match(value)
-        if m:
-            try:
-                exact = Decimal(m.group(1)) * _SCALE[m.group(2).lower()]
-            except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
-                exact = None
-            if exact is not None:
-                if exact != exact.to_integral_value():
-                    raise ValueError(f"a parameter count must be a whole number, {value!r} is {exact.normalize()}")
-                return int(exact)
-        raise ValueError(f"expected a parameter count like 11.19M, 500k or 4510000, got {value!r}")
-    raise ValueError(f"expected a parameter count like 11.19M, 500k or 4510000, got {type(value).__name__}")
-
 
 def format_count(n: int) -> str:
     """``11190000`` -> ``"11.19M"``; ``51200`` -> ``"51.2k"``."""

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ..spec.schema import ExpectationBase, Name, Probability
 from ..stats import newcombe_difference
-from .base import EXPECTATIONS, at_least, at_most, Accuracy, CheckTarget, Outcome, gate_min
+from .base import EXPECTATIONS, at_most, Accuracy, CheckTarget, Outcome, gate_min
 
 
 class SourceAccuracyParams(ExpectationBase):

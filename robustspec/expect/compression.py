@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any, Optional
+from typing import Optional
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 from typing_extensions import Annotated
 
-from ..spec.schema import BASELINE, ExpectationBase, Name, Probability, Real
+from ..spec.schema import BASELINE, Count, ExpectationBase, Name, Probability, Real
 from ..stats import newcombe_difference
 from .base import EXPECTATIONS, at_least, at_most, CheckTarget, Outcome, gate_max
-
-_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMG]?)\s*$")
-_SUFFIX = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
-
-
-def parse_count(value: Any) -> Any:
-    """``11.19M`` -> 11190000, ``500k`` -> 500000, plain numbers as they are; a regular expression, never eval."""
-    if isinstance(value, bool):
-        raise ValueError("expected a count like 11.19M, got a boolean")
-    if isinstance(value, (int, float)):
-        return int(round(value))
-    if isinstance(value, str):
-        m = _COUNT.match(value)
-        if not m:
-            raise ValueError(f"expected a count like 11.19M, 500k or 1200000, got {value!r}")
-        return int(round(float(m.group(1)) * _SUFFIX[m.group(2)]))
-    return value
-
-
-Count = Annotated[int, BeforeValidator(parse_count), Field(gt=0)]
-
 
 def _variants_only(variant: str, targets: list[CheckTarget]) -> list[CheckTarget]:
     # Comparing the baseline with itself measures nothing: these items exist for compressed variants only.

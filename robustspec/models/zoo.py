@@ -6,7 +6,6 @@ import importlib
 import re
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
 from ..errors import ModelError

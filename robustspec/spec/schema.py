@@ -20,11 +20,12 @@ the *resolved* suite, so a resolved suite round-trips through ``model_dump(by_al
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -34,7 +35,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_snake
 
 __all__ = [
     "Strict",
@@ -43,6 +43,8 @@ __all__ = [
     "Fraction",
     "Probability",
     "parse_fraction",
+    "parse_count",
+    "Count",
     "SynthData",
     "FolderData",
     "DataSpec",
@@ -111,6 +113,37 @@ def _no_bool(value: Any) -> Any:
 
 Int = Annotated[int, Field(strict=True)]
 Real = Annotated[float, BeforeValidator(_no_bool)]
+_COUNT = re.compile(r"^\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
+_COUNT_SCALE = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def parse_count(value: Any) -> int:
+    """A parameter count: ``1234``, ``"500k"``, ``"11.19M"``, ``"4.51e6"`` (regex and Decimal, never eval)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a parameter count like 11.19M, 500k or 4510000, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"a parameter count must be a whole number, got {value!r}")
+        return int(value)
+    if isinstance(value, str):
+        m = _COUNT.match(value)
+        if m:
+            try:
+                exact = Decimal(m.group(1)) * _COUNT_SCALE[m.group(2).lower()]
+            except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
+                exact = None
+            if exact is not None:
+                if exact != exact.to_integral_value():
+                    raise ValueError(f"a parameter count must be a whole number, {value!r} is {exact.normalize()}")
+                return int(exact)
+        raise ValueError(f"expected a parameter count like 11.19M, 500k or 4510000, got {value!r}")
+    raise ValueError(f"expected a parameter count like 11.19M, 500k or 4510000, got {type(value).__name__}")
+
+
+#: A parameter count: an int, or a string like "11.19M", "500k", "4.51e6".
+Count = Annotated[int, BeforeValidator(parse_count), Field(gt=0)]
 Fraction = Annotated[float, BeforeValidator(parse_fraction)]
 Probability = Annotated[float, BeforeValidator(parse_fraction), Field(ge=0.0, le=1.0)]
 Confidence = Annotated[float, BeforeValidator(parse_fraction), Field(gt=0.0, lt=1.0)]
