@@ -211,7 +211,7 @@ def test_changing_a_threshold_rebuilds_nothing(
     first = run(project, store)
     assert first.ret == 0, output(first)
     builds = Store(store).builds()
-    assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 1, "eval": 3}
+    assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 1, "eval": 3, "metrics": 1}
     log = (store / "builds.jsonl").read_bytes()
 
     write_suite(project, "s.yaml", suite_text("source-accuracy: {min: 0.01}", "target-accuracy: {min: 0.02}", "drop-vs-source: {max: 0.99}"))
@@ -242,7 +242,7 @@ def test_each_artifact_is_built_once_across_workers(project: pytest.Pytester, tm
     builds = Store(store).builds()
     per_key = Counter(b["key"] for b in builds)
     assert all(n == 1 for n in per_key.values()), per_key
-    assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 2, "eval": 2 * 3}
+    assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 2, "eval": 2 * 3, "metrics": 2}
     assert {b["describe"] for b in builds if b["kind"] == "model"} == {"model resnet10-mini", "model resnet10-small"}
     assert all(str(b["worker"]).startswith("gw") for b in builds), builds
 
@@ -380,5 +380,5 @@ def test_store_from_environment(project: pytest.Pytester, tmp_path: Path, monkey
     result = run(project, None)
     assert result.ret == 0, output(result)
     builds = Store(env_store).builds()
-    assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 1, "eval": 3}
+    assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 1, "eval": 3, "metrics": 1}
     assert not (project.path / ".robustspec").exists()
