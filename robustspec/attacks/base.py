@@ -1,0 +1,50 @@
+"""What an attack is: parameters, the norm it works in, and one batched ``run``.
+
+Conventions every attack follows:
+
+- inputs ``x`` are float pixels in [0, 1], ``[N, 3, H, W]``; the model normalises inside
+  (:class:`robustspec.models.Normalized`), so eps is on the pixel scale (``4/255`` or ``0.0157``);
+- ``y`` are the true labels; the driver passes only samples the model classifies correctly;
+- the model is in eval mode with parameters frozen; attacks take input gradients only;
+- every random draw comes from the ``generator`` argument, so a seed fixes the result;
+- ``run`` returns adversarial images of the same shape, in [0, 1]; for bounded attacks inside the eps-ball.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Optional, Protocol
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from ..spec.schema import Fraction, Int, Strict
+
+__all__ = ["Attack", "AttackParams", "Norm"]
+
+Norm = Literal["linf", "l2", "l0"]
+
+
+class AttackParams(Strict):
+    """Fields shared by every attack's parameters (each attack subclasses this)."""
+
+    eps: Optional[Fraction] = Field(None, description="budget on the [0,1] pixel scale: 4/255, 0.0157, ...")
+    batch_size: Int = Field(128, ge=1, le=100_000)
+
+
+class Attack(Protocol):
+    """One attack, registered under its YAML name in ``ATTACKS``."""
+
+    Params: ClassVar[type[AttackParams]]
+    norm: ClassVar[Norm]
+    #: True when the result is guaranteed inside the eps-ball (FGSM, PGD, Square); False for
+    #: minimum-norm attacks (DeepFool, C&W, DDN, JSMA) whose eps, if any, only scores the result.
+    bounded: ClassVar[bool]
+    #: True for attacks that need no gradients (Square): they run on int8 models directly.
+    gradient_free: ClassVar[bool]
+
+    def check(self, params: Any, num_classes: int) -> list[str]:
+        """Problems knowable at collection (eps outside [0, 1], a norm the attack lacks, ...)."""
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: Any, generator: torch.Generator) -> torch.Tensor:
+        """Adversarial examples for one batch."""
