@@ -40,7 +40,7 @@ from .train import train_supervised
 __all__ = ["Workspace", "BUILDER_VERSIONS"]
 
 #: Bump one of these when the code that builds that kind of artifact changes its output.
-BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2"}
+BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2", "attack": "1"}
 
 
 @dataclass
@@ -259,6 +259,46 @@ class Workspace:
             module = self._models[keys[upto]]
         return macs(module, self.dataset(loaded.suite).image_size)
 
+    def attack(self, loaded: LoadedSuite, model: ModelSpec, variant: str, params: Any) -> dict[str, Any]:
+        """One attack evaluation (an artifact): robust accuracy, success rate, norms, flags, mode."""
+        from .expect.attack import attack_settings
+
+        suite = loaded.suite
+        domain = params.domain or suite.source
+        settings = attack_settings(params)
+        parents = (self.variant_key(loaded, model, variant), self.data_key(suite, domain))
+        key = content_key("attack", {"attack": settings, "domain": domain, "split": "test"}, parents, BUILDER_VERSIONS["attack"])
+        if key not in self._evals:
+
+            def build() -> dict[str, Any]:
+                from .attacks.evaluate import evaluate_attack
+
+                net = self.model(loaded, model, variant)
+                surrogate = None
+                quantized = is_quantized(net)
+                if quantized:
+                    if params.mode == "white-box":
+                        from .errors import ArtifactError
+
+                        raise ArtifactError(
+                            "white-box attacks on int8 models need a straight-through fake-quant copy, which this version "
+                            "does not build yet; use mode: transfer (attack the float parent, score on int8)"
+                        )
+                    keys = self.step_keys(loaded, model, variant)
+                    surrogate = self._models[keys[-2]] if len(keys) >= 2 and keys[-2] in self._models else self.trained(suite, model)
+                split = self.splits(suite, domain)["test"]
+                device = torch.device("cpu") if quantized else self.device
+                result = evaluate_attack(
+                    net, params.name, params, split.images, split.labels,
+                    n=params.samples, seed=params.seed, device=device, surrogate=surrogate,
+                )
+                out = result.as_dict()
+                out["mode"] = "transfer" if quantized else "white-box"
+                return {k: v for k, v in out.items() if v is not None and isinstance(v, (int, float, str, bool, list))}
+
+            self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "attack": params.name}, describe=f"attack {params.name} on {model.name}/{variant}")
+        return self._evals[key]
+
     def accuracy(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> Accuracy:
         suite = loaded.suite
         key = self.eval_key(loaded, model, variant, domain)
@@ -296,3 +336,6 @@ class SubjectMeasurements:
 
     def metrics(self, variant: str | None = None) -> dict[str, Any]:
         return self.workspace.metrics(self.loaded, self.model_spec, variant or self.variant)
+
+    def attack(self, params: Any, variant: str | None = None) -> dict[str, Any]:
+        return self.workspace.attack(self.loaded, self.model_spec, variant or self.variant, params)

@@ -589,8 +589,11 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
                 col.at(loc, file, pa + (kind,), EXPECTATIONS.unknown_message(kind), key=True)
                 ok = False
                 continue
-            exp = EXPECTATIONS.get(kind)
-            validated = _validate(col, exp.Params, params if params is not None else {}, loc, file, pa + (kind,))
+            exp = EXPECTATIONS.get(kind)()
+            value = params if params is not None else {}
+            # Some kinds (attack) validate against a model that depends on the value (the attack's own fields).
+            model_cls = exp.params_model(value) if hasattr(exp, "params_model") else exp.Params
+            validated = _validate(col, model_cls, value, loc, file, pa + (kind,))
             if validated is None:
                 ok = False
                 continue
@@ -644,6 +647,10 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
         )
         if classes:
             _check_chains(col, [m for m in models if m is not None], variants_by_model, classes)
+            for e in parsed:
+                exp = EXPECTATIONS.get(e.kind)()
+                for message in (exp.check(e.params, classes) if hasattr(exp, "check") else []):
+                    col.at(loc, file, ("expect", e.index, e.kind), message)
     if col.errors:
         raise SpecErrors(col.errors)
     assert suite is not None

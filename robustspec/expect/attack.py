@@ -1,0 +1,148 @@
+"""Adversarial expectations: accuracy under an attack, its degradation, and against the baseline's.
+
+``- attack: {name: pgd-linf, eps: 4/255, steps: 10, max-degradation: 0.5}`` becomes one item per model
+and variant, ``attack[pgd-linf]``. Its parameters are the attack's own (validated by the attack's
+parameter model) plus the gates below. The evaluation is an artifact: the same attack on the same model
+and samples is never computed twice, whatever the thresholds.
+
+Robust accuracy follows RobustBench: only correctly classified samples are attacked, and robust
+accuracy is the fraction still correct afterwards over all ``samples``. Degradation is clean minus
+robust accuracy over the same samples, i.e. the fraction of samples the attack flipped: a binomial
+proportion, so ``confidence`` gates on its Wilson bound.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal, Optional
+
+from pydantic import Field, model_validator
+
+from ..spec.schema import BASELINE, ExpectationBase, Int, Name, Probability
+from ..stats import wilson_interval
+from .base import EXPECTATIONS, CheckTarget, Outcome, at_least, at_most
+
+__all__ = ["AttackGate", "AttackExpectation", "attack_params_model"]
+
+
+class AttackGate(ExpectationBase):
+    """What every ``attack:`` expectation takes besides the attack's own parameters."""
+
+    name: str = Field(min_length=1, description="fgsm, pgd-linf, pgd-l2, cw-l2, deepfool, ddn, jsma, square, autoattack")
+    samples: Int = Field(256, ge=1, le=100_000, description="test images drawn with `seed` (fewer if the split is smaller)")
+    seed: Int = Field(0, ge=0)
+    domain: Optional[Name] = Field(None, description="domain whose test split is attacked (default: the source)")
+    mode: Literal["transfer", "white-box"] = Field(
+        "transfer", description="int8 models: attack the float parent and score on int8 (transfer), or a fake-quant copy"
+    )
+    max_degradation: Optional[Probability] = Field(None, description="maximum clean minus adversarial accuracy")
+    min_accuracy: Optional[Probability] = Field(None, description="minimum adversarial (robust) accuracy")
+    max_degradation_vs_baseline: Optional[float] = Field(
+        None, ge=-1.0, le=1.0, description="maximum of this variant's degradation minus the baseline's"
+    )
+
+    @model_validator(mode="after")
+    def _one_gate_at_least(self) -> "AttackGate":
+        if self.max_degradation is None and self.min_accuracy is None and self.max_degradation_vs_baseline is None:
+            raise ValueError("give at least one of max-degradation, min-accuracy, max-degradation-vs-baseline")
+        return self
+
+
+@lru_cache(maxsize=None)
+def _combined(attack_name: str) -> type:
+    from ..attacks import ATTACKS
+
+    params = ATTACKS.get(attack_name).Params
+    return type(f"Attack_{attack_name.replace('-', '_')}", (AttackGate, params), {"__doc__": params.__doc__})
+
+
+def attack_params_model(value: Any) -> type:
+    """The parameter model for one ``attack:`` entry: the gates plus the named attack's own parameters."""
+    from ..attacks import ATTACKS
+
+    name = value.get("name") if isinstance(value, dict) else None
+    if isinstance(name, str) and name in ATTACKS:
+        return _combined(name)
+    return AttackGate
+
+
+def attack_settings(params: Any) -> dict[str, Any]:
+    """The attack's own parameters (what the evaluation artifact depends on), without the gates."""
+    gate_fields = set(AttackGate.model_fields) - {"name", "samples", "seed", "domain", "mode"}
+    return params.model_dump(mode="json", exclude=gate_fields)
+
+
+@EXPECTATIONS.register("attack")
+class AttackExpectation:
+    """Accuracy under an adversarial attack: ``max-degradation``, ``min-accuracy``, ``max-degradation-vs-baseline``."""
+
+    Params = AttackGate
+
+    def params_model(self, value: Any) -> type:
+        return attack_params_model(value)
+
+    def check(self, params: Any, num_classes: int) -> list[str]:
+        from ..attacks import ATTACKS
+
+        if params.name not in ATTACKS:
+            return [ATTACKS.unknown_message(params.name)]
+        return list(ATTACKS.get(params.name)().check(params, num_classes))
+
+    def expand(self, params: Any, source: str, targets: list[str], variant: str) -> list[CheckTarget]:
+        if params.max_degradation_vs_baseline is not None and params.max_degradation is None and params.min_accuracy is None and variant == BASELINE:
+            return []  # only a comparison with itself: nothing to measure on the baseline
+        return [CheckTarget(params.name, (params.domain or source,))]
+
+    def judge(self, params: Any, target: CheckTarget, m: Any) -> Outcome:
+        result = m.attack(params)
+        n = result["n"]
+        clean, robust = result["clean_correct"], result["robust_correct"]
+        flipped = clean - robust
+        conf = params.confidence
+        level = conf or 0.95
+        parts: list[str] = []
+        verdicts: list[tuple[bool, float, float, str, float | None, float | None]] = []
+        deg = flipped / n if n else 0.0
+        deg_lo, deg_hi = wilson_interval(flipped, n, level)
+        acc = robust / n if n else 0.0
+        acc_lo, acc_hi = wilson_interval(robust, n, level)
+        if params.max_degradation is not None:
+            gated = deg_hi if conf else deg
+            ok = at_most(gated, params.max_degradation)
+            verdicts.append((ok, deg, params.max_degradation, "<=", deg_lo, deg_hi))
+            parts.append(f"degradation {deg:.3f} ({int(level * 100)}% CI [{deg_lo:.3f}, {deg_hi:.3f}]) {'<=' if ok else '>'} max {params.max_degradation:.3f}")
+        if params.min_accuracy is not None:
+            gated = acc_lo if conf else acc
+            ok = at_least(gated, params.min_accuracy)
+            verdicts.append((ok, acc, params.min_accuracy, ">=", acc_lo, acc_hi))
+            parts.append(f"robust accuracy {acc:.3f} ({int(level * 100)}% CI [{acc_lo:.3f}, {acc_hi:.3f}]) {'>=' if ok else '<'} min {params.min_accuracy:.3f}")
+        if params.max_degradation_vs_baseline is not None and m.variant != BASELINE:
+            base = m.attack(params, BASELINE)
+            base_deg = (base["clean_correct"] - base["robust_correct"]) / base["n"] if base["n"] else 0.0
+            diff = deg - base_deg
+            ok = at_most(diff, params.max_degradation_vs_baseline)
+            verdicts.append((ok, diff, params.max_degradation_vs_baseline, "<=", None, None))
+            parts.append(f"degradation vs baseline {deg:.3f} - {base_deg:.3f} = {diff:+.3f} {'<=' if ok else '>'} max {params.max_degradation_vs_baseline:+.3f}")
+        passed = all(v[0] for v in verdicts)
+        first = next((v for v in verdicts if not v[0]), verdicts[0])
+        flags = result.get("flags") or []
+        msg = (
+            f"{params.name} on {target.domains[0]!r} ({result.get('mode', 'white-box')}, n={n}, clean {clean / n if n else 0:.3f}): "
+            + "; ".join(parts)
+            + (f"; WARNING: {', '.join(flags)}" if flags else "")
+        )
+        extra = {
+            "attack": params.name,
+            "attack_mode": result.get("mode", "white-box"),
+            "clean_accuracy": round(clean / n, 6) if n else 0.0,
+            "robust_accuracy": round(acc, 6),
+            "degradation": round(deg, 6),
+            "success_rate": round(result["successes"] / result["attacked"], 6) if result.get("attacked") else 0.0,
+            "attack_seconds": round(float(result.get("seconds", 0.0)), 3),
+        }
+        for key in ("median_l2", "median_linf", "mean_l2"):
+            if result.get(key) is not None:
+                extra[key] = round(float(result[key]), 6)
+        if flags:
+            extra["attack_flags"] = "; ".join(flags)
+        return Outcome(passed, first[1], first[2], first[3], msg, n, first[4], first[5], conf, extra=extra)
