@@ -9,6 +9,8 @@
     ├── DataError                   a dataset cannot be read (missing path, mismatched classes, ...)
     ├── ModelError                  a model cannot be built or its weights do not fit
     └── ArtifactError               the artifact store cannot build or read an artifact
+
+    RobustSpecWarning (UserWarning) an expectation with ``severity: warn`` failed, or a baseline is stale
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "DataError",
     "ModelError",
     "ArtifactError",
+    "RobustSpecWarning",
     "format_path",
 ]
 
@@ -94,3 +97,7 @@ class ModelError(RobustSpecError):
 
 class ArtifactError(RobustSpecError):
     """The artifact store cannot build or read an artifact."""
+
+
+class RobustSpecWarning(UserWarning):
+    """A problem reported without failing: an expectation with ``severity: warn`` not met, a stale baseline."""

@@ -9,3 +9,5 @@ __all__ = ["ATTACKS"]
 
 #: Attacks by their YAML name (``fgsm``, ``pgd-linf``, ``pgd-l2``, ``cw-l2``, ``deepfool``, ``ddn``, ``jsma``, ...).
 ATTACKS: Registry = Registry("attack")
+from . import ddn  # noqa: E402,F401
+from . import jsma  # noqa: E402,F401

@@ -40,6 +40,7 @@ __all__ = [
     "Strict",
     "Name",
     "ExpectationBase",
+    "RegressionSpec",
     "Fraction",
     "Probability",
     "parse_fraction",
@@ -249,6 +250,16 @@ class ModelSpec(Strict):
 # --- expectations (parameter models live with each expectation kind) ------------------------------------
 
 
+class RegressionSpec(Strict):
+    """How far an item's measured value may move the wrong way against a saved baseline (``--robustspec-baseline``).
+
+    ``max-drop`` is absolute for values within [-1, 1] (accuracies, drops) and relative to the baseline value
+    beyond (parameter counts, bytes): the allowed move is ``max-drop * max(1, |baseline|)``.
+    """
+
+    max_drop: Probability = 0.02
+
+
 class ExpectationBase(Strict):
     """Fields every expectation accepts."""
 
@@ -256,6 +267,12 @@ class ExpectationBase(Strict):
     variants: Optional[list[Name]] = Field(None, description="only these variants (default: all, baseline included)")
     confidence: Optional[Confidence] = Field(
         None, description="gate on the Wilson interval at this level instead of the point estimate"
+    )
+    regression: Optional[RegressionSpec] = Field(
+        None, description="tolerance against a saved baseline (default: --robustspec-regression-tolerance)"
+    )
+    severity: Literal["fail", "warn"] = Field(
+        "fail", description="warn: a failed gate or a regression is reported (a warning, WARN) without failing"
     )
 
 
