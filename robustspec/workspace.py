@@ -40,7 +40,7 @@ from .train import train_supervised
 __all__ = ["Workspace", "BUILDER_VERSIONS"]
 
 #: Bump one of these when the code that builds that kind of artifact changes its output.
-BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2", "attack": "1"}
+BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2", "attack": "2"}
 
 
 @dataclass
@@ -274,9 +274,12 @@ class Workspace:
                 from .attacks.evaluate import evaluate_attack
 
                 net = self.model(loaded, model, variant)
+                from .attacks import ATTACKS
+
                 surrogate = None
                 quantized = is_quantized(net)
-                if quantized:
+                gradient_free = bool(getattr(ATTACKS.get(params.name), "gradient_free", False))
+                if quantized and not gradient_free:
                     if params.mode == "white-box":
                         from .errors import ArtifactError
 
@@ -293,7 +296,7 @@ class Workspace:
                     n=params.samples, seed=params.seed, device=device, surrogate=surrogate,
                 )
                 out = result.as_dict()
-                out["mode"] = "transfer" if quantized else "white-box"
+                out["mode"] = "transfer" if surrogate is not None else ("black-box" if gradient_free else "white-box")
                 return {k: v for k, v in out.items() if v is not None and isinstance(v, (int, float, str, bool, list))}
 
             self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "attack": params.name}, describe=f"attack {params.name} on {model.name}/{variant}")

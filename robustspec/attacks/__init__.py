@@ -9,5 +9,10 @@ __all__ = ["ATTACKS"]
 
 #: Attacks by their YAML name (``fgsm``, ``pgd-linf``, ``pgd-l2``, ``cw-l2``, ``deepfool``, ``ddn``, ``jsma``, ...).
 ATTACKS: Registry = Registry("attack")
+
+# Each attack module registers itself; one import per module.
 from . import ddn  # noqa: E402,F401
 from . import jsma  # noqa: E402,F401
+from . import gradient  # noqa: E402,F401
+from . import minimum_norm  # noqa: E402,F401
+from . import blackbox  # noqa: E402,F401

@@ -1,0 +1,287 @@
+"""The attack driver: sample, attack what the model gets right, check every batch, score.
+
+Conventions (RobustBench/AutoAttack): ``n`` test images are drawn with a seeded ``randperm``; only the
+correctly classified ones are attacked (the others count as failures already); robust accuracy is the
+fraction still correct after the attack, over all ``n``.
+
+Every adversarial batch is checked: finite, inside [0, 1] (tolerance 1e-6) and, for bounded attacks,
+inside the eps-ball (L-inf: max |delta| <= eps + 1e-6; L2: per-sample norm <= eps * (1 + 1e-5)). A
+violation raises :class:`AttackCheckError`. Two silent failures are reported as flags instead: all-zero
+input gradients on the first batch (gradient masking, or an input rounding that kills the gradient) and
+adversarials identical to their inputs for every attacked sample.
+
+Minimum-norm attacks (``bounded = False``) with ``eps`` set count a success only when the perturbation's
+norm, in the attack's norm, is at most eps (L0: the fraction of input values changed). Median L2 and
+L-inf norms are over the perturbations that count as successes.
+
+``surrogate``: the attack runs on the surrogate (the float parent of an int8 model, which has no input
+gradients) and the adversarials are scored on ``model``: the transfer setting, recorded as ``mode``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import ValidationError
+from torch import nn
+
+from ..errors import RegistryError, RobustSpecError
+from ..metrics import is_quantized
+from ..progress import Timer, report
+from . import ATTACKS
+from .base import AttackParams
+
+__all__ = ["FLAG_UNCHANGED", "FLAG_ZERO_GRADIENTS", "AttackCheckError", "AttackResult", "attack_defaults_ok", "evaluate_attack"]
+
+FLAG_ZERO_GRADIENTS = "all input gradients are zero (gradient masking or rounding?)"
+FLAG_UNCHANGED = "the attack changed no input"
+
+#: Tolerances of the batch checks.
+BOX_TOL = 1e-6
+LINF_TOL = 1e-6
+L2_REL_TOL = 1e-5
+
+
+class AttackCheckError(RobustSpecError):
+    """An attack returned images that break its contract (outside [0, 1] or the eps-ball, NaN/inf), or cannot run."""
+
+
+@dataclass
+class AttackResult:
+    """One attack evaluation, as plain numbers for the store."""
+
+    n: int
+    clean_correct: int
+    robust_correct: int
+    attacked: int
+    successes: int
+    median_l2: float | None  # over successful perturbations
+    median_linf: float | None
+    mean_l2: float | None
+    flags: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    mode: str = "white-box"  # or "transfer" (attacked on a surrogate, scored on the model)
+    attack: str = ""
+    norm: str = ""
+
+    @property
+    def clean_accuracy(self) -> float:
+        return self.clean_correct / self.n if self.n else 0.0
+
+    @property
+    def robust_accuracy(self) -> float:
+        return self.robust_correct / self.n if self.n else 0.0
+
+    @property
+    def degradation(self) -> float:
+        return self.clean_accuracy - self.robust_accuracy
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.attacked if self.attacked else 0.0
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out.update(
+            clean_accuracy=self.clean_accuracy,
+            robust_accuracy=self.robust_accuracy,
+            degradation=self.degradation,
+            success_rate=self.success_rate,
+        )
+        return out
+
+
+def _norm_of(attack: Any, params: AttackParams) -> str:
+    return getattr(params, "norm", None) or attack.norm
+
+
+def _validate(attack: Any, params: AttackParams | Mapping[str, Any]) -> AttackParams:
+    if isinstance(params, attack.Params):
+        return params
+    if isinstance(params, AttackParams):
+        params = params.model_dump(by_alias=True, exclude_unset=True)
+    return attack.Params.model_validate(dict(params))
+
+
+def attack_defaults_ok(name: str, params: AttackParams | Mapping[str, Any], num_classes: int) -> list[str]:
+    """Problems with an attack and its parameters, as messages (empty when fine); nothing runs."""
+    try:
+        attack = ATTACKS.get(name)()
+    except RegistryError as e:
+        return [str(e)]
+    try:
+        params = _validate(attack, params)
+    except ValidationError as e:
+        return [f"{'.'.join(str(p) for p in err['loc']) or name}: {err['msg']}" for err in e.errors()]
+    return list(attack.check(params, num_classes))
+
+
+def _device_of(model: nn.Module, device: torch.device) -> torch.device:
+    return torch.device("cpu") if is_quantized(model) else torch.device(device)
+
+
+@torch.inference_mode()
+def _predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
+
+
+def _norms(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    flat = delta.flatten(1)
+    return flat.norm(dim=1), flat.abs().amax(1), (flat != 0).float().mean(1)
+
+
+def _check_batch(adv: torch.Tensor, x: torch.Tensor, eps: float | None, norm: str, bounded: bool, name: str) -> None:
+    if adv.shape != x.shape:
+        raise AttackCheckError(f"{name} returned shape {tuple(adv.shape)} for inputs of shape {tuple(x.shape)}")
+    bad = ~torch.isfinite(adv)
+    if bool(bad.any()):
+        rows = int(bad.flatten(1).any(1).sum())
+        raise AttackCheckError(f"{name} returned NaN or inf in {rows} of {len(adv)} adversarial images")
+    lo, hi = float(adv.min()), float(adv.max())
+    if lo < -BOX_TOL or hi > 1.0 + BOX_TOL:
+        raise AttackCheckError(f"{name} returned pixels outside [0, 1]: min {lo:.6g}, max {hi:.6g} (tolerance {BOX_TOL:g})")
+    if not bounded or eps is None:
+        return
+    l2, linf, _ = _norms(adv - x)
+    if norm == "linf":
+        worst = float(linf.max())
+        if worst > eps + LINF_TOL:
+            raise AttackCheckError(
+                f"{name} left the L-inf ball: max |delta| = {worst:.6g} > eps {eps:.6g} (+{LINF_TOL:g}) "
+                f"in {int((linf > eps + LINF_TOL).sum())} of {len(adv)} images"
+            )
+    elif norm == "l2":
+        worst = float(l2.max())
+        if worst > eps * (1.0 + L2_REL_TOL):
+            raise AttackCheckError(
+                f"{name} left the L2 ball: largest norm {worst:.6g} > eps {eps:.6g} (x (1 + {L2_REL_TOL:g})) "
+                f"in {int((l2 > eps * (1.0 + L2_REL_TOL)).sum())} of {len(adv)} images"
+            )
+
+
+def _zero_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> bool:
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(x), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
+    return grad is None or not bool(grad.ne(0).any())
+
+
+def _within(norm: str, l2: torch.Tensor, linf: torch.Tensor, l0: torch.Tensor, eps: float) -> torch.Tensor:
+    if norm == "l2":
+        return l2 <= eps * (1.0 + L2_REL_TOL)
+    if norm == "linf":
+        return linf <= eps + LINF_TOL
+    return l0 <= eps + LINF_TOL
+
+
+def evaluate_attack(
+    model: nn.Module,
+    attack_name: str,
+    params: AttackParams | Mapping[str, Any],
+    images_uint8: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    n: int,
+    seed: int,
+    device: torch.device | str,
+    surrogate: nn.Module | None = None,
+) -> AttackResult:
+    """Attack ``n`` seeded test images (the correctly classified ones) and score the result on ``model``."""
+    timer = Timer()
+    attack = ATTACKS.get(attack_name)()
+    params = _validate(attack, params)
+    norm = _norm_of(attack, params)
+    eps = getattr(params, "eps", None)
+    target = surrogate if surrogate is not None else model
+    mode = "transfer" if surrogate is not None else "white-box"
+    if is_quantized(target) and not attack.gradient_free:
+        raise AttackCheckError(
+            f"{attack_name} needs input gradients and an int8 model has none: pass its float parent as the "
+            "surrogate (transfer) or use a gradient-free attack (square)"
+        )
+    model_dev, target_dev = _device_of(model, device), _device_of(target, device)
+
+    total = len(labels)
+    if images_uint8.dtype != torch.uint8 or images_uint8.ndim != 4:
+        raise AttackCheckError(f"expected uint8 images [N,3,H,W], got {images_uint8.dtype} {tuple(images_uint8.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    index = torch.randperm(total, generator=g)[: min(n, total)]
+    x_all = images_uint8[index].float().div_(255.0)
+    y_all = labels[index].long()
+    count = len(index)
+
+    modules = [model] if surrogate is None else [model, surrogate]
+    training = [m.training for m in modules]
+    grads = [[p.requires_grad for p in m.parameters()] for m in modules]
+    flags: list[str] = []
+    try:
+        for m in modules:
+            m.eval()
+            m.requires_grad_(False)
+        model.to(model_dev)
+        if surrogate is not None:
+            surrogate.to(target_dev)
+        bs = params.batch_size
+        clean = _predict(model, x_all, bs, model_dev) == y_all
+        todo = clean.nonzero().squeeze(1)
+        attacked = len(todo)
+        report(f"attack {attack_name} ({mode}): {attacked} of {count} images classified correctly, attacking them")
+
+        gen = torch.Generator().manual_seed(seed)
+        successes, changed = 0, 0
+        l2s: list[float] = []
+        linfs: list[float] = []
+        for start in range(0, attacked, bs):
+            rows = todo[start : start + bs]
+            x, y = x_all[rows].to(target_dev), y_all[rows].to(target_dev)
+            if start == 0 and not attack.gradient_free and _zero_gradients(target, x, y):
+                flags.append(FLAG_ZERO_GRADIENTS)
+            adv = attack.run(target, x, y, params, gen)
+            if not isinstance(adv, torch.Tensor):
+                raise AttackCheckError(f"{attack_name} returned {type(adv).__name__}, not a tensor")
+            adv = adv.detach().float()
+            _check_batch(adv, x, eps, norm, attack.bounded, attack_name)
+            delta = (adv - x).cpu()
+            changed += int(delta.flatten(1).ne(0).any(1).sum())
+            with torch.no_grad():
+                fooled = model(adv.to(model_dev)).argmax(1).cpu() != y.cpu()
+            l2, linf, l0 = _norms(delta)
+            if not attack.bounded and eps is not None:
+                fooled &= _within(norm, l2, linf, l0, eps)
+            successes += int(fooled.sum())
+            l2s += l2[fooled].tolist()
+            linfs += linf[fooled].tolist()
+            report(
+                f"attack {attack_name}: {min(start + bs, attacked)}/{attacked} attacked, "
+                f"{successes} fooled ({timer.seconds:.0f}s)"
+            )
+        if attacked and changed == 0:
+            flags.append(FLAG_UNCHANGED)
+    finally:
+        for m, was_training, req in zip(modules, training, grads):
+            for p, r in zip(m.parameters(), req):
+                p.requires_grad_(r)
+            m.train(was_training)
+
+    clean_correct = int(clean.sum())
+    return AttackResult(
+        n=count,
+        clean_correct=clean_correct,
+        robust_correct=clean_correct - successes,
+        attacked=attacked,
+        successes=successes,
+        median_l2=statistics.median(l2s) if l2s else None,
+        median_linf=statistics.median(linfs) if linfs else None,
+        mean_l2=statistics.fmean(l2s) if l2s else None,
+        flags=flags,
+        seconds=timer.seconds,
+        mode=mode,
+        attack=attack_name,
+        norm=norm,
+    )

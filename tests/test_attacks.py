@@ -1,0 +1,351 @@
+"""Attacks and their driver: budgets, determinism, cost, real effect, silent failures, transfer, checks."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from robustspec.attacks import ATTACKS
+from robustspec.attacks.evaluate import (
+    FLAG_UNCHANGED,
+    FLAG_ZERO_GRADIENTS,
+    AttackCheckError,
+    attack_defaults_ok,
+    evaluate_attack,
+)
+from robustspec.attacks.gradient import FGSM
+from robustspec.attacks.minimum_norm import DeepFool
+from robustspec.compress.base import StepContext
+from robustspec.compress.quantize import Quantize, QuantizeParams
+from robustspec.data.synthetic import OfficeSynth
+from robustspec.errors import RobustSpecError
+from robustspec.metrics import is_quantized
+from robustspec.models import Normalized, build_network
+from robustspec.spec.schema import TrainRecipe
+from robustspec.train.supervised import train_supervised
+
+CPU = torch.device("cpu")
+CLASSES = 4
+SIZE = 16
+MINE = ["fgsm", "pgd-linf", "pgd-l2", "cw-l2", "deepfool", "square", "autoattack"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Small models on a shared 2-core machine: intra-op threads only contend.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Normalized:
+    """Untrained, with BatchNorm statistics from a few train-mode passes; frozen, in eval mode."""
+    torch.manual_seed(0)
+    model = Normalized(build_network("resnet10-mini", CLASSES))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(8, 3, SIZE, SIZE, generator=g))
+    return model.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = OfficeSynth(classes=CLASSES, image_size=SIZE, train_per_class=60, test_per_class=50)
+    return ds.build_domain(ds.domains[0])
+
+
+@pytest.fixture(scope="module")
+def trained(data) -> Normalized:
+    """About 80% test accuracy after ~1 s of training: enough for attacks to have something to break."""
+    torch.manual_seed(0)
+    model = Normalized(build_network("resnet10-mini", CLASSES))
+    train_supervised(model, data["train"], TrainRecipe(epochs=20, batch_size=32), device=CPU)
+    return model.eval()
+
+
+def _run(model, name: str, x, y, seed: int = 0, **params):
+    attack = ATTACKS.get(name)()
+    return attack.run(model, x, y, attack.Params.model_validate(params), torch.Generator().manual_seed(seed))
+
+
+def _batch(seed: int, n: int = 4, pixels: bool = False):
+    g = torch.Generator().manual_seed(seed)
+    if pixels:  # uint8 images: many exact 0s and 1s at the box's edges
+        x = torch.randint(0, 256, (n, 3, SIZE, SIZE), generator=g).float() / 255
+    else:
+        x = torch.rand(n, 3, SIZE, SIZE, generator=g)
+    return x, torch.randint(0, CLASSES, (n,), generator=g)
+
+
+# --- budgets -------------------------------------------------------------------------------------------
+
+BOUNDED = {
+    "fgsm": {},
+    "pgd-linf": {"steps": 3},
+    "pgd-l2": {"steps": 3},
+    "square": {"queries": 20},
+}
+
+
+@pytest.mark.parametrize("name", list(BOUNDED))
+@settings(max_examples=15, deadline=None)
+@given(eps=st.floats(0.0, 16 / 255), seed=st.integers(0, 2**16), pixels=st.booleans())
+def test_bounded_attacks_stay_in_ball_and_box(tiny, name, eps, seed, pixels):
+    x, y = _batch(seed, pixels=pixels)
+    adv = _run(tiny, name, x, y, seed=seed, eps=eps, **BOUNDED[name])
+    assert adv.shape == x.shape and torch.isfinite(adv).all()
+    assert adv.min() >= 0.0 and adv.max() <= 1.0
+    delta = (adv - x).flatten(1)
+    if ATTACKS.get(name).norm == "linf":
+        assert delta.abs().max() <= eps + 1e-6
+    else:
+        assert delta.norm(dim=1).max() <= eps * (1 + 1e-5) + 1e-7
+
+
+# --- determinism ---------------------------------------------------------------------------------------
+
+RANDOM = {
+    "pgd-linf": {"eps": 8 / 255, "steps": 2, "alpha": 0.5 / 255, "random-start": True},
+    "square": {"eps": 8 / 255, "queries": 30},
+}
+
+
+@pytest.mark.parametrize("name", list(RANDOM))
+def test_same_seed_same_adversarials_other_seed_others(tiny, name):
+    x, y = _batch(3)
+    a = _run(tiny, name, x, y, seed=1, **RANDOM[name])
+    b = _run(tiny, name, x, y, seed=1, **RANDOM[name])
+    c = _run(tiny, name, x, y, seed=2, **RANDOM[name])
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_driver_is_deterministic(trained, data):
+    test = data["test"]
+    runs = [
+        evaluate_attack(trained, "pgd-linf", {"eps": "4/255", "steps": 3}, test.images, test.labels, n=32, seed=5, device=CPU)
+        for _ in range(2)
+    ]
+    a, b = (r.as_dict() for r in runs)
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b
+
+
+# --- cost ----------------------------------------------------------------------------------------------
+
+
+class _Passes:
+    """Counts forward calls of a module and backward passes through its output."""
+
+    def __init__(self, model: nn.Module):
+        self.forward = self.backward = 0
+        self.handle = model.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        self.forward += 1
+        if output.requires_grad:
+            output.register_hook(self._backward)
+
+    def _backward(self, grad):
+        self.backward += 1
+
+
+@pytest.mark.parametrize("name, params, most", [("fgsm", {"eps": 0.03}, 1), ("pgd-linf", {"eps": 0.03, "steps": 10}, 11)])
+def test_pass_counts(tiny, name, params, most):
+    x, y = _batch(0, n=8)
+    passes = _Passes(tiny)
+    try:
+        _run(tiny, name, x, y, **params)
+    finally:
+        passes.handle.remove()
+    assert passes.forward == passes.backward
+    assert passes.forward <= most
+    if name == "fgsm":
+        assert passes.forward == 1
+
+
+# --- real effect ---------------------------------------------------------------------------------------
+
+
+def test_fgsm_lowers_accuracy_of_a_trained_model(trained, data):
+    test = data["test"]
+    r = evaluate_attack(trained, "fgsm", {"eps": "8/255"}, test.images, test.labels, n=64, seed=0, device=CPU)
+    assert r.n == 64 and r.attacked == r.clean_correct
+    assert r.robust_accuracy < r.clean_accuracy
+    assert r.degradation > 0.2
+    assert r.mode == "white-box" and r.flags == []
+    d = r.as_dict()
+    assert d["degradation"] == pytest.approx(r.clean_accuracy - r.robust_accuracy)
+    assert 0.0 < d["median_linf"] <= 8 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("name, params", [("cw-l2", {}), ("deepfool", {}), ("deepfool", {"norm": "linf"})])
+def test_minimum_norm_attacks_succeed(trained, data, name, params):
+    test = data["test"]
+    r = evaluate_attack(trained, name, params, test.images, test.labels, n=64, seed=0, device=CPU)
+    assert r.attacked > 20
+    assert r.success_rate > 0.8
+    assert r.median_l2 > 0 and r.mean_l2 > 0
+    x = test.images[:16].float() / 255
+    with torch.no_grad():
+        y = trained(x).argmax(1)
+    adv = _run(trained, name, x, y, **params)
+    assert torch.isfinite(adv).all() and adv.min() >= 0 and adv.max() <= 1
+
+
+def test_minimum_norm_eps_only_scores(trained, data):
+    test = data["test"]
+    free = evaluate_attack(trained, "deepfool", {}, test.images, test.labels, n=64, seed=0, device=CPU)
+    tight = evaluate_attack(trained, "deepfool", {"eps": 1e-5}, test.images, test.labels, n=64, seed=0, device=CPU)
+    assert free.successes > 0 and tight.successes == 0
+    assert tight.robust_accuracy == tight.clean_accuracy and tight.median_l2 is None
+
+
+def test_unsuccessful_samples_are_returned_unchanged(trained, data):
+    x = data["test"].images[:8].float() / 255
+    with torch.no_grad():
+        y = trained(x).argmax(1)
+    adv = _run(trained, "cw-l2", x, y, steps=1, lr=1e-6)  # one tiny step fools nothing
+    assert torch.equal(adv, x)
+
+
+# --- silent failures are reported ----------------------------------------------------------------------
+
+
+class _Rounding(nn.Module):
+    """Rounds its input to 8 bits: the gradient with respect to the input is zero everywhere."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(torch.round(x * 255) / 255)
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd-linf", "deepfool"])
+def test_zero_gradients_are_flagged(trained, data, name):
+    test = data["test"]
+    params = {"eps": "8/255", "random-start": False} if name == "pgd-linf" else {"eps": "8/255"}
+    r = evaluate_attack(_Rounding(trained), name, params, test.images, test.labels, n=32, seed=0, device=CPU)
+    assert r.clean_correct > 0
+    assert FLAG_ZERO_GRADIENTS in r.flags and FLAG_UNCHANGED in r.flags
+    assert r.robust_accuracy == r.clean_accuracy
+
+
+def _out_of_ball(self, model, x, y, params, generator):
+    return (x + 2 * params.eps * torch.sign(x - 0.5)).clamp(0, 1)
+
+
+def _out_of_box(self, model, x, y, params, generator):
+    return x * 2 - 0.5
+
+
+def _nan(self, model, x, y, params, generator):
+    out = x.clone()
+    out[0, 0, 0, 0] = float("nan")
+    return out
+
+
+@pytest.mark.parametrize(
+    "cls, run, message",
+    [(FGSM, _out_of_ball, "left the L-inf ball"), (DeepFool, _out_of_box, "outside [0, 1]"), (FGSM, _nan, "NaN")],
+    ids=["ball", "box", "nan"],
+)
+def test_broken_attacks_raise(trained, data, monkeypatch, cls, run, message):
+    monkeypatch.setattr(cls, "run", run)
+    name = "fgsm" if cls is FGSM else "deepfool"
+    trained.train()  # the driver must restore this, and the parameters' requires_grad, even on failure
+    try:
+        with pytest.raises(AttackCheckError, match=re.escape(message)) as info:
+            evaluate_attack(trained, name, {"eps": "4/255"}, data["test"].images, data["test"].labels, n=16, seed=0, device=CPU)
+        assert isinstance(info.value, RobustSpecError)
+        assert trained.training and all(p.requires_grad for p in trained.parameters())
+    finally:
+        trained.eval()
+
+
+# --- int8: transfer from a surrogate, or gradient-free ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8(trained, data):
+    def never(*_a, **_k):
+        raise AssertionError("not needed")
+
+    ctx = StepContext(
+        train=data["train"], num_classes=CLASSES, device=CPU, recipe=TrainRecipe(epochs=0), baseline=never, new_network=never
+    )
+    model = Quantize().apply(trained, QuantizeParams(calibration=64), ctx).model
+    assert is_quantized(model)
+    return model
+
+
+def test_transfer_from_float_surrogate(int8, trained, data):
+    test = data["test"]
+    r = evaluate_attack(int8, "pgd-linf", {"eps": "8/255", "steps": 5}, test.images, test.labels, n=64, seed=0, device=CPU, surrogate=trained)
+    assert r.mode == "transfer" and r.as_dict()["mode"] == "transfer"
+    assert r.clean_correct > 20 and r.successes > 0
+    with pytest.raises(AttackCheckError, match="surrogate"):
+        evaluate_attack(int8, "pgd-linf", {"eps": "8/255"}, test.images, test.labels, n=8, seed=0, device=CPU)
+
+
+def test_square_runs_on_int8_directly(int8, data):
+    test = data["test"]
+    r = evaluate_attack(int8, "square", {"eps": "8/255", "queries": 50}, test.images, test.labels, n=32, seed=0, device=CPU)
+    assert r.mode == "white-box" and r.successes > 0 and r.flags == []
+
+
+def test_autoattack_fast_is_seeded_and_leaves_the_global_rng_alone(tiny):
+    x, y = _batch(4)
+    with torch.no_grad():
+        y = tiny(x).argmax(1)
+    state = torch.random.get_rng_state()
+    a = _run(tiny, "autoattack", x, y, seed=3, eps=8 / 255, version="fast", steps=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = _run(tiny, "autoattack", x, y, seed=3, eps=8 / 255, version="fast", steps=3)
+    assert torch.equal(a, b)
+    assert (a - x).abs().max() <= 8 / 255 + 1e-6 and a.min() >= 0 and a.max() <= 1
+
+
+# --- checks at collection ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, params, classes, message",
+    [
+        ("fgsm", {"eps": 1.5}, 10, "eps must be in [0, 1]"),
+        ("pgd-linf", {"eps": "-4/255"}, 10, "expected a number"),
+        ("pgd-l2", {"eps": 0.5, "steps": -3}, 10, "steps: Input should be greater than or equal to 1"),
+        ("deepfool", {"norm": "l1"}, 10, "norm: Input should be 'l2' or 'linf'"),
+        ("pgd-linf", {"eps": 0.1, "norm": "l2"}, 10, "norm: Extra inputs are not permitted"),
+        ("square", {}, 10, "eps: Field required"),
+        ("cw-l2", {"eps": 2}, 10, "eps must be in [0, 1]"),
+        ("autoattack", {"eps": 0.03}, 3, "needs at least 4 classes"),
+        ("fgsm", {"eps": 0.03}, 1, "at least 2 classes"),
+        ("pgd", {"eps": 0.03}, 10, "did you mean"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " not in v else None,
+)
+def test_check_messages(name, params, classes, message):
+    problems = attack_defaults_ok(name, params, classes)
+    assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_contract(name):
+    cls = ATTACKS.get(name)
+    assert cls.norm in ("linf", "l2") and isinstance(cls.bounded, bool) and isinstance(cls.gradient_free, bool)
+    assert (cls.__doc__ or "").strip()
+    defaults = {} if not cls.bounded else {"eps": "4/255"}
+    assert attack_defaults_ok(name, defaults, 10) == []
+    # check() also catches what validation would have (parameters built without it)
+    assert "eps must be in [0, 1]" in cls().check(cls.Params.model_construct(eps=1.5), 10)
