@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..spec.schema import BASELINE, ExpectationBase, Int, Name, Probability
 from ..stats import wilson_interval
@@ -40,12 +40,28 @@ class AttackGate(ExpectationBase):
     max_degradation_vs_baseline: Optional[float] = Field(
         None, ge=-1.0, le=1.0, description="maximum of this variant's degradation minus the baseline's"
     )
+    masking_check: bool = Field(
+        False, description="also run gradient-free Square at the same eps; flag gradient masking if it does better"
+    )
 
     @model_validator(mode="after")
     def _one_gate_at_least(self) -> "AttackGate":
         if self.max_degradation is None and self.min_accuracy is None and self.max_degradation_vs_baseline is None:
             raise ValueError("give at least one of max-degradation, min-accuracy, max-degradation-vs-baseline")
         return self
+
+
+class _UnknownAttack(AttackGate):
+    """Used when ``name`` is not a known attack: report the name, not every attack parameter as unknown."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from ..attacks import ATTACKS
+
+        raise ValueError(ATTACKS.unknown_message(value))
 
 
 @lru_cache(maxsize=None)
@@ -63,12 +79,13 @@ def attack_params_model(value: Any) -> type:
     name = value.get("name") if isinstance(value, dict) else None
     if isinstance(name, str) and name in ATTACKS:
         return _combined(name)
-    return AttackGate
+    return _UnknownAttack if isinstance(name, str) else AttackGate
 
 
 def attack_settings(params: Any) -> dict[str, Any]:
     """The attack's own parameters (what the evaluation artifact depends on), without the gates."""
     gate_fields = set(AttackGate.model_fields) - {"name", "samples", "seed", "domain", "mode"}
+    gate_fields.add("masking_check")
     return params.model_dump(mode="json", exclude=gate_fields)
 
 
@@ -125,7 +142,19 @@ class AttackExpectation:
             parts.append(f"degradation vs baseline {deg:.3f} - {base_deg:.3f} = {diff:+.3f} {'<=' if ok else '>'} max {params.max_degradation_vs_baseline:+.3f}")
         passed = all(v[0] for v in verdicts)
         first = next((v for v in verdicts if not v[0]), verdicts[0])
-        flags = result.get("flags") or []
+        flags = list(result.get("flags") or [])
+        if params.masking_check and params.name != "square" and getattr(params, "eps", None) is not None:
+            square = _combined("square").model_validate(
+                {"name": "square", "eps": params.eps, "samples": params.samples, "seed": params.seed,
+                 "domain": params.domain, "max-degradation": 1.0}
+            )
+            sq = m.attack(square)
+            if sq["robust_correct"] < robust - max(1, round(0.02 * n)):
+                flags.append(
+                    f"gradient masking suspected: gradient-free Square leaves {sq['robust_correct']}/{n} correct, "
+                    f"fewer than {params.name}'s {robust}/{n} at the same eps"
+                )
+
         msg = (
             f"{params.name} on {target.domains[0]!r} ({result.get('mode', 'white-box')}, n={n}, clean {clean / n if n else 0:.3f}): "
             + "; ".join(parts)
