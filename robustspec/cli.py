@@ -1,4 +1,5 @@
-"""The ``robustspec`` command: check suite files, export their JSON Schema, look after the artifact store.
+"""The ``robustspec`` command: check suite files, export their JSON Schema, look after the artifact store,
+compare results files and turn them into reports.
 
 Examples::
 
@@ -14,10 +15,14 @@ Examples::
     robustspec cache list --store /scratch/store    # kind, key, bytes, created, description
     robustspec cache clear                          # delete every artifact (no question asked)
 
+    robustspec compare baseline/results.json .robustspec/results.json   # markdown; exit 1 on a regression
+    robustspec report .robustspec/results.json -o report.html          # and report.md next to it
+
     robustspec --version
 
 The store is ``--store DIR``, else ``$ROBUSTSPEC_STORE``, else ``./.robustspec/store``.
 
+``compare`` exits 0 without regressions, 1 with one, 2 on usage errors (a file that is not a results file).
 ``validate`` exits 0 when every file is valid, 1 when any is not, and 2 on usage errors (a path that does
 not exist, no suite file found). Expected problems are reported as one line each, never as a traceback.
 """
@@ -180,7 +185,7 @@ def suite_json_schema() -> dict[str, Any]:
     """A JSON Schema (draft 2020-12) of suite files, built from the pydantic models, for editors."""
     from .compress import COMPRESSIONS
     from .expect import EXPECTATIONS
-    from .spec.schema import _NAME, FolderData, ModelSpec, SynthData, TrainRecipe
+    from .spec.schema import _NAME, FolderData, ModelSpec, RegressionSpec, SynthData, TrainRecipe
 
     defs: dict[str, Any] = {}
     ref_template = "#/$defs/{model}"
@@ -200,12 +205,18 @@ def suite_json_schema() -> dict[str, Any]:
     train_ref = add(TrainRecipe)
     model_ref = add(ModelSpec)
     expectations = []
+    from .attacks import ATTACKS
+    from .expect.attack import _combined
+
+    attack_models = [_combined(name) for name in ATTACKS.names()]
     for kind in EXPECTATIONS.names():
         params = EXPECTATIONS.get(kind).Params
+        # An attack entry takes the gates plus the named attack's own parameters: one schema per attack.
+        schema = {"anyOf": [add(m) for m in attack_models]} if kind == "attack" else add(params)
         expectations.append(
             {
                 "type": "object",
-                "properties": {kind: add(params)},
+                "properties": {kind: schema},
                 "required": [kind],
                 "additionalProperties": False,
                 "description": (EXPECTATIONS.get(kind).__doc__ or kind).strip().splitlines()[0],
@@ -228,9 +239,10 @@ def suite_json_schema() -> dict[str, Any]:
 
     # Fractions ("4/255", "90%") and counts ("11.19M") may be strings wherever they are parsed.
     models = [
-        SynthData, FolderData, TrainRecipe, ModelSpec,
+        SynthData, FolderData, TrainRecipe, ModelSpec, RegressionSpec,
         *(EXPECTATIONS.get(k).Params for k in EXPECTATIONS.names()),
         *(COMPRESSIONS.get(k).Params for k in COMPRESSIONS.names()),
+        *attack_models,
     ]
     for model in models:
         props = defs.get(model.__name__, {}).get("properties", {})
@@ -371,13 +383,68 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- compare, report
+
+
+def _load_results(path: str) -> dict[str, Any]:
+    from .report.results import ResultsError, load_document
+
+    try:
+        return load_document(path)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _write_text(output: str | None, text: str) -> None:
+    if output in (None, "-"):
+        sys.stdout.write(text)
+        return
+    out = Path(output)
+    try:
+        if out.parent != Path():
+            out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .report.compare import compare_documents
+
+    if not args.tolerance >= 0.0:
+        raise UsageError(f"--tolerance must be >= 0, got {args.tolerance}")
+    old, new = _load_results(args.old), _load_results(args.new)
+    comparison = compare_documents(old, new, args.tolerance)
+    _write_text(args.output, comparison.markdown())
+    if args.output not in (None, "-"):
+        print(comparison.headline(), file=sys.stderr)
+    return 1 if comparison.regressions else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.suffix.lower() in (".md", ".markdown"):
+        raise UsageError(f"-o names the HTML file (the markdown goes next to it): got {str(out)!r}")
+    doc = _load_results(args.results)
+    try:
+        from .report.html import write_report
+    except ImportError as exc:  # matplotlib is an extra
+        raise UsageError(f"the report needs matplotlib (pip install 'robustspec[report]'): {exc}") from None
+    try:
+        html_path, md_path = write_report(doc, out, title=args.title)
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
+    print(f"wrote {html_path} and {md_path}")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robustspec",
-        description="Check robustspec suite files, export their JSON Schema, and manage the artifact store.",
+        description="Check robustspec suite files, export their JSON Schema, manage the artifact store, compare results and report them.",
         epilog="Run suites with pytest: pytest suites/quick.yaml",
     )
     parser.add_argument("--version", action="version", version=f"robustspec {_version()}")
@@ -398,6 +465,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store", metavar="DIR", default=None,
                    help=f"store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})")
     p.set_defaults(func=_cmd_cache)
+
+    p = sub.add_parser("compare", help="compare two results files: a markdown table, exit 1 on a regression")
+    p.add_argument("old", metavar="OLD", help="the baseline results file")
+    p.add_argument("new", metavar="NEW", help="the results file of this run")
+    p.add_argument("--tolerance", type=float, default=0.02,
+                   help="default allowed move the wrong way, for items without regression: {max-drop} "
+                        "(absolute within [-1, 1], relative beyond; default %(default)s)")
+    p.add_argument("-o", "--output", metavar="FILE", default=None, help="write the markdown to FILE instead of stdout")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("report", help="an HTML report (self-contained) and a markdown one from a results file")
+    p.add_argument("results", metavar="RESULTS", help="a results file (.robustspec/results.json)")
+    p.add_argument("-o", "--output", metavar="FILE", default="report.html",
+                   help="the HTML file (default %(default)s); the markdown goes next to it, same name, .md")
+    p.add_argument("--title", default="robustspec report", help="the page title")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -16,7 +16,8 @@ _INT8_MODULES = ("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized")
 
 
 def _int8(module: nn.Module) -> bool:
-    return type(module).__module__.startswith(_INT8_MODULES)
+    # FloatFunctional sits in the quantized namespace but adds floats (quantizable, not quantized, models).
+    return type(module).__module__.startswith(_INT8_MODULES) and type(module).__name__ != "FloatFunctional"
 
 
 def is_quantized(model: nn.Module) -> bool:

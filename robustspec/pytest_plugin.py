@@ -360,8 +360,9 @@ class CheckItem(pytest.Item):
         ]
         # Appended directly (not record_property): reaches the JUnit XML under xdist without xunit2 warnings.
         self.user_properties.extend(props)
-        if not outcome.passed:
-            raise CheckFailed(outcome.message)
+        from .report.gate import conclude
+
+        conclude(self, outcome)  # baseline comparison and severity; raises CheckFailed (or a subclass) to fail
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CheckFailed):
@@ -410,7 +411,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         table.append((
             str(r.get("suite", "")), str(r.get("model", "")), str(r.get("variant", "")), str(r.get("check", "")),
             str(r.get("domain", "")) or "-", num(r.get("measured", 0)), f"{cmp} {num(r.get('threshold', 0))}",
-            "PASS" if r.get("status") == "pass" else "FAIL",
+            {"pass": "PASS", "warn": "WARN"}.get(str(r.get("status")), "FAIL"),
         ))
     terminalreporter.write_sep("=", "robustspec summary")
     _write_table(terminalreporter, table, status_column=True)
@@ -424,7 +425,7 @@ def _write_table(tr: Any, table: list[tuple[str, ...]], status_column: bool = Fa
         if i == 0:
             markup = {"bold": True}
         elif status_column:
-            markup = {"red": True} if row[-1] == "FAIL" else {"green": True}
+            markup = {"FAIL": {"red": True}, "WARN": {"yellow": True}}.get(row[-1], {"green": True})
         else:
             markup = {}
         tr.write_line(line, **markup)

@@ -280,15 +280,17 @@ class Workspace:
                 quantized = is_quantized(net)
                 gradient_free = bool(getattr(ATTACKS.get(params.name), "gradient_free", False))
                 if quantized and not gradient_free:
-                    if params.mode == "white-box":
-                        from .errors import ArtifactError
-
-                        raise ArtifactError(
-                            "white-box attacks on int8 models need a straight-through fake-quant copy, which this version "
-                            "does not build yet; use mode: transfer (attack the float parent, score on int8)"
-                        )
+                    # Gradients do not flow through int8 kernels: attack a float stand-in, score on int8.
                     keys = self.step_keys(loaded, model, variant)
-                    surrogate = self._models[keys[-2]] if len(keys) >= 2 and keys[-2] in self._models else self.trained(suite, model)
+                    self.model(loaded, model, variant)
+                    parent = self._models[keys[-2]] if len(keys) >= 2 and keys[-2] in self._models else self.trained(suite, model)
+                    if params.mode == "white-box":
+                        from .compress.quantize import fake_quant_surrogate
+
+                        step = self.steps(loaded, model, variant)[-1]
+                        surrogate = fake_quant_surrogate(parent, step.params, self.step_context(loaded, model, variant))
+                    else:
+                        surrogate = parent
                 split = self.splits(suite, domain)["test"]
                 device = torch.device("cpu") if quantized else self.device
                 result = evaluate_attack(
@@ -296,7 +298,10 @@ class Workspace:
                     n=params.samples, seed=params.seed, device=device, surrogate=surrogate,
                 )
                 out = result.as_dict()
-                out["mode"] = "transfer" if surrogate is not None else ("black-box" if gradient_free else "white-box")
+                if surrogate is not None:
+                    out["mode"] = "white-box (fake-quant surrogate)" if params.mode == "white-box" else "transfer"
+                else:
+                    out["mode"] = "black-box" if gradient_free else "white-box"
                 return {k: v for k, v in out.items() if v is not None and isinstance(v, (int, float, str, bool, list))}
 
             self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "attack": params.name}, describe=f"attack {params.name} on {model.name}/{variant}")

@@ -381,4 +381,4 @@ def test_store_from_environment(project: pytest.Pytester, tmp_path: Path, monkey
     assert result.ret == 0, output(result)
     builds = Store(env_store).builds()
     assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 1, "eval": 3, "metrics": 1}
-    assert not (project.path / ".robustspec").exists()
+    assert not (project.path / ".robustspec" / "store").exists()  # .robustspec/results.json is written there

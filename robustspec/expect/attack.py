@@ -162,6 +162,7 @@ class AttackExpectation:
         )
         extra = {
             "attack": params.name,
+            **({"eps": round(float(params.eps), 6)} if getattr(params, "eps", None) is not None else {}),
             "attack_mode": result.get("mode", "white-box"),
             "clean_accuracy": round(clean / n, 6) if n else 0.0,
             "robust_accuracy": round(acc, 6),
