@@ -360,6 +360,16 @@ class CheckItem(pytest.Item):
         ]
         # Appended directly (not record_property): reaches the JUnit XML under xdist without xunit2 warnings.
         self.user_properties.extend(props)
+        if outcome.extra.get("attack_flags"):
+            # An attack that silently did nothing, or suspected gradient masking: a property and a warning.
+            import warnings
+
+            from .errors import RobustSpecWarning
+
+            warnings.warn_explicit(
+                RobustSpecWarning(f"{c.model.name}/{c.variant} {self.name}: {outcome.extra['attack_flags']}"),
+                category=RobustSpecWarning, filename=str(c.loaded.path), lineno=c.line,
+            )
         from .report.gate import conclude
 
         conclude(self, outcome)  # baseline comparison and severity; raises CheckFailed (or a subclass) to fail
