@@ -89,3 +89,13 @@ def test_weights_file_that_is_not_a_state_dict(tmp_path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="cannot read weights file"):
         load_local_weights(build_network("resnet10-mini", 10), tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize("arch", MODELS.names())
+@pytest.mark.parametrize("classes", [3, 31])
+def test_the_parameter_table_matches_real_builds(arch: str, classes: int) -> None:
+    from robustspec.models.zoo import zoo_parameters
+
+    with torch.device("meta"):
+        net = build_network(arch, classes)
+    assert zoo_parameters(arch, classes) == sum(p.numel() for p in net.parameters())

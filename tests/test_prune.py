@@ -23,13 +23,7 @@ from robustspec.spec.schema import TrainRecipe
 CLASSES = 31
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These models are tiny: on a shared 2-core machine, intra-op threads only contend (10-100x slower).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _never(*_args, **_kwargs):

@@ -20,13 +20,7 @@ from robustspec.train.supervised import train_supervised
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small models on a shared 2-core machine: intra-op threads only contend.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _never(*_args, **_kwargs):

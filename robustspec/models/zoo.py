@@ -93,6 +93,26 @@ def build_network(arch: str, num_classes: int, params: dict[str, Any] | None = N
     return net
 
 
+#: Parameters of each zoo architecture as ``body + per_class * classes`` (the classifier is the only part
+#: that depends on the class count). Collection uses it to check budgets without importing torchvision;
+#: tests/test_models.py checks it against real builds.
+ZOO_PARAMETERS: dict[str, tuple[int, int]] = {
+    "resnet18": (11_176_512, 513),
+    "resnet34": (21_284_672, 513),
+    "resnet50": (23_508_032, 2049),
+    "resnet101": (42_500_160, 2049),
+    "resnet152": (58_143_808, 2049),
+    "resnet10-mini": (309_456, 129),
+    "resnet10-small": (1_230_240, 257),
+}
+
+
+def zoo_parameters(arch: str, num_classes: int) -> int | None:
+    """Parameter count of a zoo architecture without building it; None for anything else."""
+    entry = ZOO_PARAMETERS.get(arch)
+    return None if entry is None else entry[0] + entry[1] * num_classes
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (buffers excluded)."""
     return sum(p.numel() for p in model.parameters())

@@ -380,8 +380,12 @@ def _baseline_parameters(arch: str, params: dict[str, Any], classes: int) -> int
     """Parameter count of an architecture, built on the meta device (no memory, no time)."""
     import torch
 
-    from ..models.zoo import build_network
+    from ..models.zoo import build_network, zoo_parameters
 
+    if not params:
+        known = zoo_parameters(arch, classes)
+        if known is not None:
+            return known
     with torch.device("meta"):
         net = build_network(arch, classes, dict(params))
     return sum(p.numel() for p in net.parameters())
