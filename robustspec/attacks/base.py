@@ -20,9 +20,20 @@ from torch import nn
 
 from ..spec.schema import Fraction, Int, Strict
 
-__all__ = ["Attack", "AttackParams", "Norm"]
+__all__ = ["Attack", "AttackParams", "Norm", "run_in_batches"]
 
 Norm = Literal["linf", "l2", "l0"]
+
+
+def run_in_batches(step: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: Any, generator: torch.Generator) -> torch.Tensor:
+    """Apply ``step(model, xb, yb, params, generator)`` to batches of ``params.batch_size``, with autograd on.
+
+    The driver may hold inference mode for its clean pass; attacks need gradients of the input.
+    """
+    bs = params.batch_size
+    with torch.inference_mode(False), torch.enable_grad():
+        chunks = [step(model, x[s : s + bs].clone(), y[s : s + bs].clone(), params, generator) for s in range(0, x.shape[0], bs)]
+    return torch.cat(chunks) if chunks else x.clone()
 
 
 class AttackParams(Strict):

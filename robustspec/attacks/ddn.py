@@ -26,7 +26,7 @@ from torch import nn
 
 from ..spec.schema import Fraction, Int, Real
 from . import ATTACKS
-from .base import AttackParams, Norm
+from .base import AttackParams, Norm, run_in_batches
 
 __all__ = ["DDN", "DDNParams"]
 
@@ -62,12 +62,7 @@ class DDN:
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: DDNParams, generator: torch.Generator) -> torch.Tensor:
         # The driver may hold inference mode for its clean pass; the attack needs autograd on the input.
-        with torch.inference_mode(False), torch.enable_grad():
-            chunks = [
-                _ddn(model, x[s : s + params.batch_size].clone(), y[s : s + params.batch_size].clone(), params, generator)
-                for s in range(0, x.shape[0], params.batch_size)
-            ]
-        return torch.cat(chunks) if chunks else x.clone()
+        return run_in_batches(_ddn, model, x, y, params, generator)
 
 
 def _per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..spec.schema import Fraction, Int, Real
 from . import ATTACKS
-from .base import AttackParams, Norm
+from .base import AttackParams, Norm, run_in_batches
 
 __all__ = ["JSMA", "JSMAParams", "pick_targets"]
 
@@ -74,12 +74,7 @@ class JSMA:
         return problems
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: JSMAParams, generator: torch.Generator) -> torch.Tensor:
-        with torch.inference_mode(False), torch.enable_grad():
-            chunks = [
-                _jsma(model, x[s : s + params.batch_size].clone(), y[s : s + params.batch_size].clone(), params, generator)
-                for s in range(0, x.shape[0], params.batch_size)
-            ]
-        return torch.cat(chunks) if chunks else x.clone()
+        return run_in_batches(_jsma, model, x, y, params, generator)
 
 
 def pick_targets(kind: Target, y: torch.Tensor, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
