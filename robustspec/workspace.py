@@ -259,15 +259,23 @@ class Workspace:
             module = self._models[keys[upto]]
         return macs(module, self.dataset(loaded.suite).image_size)
 
-    def attack(self, loaded: LoadedSuite, model: ModelSpec, variant: str, params: Any) -> dict[str, Any]:
-        """One attack evaluation (an artifact): robust accuracy, success rate, norms, flags, mode."""
+    def attack(self, loaded: LoadedSuite, model: ModelSpec, variant: str, params: Any, transfer_from: str | None = None) -> dict[str, Any]:
+        """One attack evaluation (an artifact): robust accuracy, success rate, norms, flags, mode.
+
+        ``transfer_from`` names another variant of the same model (a float one) to attack instead; its
+        adversarials are scored on this variant (the transfer half of the gradient-masking check).
+        """
         from .expect.attack import attack_settings
 
         suite = loaded.suite
         domain = params.domain or suite.source
         settings = attack_settings(params)
         parents = (self.variant_key(loaded, model, variant), self.data_key(suite, domain))
-        key = content_key("attack", {"attack": settings, "domain": domain, "split": "test"}, parents, BUILDER_VERSIONS["attack"])
+        recipe: dict[str, Any] = {"attack": settings, "domain": domain, "split": "test"}
+        if transfer_from is not None:
+            parents += (self.variant_key(loaded, model, transfer_from),)
+            recipe["transfer_from"] = transfer_from
+        key = content_key("attack", recipe, parents, BUILDER_VERSIONS["attack"])
         if key not in self._evals:
 
             def build() -> dict[str, Any]:
@@ -279,7 +287,9 @@ class Workspace:
                 surrogate = None
                 quantized = is_quantized(net)
                 gradient_free = bool(getattr(ATTACKS.get(params.name), "gradient_free", False))
-                if quantized and not gradient_free:
+                if transfer_from is not None:
+                    surrogate = self.model(loaded, model, transfer_from)
+                elif quantized and not gradient_free:
                     # Gradients do not flow through int8 kernels: attack a float stand-in, score on int8.
                     keys = self.step_keys(loaded, model, variant)
                     self.model(loaded, model, variant)
@@ -298,13 +308,18 @@ class Workspace:
                     n=params.samples, seed=params.seed, device=device, surrogate=surrogate,
                 )
                 out = result.as_dict()
-                if surrogate is not None:
+                if transfer_from is not None:
+                    out["mode"] = f"transfer from {transfer_from}"
+                elif surrogate is not None:
                     out["mode"] = "white-box (fake-quant surrogate)" if params.mode == "white-box" else "transfer"
                 else:
                     out["mode"] = "black-box" if gradient_free else "white-box"
                 return {k: v for k, v in out.items() if v is not None and isinstance(v, (int, float, str, bool, list))}
 
-            self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "attack": params.name}, describe=f"attack {params.name} on {model.name}/{variant}")
+            self._evals[key] = self._get_or_build(
+                key, build, meta={"model": model.name, "variant": variant, "attack": params.name, "transfer_from": transfer_from},
+                describe=f"attack {params.name} on {model.name}/{variant}" + (f" from {transfer_from}" if transfer_from else ""),
+            )
         return self._evals[key]
 
     def accuracy(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> Accuracy:
@@ -345,5 +360,5 @@ class SubjectMeasurements:
     def metrics(self, variant: str | None = None) -> dict[str, Any]:
         return self.workspace.metrics(self.loaded, self.model_spec, variant or self.variant)
 
-    def attack(self, params: Any, variant: str | None = None) -> dict[str, Any]:
-        return self.workspace.attack(self.loaded, self.model_spec, variant or self.variant, params)
+    def attack(self, params: Any, variant: str | None = None, transfer_from: str | None = None) -> dict[str, Any]:
+        return self.workspace.attack(self.loaded, self.model_spec, variant or self.variant, params, transfer_from)

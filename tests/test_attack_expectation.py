@@ -85,3 +85,17 @@ def test_bad_attack_entries_are_positioned_errors(tmp_path: Path, entry: str, fr
     with pytest.raises(SpecErrors) as info:
         load_suite(path)
     assert any(line.startswith(f"{path}:4:") and fragment in line for line in str(info.value).splitlines()), str(info.value)
+
+
+def test_masking_check_flags_a_transfer_that_beats_white_box() -> None:
+    class Masked(Fake):
+        def attack(self, params, variant=None, transfer_from=None):
+            if params.name == "square":
+                return result(90, 90)
+            if transfer_from == "baseline":
+                return result(90, 30)  # the baseline's adversarials fool this variant far more often
+            return result(90, 85)
+
+    out = judge(params(name="fgsm", eps=0.01, **{"max-degradation": 0.5, "masking-check": True}), Masked({}))
+    assert out.passed and "transferred from the baseline" in out.message
+    assert "gradient masking suspected" in dict(out.properties())["attack_flags"]

@@ -41,7 +41,9 @@ class AttackGate(ExpectationBase):
         None, ge=-1.0, le=1.0, description="maximum of this variant's degradation minus the baseline's"
     )
     masking_check: bool = Field(
-        False, description="also run gradient-free Square at the same eps; flag gradient masking if it does better"
+        False,
+        description="also run gradient-free Square at the same eps, and (for a variant) the attack transferred "
+        "from the baseline; flag gradient masking if either does better",
     )
 
     @model_validator(mode="after")
@@ -153,6 +155,15 @@ class AttackExpectation:
                 flags.append(
                     f"gradient masking suspected: gradient-free Square leaves {sq['robust_correct']}/{n} correct, "
                     f"fewer than {params.name}'s {robust}/{n} at the same eps"
+                )
+        if params.masking_check and m.variant != BASELINE and result.get("mode") == "white-box":
+            # The same attack run on the uncompressed parent and transferred: if it does better than the
+            # white-box attack on this variant, this variant's gradients are hiding its weakness.
+            transferred = m.attack(params, transfer_from=BASELINE)
+            if transferred["robust_correct"] < robust - max(1, round(0.02 * n)):
+                flags.append(
+                    f"gradient masking suspected: {params.name} transferred from the baseline leaves "
+                    f"{transferred['robust_correct']}/{n} correct, fewer than white-box's {robust}/{n}"
                 )
 
         msg = (
