@@ -311,18 +311,9 @@ def suite_json_schema() -> dict[str, Any]:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    text = json.dumps(suite_json_schema(), indent=2) + "\n"
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
-        return 0
-    out = Path(args.output)
-    try:
-        if out.parent != Path():
-            out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
-    print(f"wrote {out}", file=sys.stderr)
+    _write_text(args.output, json.dumps(suite_json_schema(), indent=2) + "\n")
+    if args.output not in (None, "-"):
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
