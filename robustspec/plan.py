@@ -47,7 +47,12 @@ def plan_suite(loaded: LoadedSuite) -> list[Check]:
                 if e.params.variants is not None and variant not in e.params.variants:
                     continue
                 kind = EXPECTATIONS.get(e.kind)()
-                for target in kind.expand(e.params, suite.source, suite.targets, variant):
+                if hasattr(kind, "expand_chain"):  # items that depend on the chain (adaptation-gain)
+                    steps = () if variant == BASELINE else tuple(loaded.variants[model.name][variant])
+                    targets = kind.expand_chain(e.params, suite.source, suite.targets, variant, steps)
+                else:
+                    targets = kind.expand(e.params, suite.source, suite.targets, variant)
+                for target in targets:
                     name = f"{e.kind}[{target.label}]" if target.label else e.kind
                     seen[name] = seen.get(name, 0) + 1
                     if seen[name] > 1:

@@ -382,7 +382,9 @@ class CheckItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.check.line - 1, f"{self.check.model.name}::{self.check.variant}::{self.name}"
+        # Not the node id's tail: pytest turns every "." of a matching tail into "::" in -v lines, which
+        # would show the variant fp-11.19m as "fp-11::19m".
+        return self.path, self.check.line - 1, f"{self.check.model.name} {self.check.variant} {self.name}"
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -26,6 +26,7 @@ from .data import open_dataset, split_from_state, split_to_state
 from .data.base import DomainDataset, Split
 from .evaluate import correctness
 from .expect import Accuracy
+from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
 from .models import Normalized, build_network, count_parameters
 from .models.weights import load_local_weights, weights_fingerprint
 from .progress import Timer, report
@@ -67,6 +68,13 @@ class Workspace:
         return self._datasets[spec_key]
 
     def data_key(self, suite: Suite, domain: str) -> str:
+        """A domain's data; a derived domain (``amazon+gaussian_noise@3``) is a child of its base's data."""
+        from .corrupt.domain import SEED, VERSION, parse_domain
+
+        base, corruption, severity = parse_domain(domain)
+        if corruption is not None:
+            recipe = {"corruption": corruption, "severity": severity, "seed": SEED}
+            return content_key("data", recipe, (self.data_key(suite, base),), VERSION)
         return content_key("data", {"dataset": self.dataset(suite).recipe(), "domain": domain}, (), BUILDER_VERSIONS["data"])
 
     def model_recipe(self, suite: Suite, model: ModelSpec) -> dict[str, Any]:
@@ -86,8 +94,11 @@ class Workspace:
 
     @staticmethod
     def steps(loaded: LoadedSuite, model: ModelSpec, variant: str) -> list[ParsedStep]:
+        """A variant's chain; derived names resolve too (``<variant>~unadapted``: without adaptation steps)."""
         if variant == BASELINE:
             return []
+        if variant.endswith(UNADAPTED_SUFFIX):
+            return without_adaptation(Workspace.steps(loaded, model, variant[: -len(UNADAPTED_SUFFIX)]))
         return loaded.variants[model.name][variant]
 
     def step_keys(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> list[str]:
@@ -124,9 +135,19 @@ class Workspace:
         key = self.data_key(suite, domain)
         if key not in self._splits:
             ds = self.dataset(suite)
+            from .corrupt.domain import corrupt_split, parse_domain
+
+            base, corruption, severity = parse_domain(domain)
 
             def build() -> dict[str, Any]:
                 timer = Timer()
+                if corruption is not None:
+                    # Seeded per corruption, severity and split: the same images in every process.
+                    clean = self.splits(suite, base)
+                    report(f"corrupting {base!r}: {corruption} at severity {severity}")
+                    state = split_to_state({k: corrupt_split(v, corruption, severity, k) for k, v in clean.items()})
+                    report(f"generated {domain!r}: {sum(len(v['labels']) for v in state.values())} images ({timer.seconds:.1f}s)")
+                    return state
                 report(f"generating data: {ds.recipe().get('dataset')} domain {domain!r}")
                 state = split_to_state(ds.build_domain(domain))
                 report(f"generated {domain!r}: {sum(len(v['labels']) for v in state.values())} images ({timer.seconds:.1f}s)")
@@ -186,6 +207,7 @@ class Workspace:
             baseline=lambda: self.trained(suite, model),
             new_network=new_network,
             label=f"{model.name}/{variant}",
+            domain_train=lambda domain: self.splits(suite, domain)["train"],
         )
 
     def model(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> nn.Module:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import time
 from typing import Any
 
 import pytest
@@ -174,10 +173,10 @@ def billion_laughs(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_billion_laughs_fails_fast() -> None:
-    start = time.perf_counter()
+def test_billion_laughs_stops_at_the_node_limit() -> None:
+    # 9 levels of 9 aliases would expand to 9**9 nodes; the loader stops once the expansion passes its
+    # node limit (bounded work, not a clock: timings belong in benchmarks/).
     errs = errors_of(billion_laughs())
-    assert time.perf_counter() - start < 1.0
     assert any("document too large (alias expansion?)" in e.message for e in errs)
 
 
@@ -198,9 +197,7 @@ def test_max_nodes_counts_alias_expansions() -> None:
 @pytest.mark.parametrize("opener,closer", [("[", "]"), ("{a: ", "}")])
 def test_deep_flow_nesting_is_a_spec_error(opener: str, closer: str) -> None:
     text = opener * 10_000 + "1" + closer * 10_000
-    start = time.perf_counter()
     errs = errors_of(text)
-    assert time.perf_counter() - start < 1.0
     assert "nesting is deeper than 50 levels" in errs[0].message
 
 

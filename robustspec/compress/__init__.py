@@ -7,7 +7,7 @@ from ..registry import Registry
 
 __all__ = ["COMPRESSIONS"]
 
-#: Compression steps by their YAML key (``prune``, ``distill``, ``quantize``, ``lowrank``, ``sparsify``).
+#: Compression steps by their YAML key (``prune``, ``distill``, ``quantize``, ``lowrank``, ``sparsify``, ``coral``).
 COMPRESSIONS: Registry = Registry("compression")
 
-from . import distill, lowrank, prune, quantize, sparsify  # noqa: E402,F401  (each registers itself)
+from . import coral, distill, lowrank, prune, quantize, sparsify  # noqa: E402,F401  (each registers itself)

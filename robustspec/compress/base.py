@@ -16,9 +16,14 @@ import torch
 from torch import nn
 
 from ..data.base import Split
+from ..errors import ArtifactError
 from ..spec.schema import Strict, TrainRecipe
 
 __all__ = ["StepContext", "StepResult", "CompressionStep", "ChainPosition"]
+
+
+def _no_domains(domain: str) -> Split:
+    raise ArtifactError(f"this step context gives no access to other domains (asked for {domain!r})")
 
 
 @dataclass
@@ -32,6 +37,7 @@ class StepContext:
     baseline: Callable[[], nn.Module]  # the trained uncompressed model of the same suite model (lazy)
     new_network: Callable[[str, dict[str, Any]], nn.Module]  # (arch, params) -> untrained Normalized network
     label: str = "variant"
+    domain_train: Callable[[str], Split] = _no_domains  # domain name -> its train split, loaded on demand (adaptation)
 
 
 @dataclass

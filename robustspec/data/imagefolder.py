@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,7 @@ class ImageFolderDataset:
         # domain -> class -> image paths (sorted by relative path)
         self._files: dict[str, dict[str, list[Path]]] = {d: self._scan_domain(d) for d in self.domains}
         self.classes = self._check_same_classes()
+        self._check_test_images()
 
     # --- scanning and validation ---
 
@@ -194,6 +196,18 @@ class ImageFolderDataset:
                 f"imagefolder: class folders differ between domains in {str(self.root)!r}: " + "; ".join(problems)
             )
         return sorted(ref_classes)
+
+    def _check_test_images(self) -> None:
+        # Every domain is evaluated on its test split (the source too), so an empty one is an error now,
+        # not a division by zero after training.
+        for domain in self.domains:
+            sizes = [len(paths) for paths in self._files[domain].values()]
+            if not any(split_counts(n, self.test_fraction) for n in sizes):
+                raise DataError(
+                    f"imagefolder: domain {domain!r} has no test images: its classes have {max(sizes)} image(s) at "
+                    f"most and test_fraction {self.test_fraction} puts none of them in the test split "
+                    "(give each class at least 2 images)"
+                )
 
     # --- the DomainDataset protocol ---
 
@@ -286,7 +300,10 @@ def _decode(path: Path) -> torch.Tensor:
     import torchvision.io as tvio
 
     try:
-        img = tvio.decode_image(str(path), mode=tvio.ImageReadMode.RGB)
+        # torchvision 0.29 deprecates its image codecs with one warning per call: thousands per domain.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            img = tvio.decode_image(str(path), mode=tvio.ImageReadMode.RGB)
         if img.dtype == torch.uint8 and img.ndim == 3 and img.shape[0] == 3:
             return img
     except Exception:  # noqa: BLE001 - any failure falls through to PIL

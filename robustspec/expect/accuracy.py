@@ -6,7 +6,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from ..spec.schema import ExpectationBase, Name, Probability
+from ..spec.schema import DomainName, ExpectationBase, Probability
 from ..stats import newcombe_difference
 from .base import EXPECTATIONS, at_most, Accuracy, CheckTarget, Outcome, gate_min
 
@@ -17,12 +17,12 @@ class SourceAccuracyParams(ExpectationBase):
 
 class TargetAccuracyParams(ExpectationBase):
     min: Probability = Field(description="minimum accuracy on each target domain")
-    domains: Optional[list[Name]] = Field(None, description="target domains (default: every target of the suite)")
+    domains: Optional[list[DomainName]] = Field(None, description="target domains (default: every target of the suite)")
 
 
 class DropParams(ExpectationBase):
     max: Probability = Field(description="maximum drop: source accuracy minus target accuracy")
-    domains: Optional[list[Name]] = Field(None, description="target domains (default: every target of the suite)")
+    domains: Optional[list[DomainName]] = Field(None, description="target domains (default: every target of the suite)")
 
 
 @EXPECTATIONS.register("source-accuracy")

@@ -74,7 +74,11 @@ class Measurements(Protocol):
     variant: str  # the variant of the item being judged
 
     def accuracy(self, domain: str, variant: str | None = None) -> Accuracy:
-        """Accuracy on a domain's test split, of this item's variant or of another (``"baseline"``)."""
+        """Accuracy on a domain's test split, of this item's variant or of another (``"baseline"``).
+
+        ``variant`` may also be a derived name: ``<variant>~unadapted`` is that variant's chain without its
+        adaptation steps (:func:`robustspec.expect.adaptation.unadapted_name`).
+        """
 
     def metrics(self, variant: str | None = None) -> dict[str, Any]:
         """Size metrics: ``parameters``, ``bytes``, ``macs``, ``nonzero_parameters``, ``quantized``."""
@@ -86,7 +90,12 @@ class Expectation(Protocol):
     Params: ClassVar[type[ExpectationBase]]
 
     def expand(self, params: Any, source: str, targets: list[str], variant: str) -> list[CheckTarget]:
-        """The items this expectation becomes for one variant; at collection, so cheap and deterministic."""
+        """The items this expectation becomes for one variant; at collection, so cheap and deterministic.
+
+        A kind whose items depend on the variant's chain may define ``expand_chain(params, source, targets,
+        variant, steps)`` too (``steps``: the variant's parsed steps, empty for the baseline); planning then
+        calls it instead (``adaptation-gain`` exists only for chains with an adaptation step).
+        """
 
     def judge(self, params: Any, target: CheckTarget, m: Measurements) -> Outcome:
         """The verdict for one item."""

@@ -7,7 +7,7 @@ from typing import Optional
 from pydantic import Field
 from typing_extensions import Annotated
 
-from ..spec.schema import BASELINE, Count, ExpectationBase, Name, Probability, Real
+from ..spec.schema import BASELINE, Count, DomainName, ExpectationBase, Probability, Real
 from ..stats import newcombe_difference
 from .base import EXPECTATIONS, at_least, at_most, CheckTarget, Outcome, gate_max
 
@@ -18,13 +18,13 @@ def _variants_only(variant: str, targets: list[CheckTarget]) -> list[CheckTarget
 
 class DropVsBaselineParams(ExpectationBase):
     max: Probability = Field(description="maximum accuracy drop against the uncompressed model")
-    domains: Optional[list[Name]] = Field(None, description="default: the source and every target domain")
+    domains: Optional[list[DomainName]] = Field(None, description="default: the source and every target domain")
     relative: bool = Field(False, description="drop as a fraction of the baseline's accuracy")
 
 
 class RetainedParams(ExpectationBase):
     min: Probability = Field(description="minimum fraction of the baseline's accuracy kept")
-    domains: Optional[list[Name]] = Field(None, description="default: the source and every target domain")
+    domains: Optional[list[DomainName]] = Field(None, description="default: the source and every target domain")
 
 
 class MaxParamsParams(ExpectationBase):

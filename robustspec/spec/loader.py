@@ -422,6 +422,52 @@ def _check_chains(col: _Collector, models: list[ModelSpec], variants: dict[str, 
                     current = budget
 
 
+def _check_weights(col: _Collector, models: list[ModelSpec], where: dict[str, tuple[Located, str, tuple]], classes: int) -> None:
+    """Each model's weights file fits its architecture (names and shapes; a head of another size is fine)."""
+    from ..models.weights import weights_fit_problems
+
+    for model in models:
+        if model.weights is None or model.name not in where:
+            continue
+        l, f, pa = where[model.name]
+        try:
+            problems = weights_fit_problems(model.weights, model.arch, model.params, classes)
+        except Exception as exc:  # noqa: BLE001 - a user factory that fails to build is reported, not raised
+            problems = [f"cannot check the weights of model {model.name!r}: {exc}"]
+        for message in problems:
+            col.at(l, f, pa, message)
+
+
+def _check_step_targets(
+    col: _Collector, variants: dict[str, dict[str, list[ParsedStep]]], domains: list[str], source: str | None
+) -> None:
+    """Steps that name a target domain (``coral: {target: webcam}``): a domain of the dataset, not the source."""
+    seen: set[tuple] = set()
+    for chains in variants.values():
+        for steps in chains.values():
+            for step in steps:
+                target = getattr(step.params, "target", None)
+                where = (step.file, step.line, step.col)
+                if not isinstance(target, str) or where in seen:
+                    continue  # suite-level variants appear under every model: report them once
+                seen.add(where)
+                path = step.path + ("target",)
+                if "+" in target:  # a derived domain (amazon+gaussian_noise@3), validated like expectations' domains
+                    from ..corrupt import domain_problem
+
+                    problem = domain_problem(target, domains)
+                    if problem is not None:
+                        col.errors.append(SpecError(step.file, step.line, step.col, path, problem))
+                elif target not in domains:
+                    close = difflib.get_close_matches(target, domains, n=1, cutoff=0.5)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    message = f"unknown domain {target!r}{hint} (the dataset has: {_fmt_list(domains)})"
+                    col.errors.append(SpecError(step.file, step.line, step.col, path, message))
+                elif target == source:
+                    message = f"{step.kind} target {target!r} is the source domain: adapt to another domain"
+                    col.errors.append(SpecError(step.file, step.line, step.col, path, message))
+
+
 def col_file(chains: dict[str, list[ParsedStep]]) -> str:
     return next((s.file for steps in chains.values() for s in steps), "")
 
@@ -442,6 +488,7 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
     sdir = Path(specs_dir) if specs_dir is not None else find_specs_dir(p.resolve())
     res = _Resolver(col, sdir, p.resolve().parent)
     model_variants: dict[str, dict[str, list[ParsedStep]]] = {}
+    weights_at: dict[str, tuple[Located, str, tuple]] = {}  # model name -> where its weights: is written
 
     def v_data(value: Any, l: Located, f: str, pa: tuple) -> Any:
         if isinstance(value, dict):
@@ -496,11 +543,16 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
             col.at(l, f, pa + ("arch",), MODELS.unknown_message(model.arch))
             return None
         if model.weights is not None:
-            wpath = Path(f).resolve().parent / model.weights
-            if not wpath.is_file():
-                col.at(l, f, pa + ("weights",), f"weights file not found: {wpath}")
-                return None
+            from ..models.weights import resolve_weights
+
+            try:
+                wpath = resolve_weights(model.weights, Path(f).resolve().parent)
+            except ModelError as exc:
+                # The model is kept, so that its variants are still known to the expectations that name them.
+                col.at(l, f, pa + ("weights",), str(exc))
+                return model
             model = model.model_copy(update={"weights": str(wpath)})
+            weights_at[model.name] = (l, f, pa + ("weights",))
         return model
 
     def builtin_data(name: str) -> Any | None:
@@ -649,8 +701,11 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
         domains, classes = _check_domains(
             col, loc, file, dataset, source, targets, parsed, [m.name for m in models if m is not None], all_variants,
         )
+        if domains:
+            _check_step_targets(col, variants_by_model, domains, source)
         if classes:
             _check_chains(col, [m for m in models if m is not None], variants_by_model, classes)
+            _check_weights(col, [m for m in models if m is not None], weights_at, classes)
             for e in parsed:
                 exp = EXPECTATIONS.get(e.kind)()
                 for message in (exp.check(e.params, classes) if hasattr(exp, "check") else []):
@@ -682,6 +737,13 @@ def _check_domains(
         return [], 0
 
     def check(name: str, path: tuple) -> None:
+        if "+" in name:  # a derived domain, amazon+gaussian_noise@3: its base, corruption and severity
+            from ..corrupt import domain_problem
+
+            problem = domain_problem(name, domains)
+            if problem is not None:
+                col.at(loc, file, path, problem)
+            return
         if name not in domains:
             close = difflib.get_close_matches(name, domains, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -696,6 +758,8 @@ def _check_domains(
     known_v = [BASELINE, *variant_names]
     for e in parsed:
         base = ("expect", e.index, e.kind)
+        if isinstance(getattr(e.params, "domain", None), str):
+            check(e.params.domain, base + ("domain",))
         for j, d in enumerate(getattr(e.params, "domains", None) or []):
             check(d, base + ("domains", j))
             if d == source and e.kind in ("target-accuracy", "drop-vs-source"):

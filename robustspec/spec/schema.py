@@ -39,6 +39,7 @@ from pydantic import (
 __all__ = [
     "Strict",
     "Name",
+    "DomainName",
     "ExpectationBase",
     "RegressionSpec",
     "Fraction",
@@ -62,6 +63,8 @@ BASELINE = "baseline"
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=_NAME, max_length=64)]
+#: A domain, or a derived one (``amazon+gaussian_noise@3``); the loader checks the parts against the dataset.
+DomainName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+@-]*$", max_length=96)]
 
 
 def _hyphenate(name: str) -> str:
@@ -241,7 +244,12 @@ class ModelSpec(Strict):
     name: Name
     arch: str = Field(min_length=1, description="zoo name (resnet18 ... resnet152, resnet10-mini) or package.module:function")
     params: dict[str, Union[int, float, str, bool, list[int]]] = Field(default_factory=dict)
-    weights: Optional[str] = Field(None, description="local state-dict file, loaded with weights_only=True")
+    weights: Optional[str] = Field(
+        None,
+        description="pretrained weights, never downloaded: a local state-dict file (relative to this file, loaded "
+        "with weights_only=True) or a torchvision enum like ResNet50_Weights.IMAGENET1K_V2 (the file torchvision "
+        "caches under TORCH_HOME); a classifier head of another size is replaced and trained for the data's classes",
+    )
     normalize: NormalizeSpec = NormalizeSpec()
     train: Optional[TrainRecipe] = None
     variants: dict[Name, Any] = Field(default_factory=dict, description="compression variants of this model only")
@@ -285,7 +293,7 @@ class Suite(Strict):
     suite: Name
     data: DataSpec
     source: Name
-    targets: list[Name] = Field(default_factory=list)
+    targets: list[DomainName] = Field(default_factory=list)
     train: TrainRecipe = TrainRecipe()
     models: list[ModelSpec] = Field(min_length=1)
     variants: dict[Name, Any] = Field(default_factory=dict, description="compression variants of every model")

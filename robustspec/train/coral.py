@@ -1,0 +1,158 @@
+"""Deep CORAL (Sun and Saenko 2016, "Deep CORAL: Correlation Alignment for Deep Domain Adaptation").
+
+Fine-tunes a network on labeled source batches and unlabeled target batches with
+
+    loss = CE(source logits, source labels) + weight * sum over layers of CORAL(f_s, f_t),
+    CORAL(f_s, f_t) = ||C_s - C_t||_F^2 / (4 d^2),
+
+where ``C`` is the unbiased ``d x d`` covariance of a batch of ``d``-dimensional features (the paper's
+eq. 1-2). Features are the outputs of named modules of the inner network (4-D outputs are globally
+average-pooled to ``[N, C]``), or by default the classifier's input (the pooled 512-d features of a
+ResNet-18). Source and target batches go through the network as one concatenated batch: one forward and
+one backward per step, and BatchNorm normalises both domains together while fine-tuning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.base import Split
+from ..errors import ArtifactError
+from ..progress import Timer, report
+from ..spec.schema import TrainRecipe
+from .augment import augment_batch
+from .supervised import make_optimizer, make_schedule
+
+__all__ = ["CLASSIFIER_INPUT", "capture", "coral_loss", "train_coral"]
+
+#: The layer name meaning "the input of the network's classifier" (its last ``nn.Linear``).
+CLASSIFIER_INPUT = "classifier-input"
+
+
+def _covariance(f: torch.Tensor) -> torch.Tensor:
+    """Unbiased covariance of the rows of ``f`` ``[n, d]`` -> ``[d, d]``."""
+    centred = f - f.mean(dim=0, keepdim=True)
+    return centred.T @ centred / (f.shape[0] - 1)
+
+
+def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``||C_s - C_t||_F^2 / (4 d^2)`` for source ``[n_s, d]`` and target ``[n_t, d]`` features (n >= 2 each)."""
+    if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
+        raise ValueError(f"need [n, d] features of equal d, got {tuple(source.shape)} and {tuple(target.shape)}")
+    if source.shape[0] < 2 or target.shape[0] < 2:
+        raise ValueError("a covariance needs at least 2 samples per domain")
+    d = source.shape[1]
+    diff = _covariance(source) - _covariance(target)
+    return (diff * diff).sum() / (4.0 * d * d)
+
+
+def _classifier(net: nn.Module) -> nn.Module:
+    fc = getattr(net, "fc", None)
+    if isinstance(fc, nn.Module):  # a ResNet's head, also when low-rank factorization made it two layers
+        return fc
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ArtifactError("CORAL's default layer is the classifier's input, but the network has no nn.Linear")
+    return linears[-1]
+
+
+@contextmanager
+def capture(net: nn.Module, layers: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Hooks that store each layer's features (``[N, d]``) of the latest forward pass; removed on exit."""
+    modules = dict(net.named_modules())
+    feats: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) if x.ndim == 4 else x.flatten(1)
+
+    try:
+        for name in layers:
+            if name == CLASSIFIER_INPUT:
+                handles.append(_classifier(net).register_forward_pre_hook(lambda m, args, n=name: feats.__setitem__(n, flat(args[0]))))
+            elif name in modules:
+                handles.append(modules[name].register_forward_hook(lambda m, args, out, n=name: feats.__setitem__(n, flat(out))))
+            else:
+                raise ArtifactError(f"CORAL layer {name!r} is not a module of the network (it has e.g. {', '.join(list(modules)[1:6])})")
+        yield feats
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def train_coral(
+    model: nn.Module,
+    source: Split,
+    target: Split,
+    recipe: TrainRecipe,
+    *,
+    weight: float,
+    layers: Sequence[str] = (CLASSIFIER_INPUT,),
+    device: torch.device,
+    label: str = "model",
+) -> dict[str, float]:
+    """Fine-tune ``model`` (a Normalized wrapper: pixels in, logits out) in place with the Deep CORAL loss.
+
+    One epoch is one pass over the source train split in ``recipe.batch_size`` batches; each source batch
+    is paired with as many target images, drawn from a permutation of the target split that is renewed
+    when used up. Every random draw (both permutations, augmentation) comes from one generator seeded by
+    ``recipe.seed``. The optimizer and schedule are the recipe's (``make_optimizer``/``make_schedule``).
+    """
+    g = torch.Generator().manual_seed(recipe.seed)
+    net = getattr(model, "net", model)
+    model.to(device).train()
+    opt = make_optimizer(model, recipe)
+    n, m, bs = len(source), len(target), recipe.batch_size
+    steps_per_epoch = sum(1 for s in range(0, n, bs) if min(bs, n - s) >= 2)
+    sched = make_schedule(opt, recipe, recipe.epochs * steps_per_epoch)
+    a = recipe.augment
+    tperm, tpos = torch.randperm(m, generator=g), 0
+    timer = Timer()
+    ce_sum = coral_sum = 0.0
+    correct = seen = 0
+    with capture(net, layers) as feats:
+        for epoch in range(recipe.epochs):
+            perm = torch.randperm(n, generator=g)
+            ce_sum = coral_sum = 0.0
+            correct = seen = 0
+            for start in range(0, n, bs):
+                idx = perm[start : start + bs]
+                if len(idx) < 2:  # a covariance (and BatchNorm) needs two images
+                    continue
+                if tpos + len(idx) > m:
+                    tperm, tpos = torch.randperm(m, generator=g), 0
+                tidx = tperm[tpos : tpos + len(idx)]
+                tpos += len(idx)
+                x = torch.cat([source.images[idx], target.images[tidx]]).float().div_(255.0)
+                x = augment_batch(x, g, crop_pad=a.crop_pad, flip=a.flip, jitter=a.jitter).to(device)
+                y = source.labels[idx].to(device)
+                k = len(idx)
+                logits = model(x)[:k]
+                ce = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+                align = sum((coral_loss(f[:k], f[k:]) for f in feats.values()), torch.zeros((), device=device))
+                loss = ce + weight * align
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                ce_sum += float(ce.detach()) * k
+                coral_sum += float(align.detach()) * k
+                correct += int((logits.argmax(1) == y).sum())
+                seen += k
+            report(
+                f"adapting {label} (CORAL): epoch {epoch + 1}/{recipe.epochs} ce {ce_sum / max(seen, 1):.3f} "
+                f"coral {coral_sum / max(seen, 1):.4g} train-acc {correct / max(seen, 1):.3f} ({timer.seconds:.0f}s)"
+            )
+    model.eval()
+    return {
+        "final_ce": ce_sum / max(seen, 1),
+        "final_coral": coral_sum / max(seen, 1),
+        "final_train_accuracy": correct / max(seen, 1),
+        "seconds": timer.seconds,
+    }
+
