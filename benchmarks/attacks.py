@@ -2,7 +2,7 @@
 
     python benchmarks/attacks.py [--model resnet18] [--classes 10] [--size 32] [--batch 64] [--threads 2]
                                  [--small 16] [--tiny 8] [--row-timeout 50] [--json out.json]
-                                 [--only fgsm,pgd-linf,...]
+                                 [--only fgsm,pgd-linf,...] [--clock wall|cpu] [--repeat 1]
 
 A network (``Normalized(build_network(model, classes))``) is trained briefly on office-synth so that the
 attacks have real work; the attacked images are test images it classifies correctly, with their true
@@ -15,7 +15,11 @@ after it (median of 5 each; eq divides by their mean). On a loaded machine the r
 wall-clock times are not, as long as the load stays put during the row: a row whose two reference times
 differ by more than 1.5x is flagged, and its eq is uncertain by that factor. When other processes keep
 both cores busy, ``--threads 2`` makes passes 2-30x slower at random (the two OpenMP threads wait for each
-other whenever one is descheduled); ``--threads 1`` then gives steady passes and usable eq.
+other whenever one is descheduled); ``--threads 1`` then gives steady passes and usable eq. With
+``--threads 1 --clock cpu`` both timings are the process's CPU time, which leaves out the time the process
+waits for a core: eq then holds however busy the machine is (images/s is then per CPU-second).
+``--repeat N`` runs N rounds, the libraries interleaved within each, and keeps each library's median-eq
+round (its note lists all N).
 
 Passes are counted exactly with a hook on the model: forward passes (every call) and backward passes
 (every gradient that reaches the logits), in units of whole-batch passes (images through the model /
@@ -43,9 +47,10 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,11 +60,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from robustspec.attacks import ATTACKS  # noqa: E402
-from robustspec.data.synthetic import OfficeSynth  # noqa: E402
-from robustspec.models import Normalized, build_network  # noqa: E402
-from robustspec.spec.schema import TrainRecipe  # noqa: E402
-from robustspec.train import train_supervised  # noqa: E402
+from robustspec.attacks import ATTACKS
+from robustspec.data.synthetic import OfficeSynth
+from robustspec.models import Normalized, build_network
+from robustspec.spec.schema import TrainRecipe
+from robustspec.train import train_supervised
 
 ALL = ["fgsm", "pgd-linf", "pgd-l2", "cw-l2", "deepfool", "ddn", "jsma", "square", "autoattack"]
 MIN_NORM = {"cw-l2", "deepfool", "ddn", "jsma"}
@@ -71,12 +76,14 @@ EPS_L2 = 0.5
 STEPS = 10
 ALPHA_LINF = 2.5 * EPS_LINF / STEPS  # 1/255, robustspec's default step
 ALPHA_L2 = 2.5 * EPS_L2 / STEPS
-CW = dict(steps=50, c=1.0, kappa=0.0, lr=0.01)
-DEEPFOOL = dict(steps=50, candidates=10, overshoot=0.02)
-DDN = dict(steps=100, init_epsilon=1.0, gamma=0.05)
-JSMA = dict(theta=1.0, gamma=0.1)
+CW = {"steps": 50, "c": 1.0, "kappa": 0.0, "lr": 0.01}
+DEEPFOOL = {"steps": 50, "candidates": 10, "overshoot": 0.02}
+DDN = {"steps": 100, "init_epsilon": 1.0, "gamma": 0.05}
+JSMA = {"theta": 1.0, "gamma": 0.1}
 SQUARE_QUERIES = 300  # robustspec's default is 1000; 300 keeps three libraries under the time budget
 SQUARE_P_INIT = 0.8
+#: The clock of eq's two timings; ``--clock cpu`` makes it this process's CPU time (see the module docstring).
+CLOCK: Callable[[], float] = time.perf_counter
 AA_STEPS = 10  # torchattacks.AutoAttack's APGD/FAB steps (robustspec's default is the reference's 100)
 
 
@@ -111,12 +118,12 @@ def reference_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: 
     """Median time of one forward+backward pass (input gradient of the summed cross-entropy)."""
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         xx = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             loss = F.cross_entropy(model(xx), y, reduction="sum")
             torch.autograd.grad(loss, xx)
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return statistics.median(times)
 
 
@@ -194,7 +201,7 @@ def measure(row: Row, model: nn.Module, counter: PassCounter, x: torch.Tensor, y
     torch.manual_seed(0)
     counter.reset()
     counter.on = True
-    start = time.perf_counter()
+    start = CLOCK()
     adv = None
     try:
         with time_limit(timeout), warnings.catch_warnings():
@@ -202,12 +209,12 @@ def measure(row: Row, model: nn.Module, counter: PassCounter, x: torch.Tensor, y
             adv = run(x.clone(), y.clone())
     except RowTimeout:
         row.timeout = True
-    except Exception as exc:  # a failing peer is a row, never a crash
+    except Exception as exc:  # noqa: BLE001 - a failing peer is a row, never a crash
         row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]
     finally:
         counter.on = False
         model.eval().requires_grad_(False)  # a peer stopped mid-run may have left its own mode behind
-    row.seconds = time.perf_counter() - start
+    row.seconds = CLOCK() - start
     row.ref_after = reference_pass(model, x, y)
     row.ref_seconds = (row.ref_before + row.ref_after) / 2
     row.eq = row.seconds / row.ref_seconds
@@ -220,7 +227,7 @@ def measure(row: Row, model: nn.Module, counter: PassCounter, x: torch.Tensor, y
         row.images_per_second = len(x) / row.seconds
         try:
             score(row, model, x, y, adv)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a scoring failure is a row, never a crash
             row.error = f"scoring: {type(exc).__name__}: {exc}"[:160]
     return row
 
@@ -307,8 +314,8 @@ def foolbox_runs(name: str, classes: int, model: nn.Module, shape: tuple[int, ..
 
 def art_runs(name: str, classes: int, model: nn.Module, shape: tuple[int, ...]) -> Callable | None:
     import numpy as np
-    from art.estimators.classification import PyTorchClassifier
     from art.attacks import evasion as ev
+    from art.estimators.classification import PyTorchClassifier
 
     clf = PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(shape), nb_classes=classes,
                             clip_values=(0.0, 1.0), device_type="cpu")
@@ -354,7 +361,7 @@ def advlib_runs(name: str, classes: int, model: nn.Module, shape: tuple[int, ...
     attacks = importlib.import_module("adv_lib.attacks")
     if name == "ddn":
         return lambda x, y: _call(attacks.ddn, model, x, y, steps=DDN["steps"], init_norm=DDN["init_epsilon"],
-                                  **{"γ": DDN["gamma"]}, levels=None)
+                                  γ=DDN["gamma"], levels=None)
     if name == "cw-l2":
         return lambda x, y: _call(attacks.carlini_wagner_l2, model, x, y, confidence=CW["kappa"], learning_rate=CW["lr"],
                                   initial_const=CW["c"], binary_search_steps=1, max_iterations=CW["steps"])
@@ -487,6 +494,11 @@ def main() -> int:
     ap.add_argument("--row-timeout", type=float, default=50.0, help="stop one library's run after this many seconds")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--only", default=None, help="comma-separated attacks, e.g. fgsm,pgd-linf")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="time eq with the wall clock, or with this process's CPU time (steady on a shared machine "
+                         "with --threads 1: time spent descheduled is not counted)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds per attack, the libraries interleaved; each library's row is its median-eq round")
     args = ap.parse_args()
 
     attacks = ALL if not args.only else [a.strip() for a in args.only.split(",") if a.strip()]
@@ -494,6 +506,8 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown attacks {unknown}; choose from {ALL}")
     torch.set_num_threads(args.threads)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.manual_seed(0)
     warnings.filterwarnings("ignore")
     import logging
@@ -511,44 +525,62 @@ def main() -> int:
     advlib_note = None
     try:
         importlib.import_module("adv_lib.attacks")
-    except Exception as exc:  # adv-lib imports visdom at import time
+    except Exception as exc:  # noqa: BLE001 - adv-lib imports visdom at import time
         advlib_note = f"skipped: adv-lib not importable ({exc})"[:90]
 
     rows: list[Row] = []
     for a in attacks:
         n = sizes[a]
         x, y = x_all[:n], y_all[:n]
-        row = Row(a, "robustspec", n)
+        # Every library's runner, ours first; a library without the attack has none.
+        runners: list[tuple[str, Callable | None, str | None]] = []
         try:
-            run = ours(a, OUR_PARAMS[a], args.classes, model)
-        except Exception as exc:
-            row.error = f"{type(exc).__name__}: {exc}"[:160]
-        else:
-            measure(row, model, counter, x, y, run, args.row_timeout)
-        rows.append(row)
-        print(f"  {a:<10} {'robustspec':<14} {eq_text(row)} ({row.seconds or 0:.1f} s)", flush=True)
+            runners.append(("robustspec", ours(a, OUR_PARAMS[a], args.classes, model), None))
+        except Exception as exc:  # noqa: BLE001
+            runners.append(("robustspec", None, f"{type(exc).__name__}: {exc}"[:160]))
         for lib, factory in PEERS:
             if lib == "adv-lib" and a not in ADVLIB_ATTACKS:
                 continue  # adv-lib's attacks compared here: ddn, carlini_wagner_l2, deepfool
             if lib == "adv-lib" and advlib_note:
-                rows.append(Row(a, lib, n, error=advlib_note))
+                runners.append((lib, None, advlib_note))
                 continue
-            row = Row(a, lib, n)
             try:
                 run = factory(a, args.classes, model, shape)
-            except Exception as exc:
-                row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]
-                rows.append(row)
+            except Exception as exc:  # noqa: BLE001
+                runners.append((lib, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]))
                 continue
-            if run is None:
-                continue  # the library has no such attack
-            measure(row, model, counter, x, y, run, args.row_timeout)
+            if run is not None:  # None: the library has no such attack
+                runners.append((lib, run, None))
+        # Rounds interleave the libraries, so a change of load hits all of them; each keeps its median row.
+        tries: dict[str, list[Row]] = {lib: [] for lib, _, _ in runners}
+        dropped: set[str] = set()  # failed or timed out: not run again
+        for rnd in range(args.repeat):
+            for lib, run, error in runners:
+                if lib in dropped:
+                    continue
+                row = Row(a, lib, n, error=error)
+                if run is not None:
+                    measure(row, model, counter, x, y, run, args.row_timeout)
+                tries[lib].append(row)
+                if error is None:
+                    tag = f" [round {rnd + 1}]" if args.repeat > 1 else ""
+                    print(f"  {a:<10} {lib:<14} {eq_text(row)} ({row.seconds or 0:.1f} s){tag}", flush=True)
+                if error is not None or row.error or row.timeout:
+                    dropped.add(lib)
+        for lib, _, _ in runners:
+            got = tries[lib]
+            good = sorted((r for r in got if ok(r)), key=lambda r: r.eq)
+            if len(got) > 1 and good:
+                row = good[len(good) // 2]
+                row.notes.append(f"median of {len(good)} of {len(got)} rounds (eq {', '.join(f'{r.eq:.1f}' for r in good)})")
+            else:
+                row = got[-1]
             rows.append(row)
-            print(f"  {a:<10} {lib:<14} {eq_text(row)} ({row.seconds:.1f} s)", flush=True)
 
     total = time.perf_counter() - t0
     import platform
     header = (f"{args.model}, {args.classes} classes, {args.size} px, {args.threads} threads, {os.cpu_count()} cores, "
+              f"{args.clock} clock, {args.repeat} round(s), "
               f"torch {torch.__version__}, clean accuracy {clean_acc:.2f}, {datetime.date.today()}, total {total:.0f} s")
     print()
     print(header)

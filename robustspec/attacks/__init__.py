@@ -11,8 +11,10 @@ __all__ = ["ATTACKS"]
 ATTACKS: Registry = Registry("attack")
 
 # Each attack module registers itself; one import per module.
-from . import ddn  # noqa: E402,F401
-from . import jsma  # noqa: E402,F401
-from . import gradient  # noqa: E402,F401
-from . import minimum_norm  # noqa: E402,F401
-from . import blackbox  # noqa: E402,F401
+from . import (
+    blackbox,  # noqa: F401
+    ddn,  # noqa: F401
+    gradient,  # noqa: F401
+    jsma,  # noqa: F401
+    minimum_norm,  # noqa: F401
+)

@@ -12,7 +12,7 @@ Conventions every attack follows:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from pydantic import Field
@@ -39,7 +39,7 @@ def run_in_batches(step: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor
 class AttackParams(Strict):
     """Fields shared by every attack's parameters (each attack subclasses this)."""
 
-    eps: Optional[Fraction] = Field(None, description="budget on the [0,1] pixel scale: 4/255, 0.0157, ...")
+    eps: Fraction | None = Field(None, description="budget on the [0,1] pixel scale: 4/255, 0.0157, ...")
     batch_size: Int = Field(128, ge=1, le=100_000)
 
 

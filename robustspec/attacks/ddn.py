@@ -17,7 +17,7 @@ Shapes: ``x`` ``[N, 3, H, W]`` in [0, 1], ``y`` ``[N]``; returns ``[N, 3, H, W]`
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,11 +34,11 @@ _ALPHA_MIN = 0.01
 
 
 class DDNParams(AttackParams):
-    eps: Optional[Fraction] = Field(None, description="L2 budget (pixel scale) at which success is scored; the research used 0.24")
+    eps: Fraction | None = Field(None, description="L2 budget (pixel scale) at which success is scored; the research used 0.24")
     steps: Int = Field(100, ge=1, le=100_000, description="iterations, one forward and one backward pass each")
     init_epsilon: Real = Field(1.0, gt=0.0, description="initial L2 radius of every sample")
     gamma: Real = Field(0.05, gt=0.0, lt=1.0, description="radius factor per step: shrink by 1-gamma, grow by 1+gamma")
-    levels: Optional[Int] = Field(256, ge=2, le=65_536, description="quantise every iterate to this many grey levels; null disables")
+    levels: Int | None = Field(256, ge=2, le=65_536, description="quantise every iterate to this many grey levels; null disables")
 
 
 @ATTACKS.register("ddn")

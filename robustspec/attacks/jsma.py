@@ -26,7 +26,7 @@ Shapes: ``x`` ``[N, 3, H, W]`` in [0, 1], ``y`` ``[N]``; returns ``[N, 3, H, W]`
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -42,7 +42,7 @@ Target = Literal["next", "random", "least-likely"]
 
 
 class JSMAParams(AttackParams):
-    eps: Optional[Fraction] = Field(None, description="L0 budget as a fraction of the 3*H*W input values; scores success")
+    eps: Fraction | None = Field(None, description="L0 budget as a fraction of the 3*H*W input values; scores success")
     batch_size: Int = Field(32, ge=1, le=100_000)
     theta: Real = Field(1.0, ge=-1.0, le=1.0, description="change per selected value; positive increases, negative decreases")
     gamma: Real = Field(0.1, gt=0.0, le=1.0, description="maximum fraction of input values changed")
@@ -97,7 +97,7 @@ def _jsma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, p: JSMAParams, g: 
     budget = p.gamma * d  # a sample keeps going while at most this many values have changed
     changed = torch.zeros_like(domain)
     active = torch.ones(n, dtype=torch.bool, device=x.device)
-    targets: Optional[torch.Tensor] = None
+    targets: torch.Tensor | None = None
 
     # Terminates: every iteration moves two values of each active sample towards a bound they then leave
     # the domain at, or stops the sample.

@@ -75,38 +75,54 @@ class CarliniWagnerL2:
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: CWParams, generator: torch.Generator) -> torch.Tensor:
         x = x.detach()
         n = len(x)
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        kappa = float(params.kappa)
         w0 = torch.atanh((2.0 * x - 1.0).clamp(-1.0 + 1e-6, 1.0 - 1e-6))
         c = torch.full((n,), float(params.c), device=x.device)
         lower = torch.zeros(n, device=x.device)
         upper = torch.full((n,), float("inf"), device=x.device)
-        best_l2 = torch.full((n,), float("inf"), device=x.device)
+        best_l2sq = torch.full((n,), float("inf"), device=x.device)
         best = x.clone()
         for _ in range(params.binary_search_steps):
-            w = w0.clone().requires_grad_(True)
-            opt = torch.optim.Adam([w], lr=params.lr)
+            w = w0.clone()
+            adam_m, adam_v = torch.zeros_like(w), torch.zeros_like(w)
             succeeded = torch.zeros(n, dtype=torch.bool, device=x.device)
-            for _ in range(params.steps):
+            for t in range(1, params.steps + 1):
+                # Only the model's part of the gradient goes through autograd; the distance term and the
+                # tanh change of variables have closed-form gradients, applied in place below.
+                tw = torch.tanh(w)
+                adv = tw.add(1.0).mul_(0.5).requires_grad_(True)
                 with torch.enable_grad():
-                    adv = (torch.tanh(w) + 1.0) / 2.0
-                    l2sq = (adv - x).flatten(1).pow(2).sum(1)
                     logits = model(adv)
                     margin = _margin(logits, y)
-                    loss = (l2sq + c * margin.clamp(min=-params.kappa)).sum()
-                    (grad,) = torch.autograd.grad(loss, w)
-                with torch.no_grad():  # the iterate just evaluated, before this step moves it
-                    ok = (logits.argmax(1) != y) & (margin <= -params.kappa)
-                    l2 = l2sq.sqrt()
-                    better = ok & (l2 < best_l2)
-                    best_l2 = torch.where(better, l2, best_l2)
-                    best[better] = adv[better].detach()
+                    (grad,) = torch.autograd.grad((c * margin.clamp(min=-kappa)).sum(), adv)
+                with torch.no_grad():
+                    adv = adv.detach()
+                    diff = adv - x
+                    l2sq = diff.flatten(1).pow(2).sum(1)
+                    # The iterate just evaluated, before this step moves it; margin < 0 means misclassified.
+                    ok = (margin < 0) if kappa == 0 else (margin <= -kappa)
+                    better = ok & (l2sq < best_l2sq)
+                    best_l2sq = torch.where(better, l2sq, best_l2sq)
+                    best = torch.where(better.view(shape), adv, best)
                     succeeded |= ok
-                w.grad = grad
-                opt.step()
+                    # d/dw of ||adv - x||^2 + c * f(adv), with adv = (tanh(w) + 1) / 2.
+                    grad.add_(diff, alpha=2.0).mul_(tw.mul_(tw).mul_(-0.5).add_(0.5))
+                    _adam_step(w, grad, adam_m, adam_v, t, params.lr)
             # Per-sample search of c, as in the paper: smaller after a success, larger after a failure.
             upper = torch.where(succeeded, torch.minimum(upper, c), upper)
             lower = torch.where(succeeded, lower, torch.maximum(lower, c))
             c = torch.where(torch.isinf(upper), c * 10.0, (lower + upper) / 2.0)
-        return best.clamp_(0.0, 1.0).detach()
+        return best.clamp_(0.0, 1.0)
+
+
+def _adam_step(w: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int, lr: float,
+               beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+    """One Adam step in place, the arithmetic of ``torch.optim.Adam`` (single-tensor) without its per-step overhead."""
+    m.lerp_(grad, 1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(eps)
+    w.addcdiv_(m, denom, value=-lr / (1 - beta1**t))
 
 
 # --- DeepFool ------------------------------------------------------------------------------------------

@@ -13,16 +13,16 @@ proportion, so ``confidence`` gates on its Wilson bound.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any, Literal, Optional
+from functools import cache
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ..spec.schema import BASELINE, ExpectationBase, Int, Name, Probability
+from ..spec.schema import BASELINE, DomainName, ExpectationBase, Int, Probability
 from ..stats import wilson_interval
 from .base import EXPECTATIONS, CheckTarget, Outcome, at_least, at_most
 
-__all__ = ["AttackGate", "AttackExpectation", "attack_params_model"]
+__all__ = ["AttackExpectation", "AttackGate", "attack_params_model"]
 
 
 class AttackGate(ExpectationBase):
@@ -31,13 +31,13 @@ class AttackGate(ExpectationBase):
     name: str = Field(min_length=1, description="fgsm, pgd-linf, pgd-l2, cw-l2, deepfool, ddn, jsma, square, autoattack")
     samples: Int = Field(256, ge=1, le=100_000, description="test images drawn with `seed` (fewer if the split is smaller)")
     seed: Int = Field(0, ge=0)
-    domain: Optional[Name] = Field(None, description="domain whose test split is attacked (default: the source)")
+    domain: DomainName | None = Field(None, description="domain whose test split is attacked (default: the source)")
     mode: Literal["transfer", "white-box"] = Field(
         "transfer", description="int8 models: attack the float parent and score on int8 (transfer), or a fake-quant copy"
     )
-    max_degradation: Optional[Probability] = Field(None, description="maximum clean minus adversarial accuracy")
-    min_accuracy: Optional[Probability] = Field(None, description="minimum adversarial (robust) accuracy")
-    max_degradation_vs_baseline: Optional[float] = Field(
+    max_degradation: Probability | None = Field(None, description="maximum clean minus adversarial accuracy")
+    min_accuracy: Probability | None = Field(None, description="minimum adversarial (robust) accuracy")
+    max_degradation_vs_baseline: float | None = Field(
         None, ge=-1.0, le=1.0, description="maximum of this variant's degradation minus the baseline's"
     )
     masking_check: bool = Field(
@@ -47,7 +47,7 @@ class AttackGate(ExpectationBase):
     )
 
     @model_validator(mode="after")
-    def _one_gate_at_least(self) -> "AttackGate":
+    def _one_gate_at_least(self) -> AttackGate:
         if self.max_degradation is None and self.min_accuracy is None and self.max_degradation_vs_baseline is None:
             raise ValueError("give at least one of max-degradation, min-accuracy, max-degradation-vs-baseline")
         return self
@@ -66,7 +66,7 @@ class _UnknownAttack(AttackGate):
         raise ValueError(ATTACKS.unknown_message(value))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _combined(attack_name: str) -> type:
     from ..attacks import ATTACKS
 
