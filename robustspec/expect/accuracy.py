@@ -7,8 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from ..spec.schema import DomainName, ExpectationBase, Probability
-from ..stats import newcombe_difference
-from .base import EXPECTATIONS, at_most, Accuracy, CheckTarget, Outcome, gate_min
+from .base import EXPECTATIONS, Accuracy, CheckTarget, Difference, Outcome, gate_min
 
 
 class SourceAccuracyParams(ExpectationBase):
@@ -69,17 +68,10 @@ class DropVsSource:
         source = m.source
         src: Accuracy = m.accuracy(source)
         tgt: Accuracy = m.accuracy(target.label)
-        drop = src.value - tgt.value
-        conf = params.confidence or 0.95
-        lo, hi = newcombe_difference(src.correct, src.n, tgt.correct, tgt.n, conf)
-        gated = hi if params.confidence else drop
-        passed = at_most(gated, params.max)
-        basis = f"{int(conf * 100)}% upper bound {hi:.3f}" if params.confidence else f"{drop:.3f}"
-        msg = (
-            f"drop from {source!r} ({src.value:.3f}, n={src.n}) to {target.label!r} ({tgt.value:.3f}, n={tgt.n}): "
-            f"measured {drop:.3f} ({int(conf * 100)}% CI [{lo:.3f}, {hi:.3f}]); gate on {basis} "
-            f"{'<=' if passed else '>'} max {params.max:.3f}"
-        )
+        diff = Difference.of(src, tgt, params.confidence)
+        passed, verdict = diff.gate(params.max, params.confidence, maximum=True)
+        drop, lo, hi = diff.value, diff.low, diff.high
+        msg = f"drop from {source!r} ({src.value:.3f}, n={src.n}) to {target.label!r} ({tgt.value:.3f}, n={tgt.n}): {verdict}"
         return Outcome(
             passed, drop, params.max, "<=", msg, tgt.n, lo, hi, params.confidence,
             extra={"source_accuracy": round(src.value, 6), "target_accuracy": round(tgt.value, 6)},

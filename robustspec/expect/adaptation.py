@@ -15,8 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..spec.schema import DomainName, ExpectationBase, Real
-from ..stats import newcombe_difference
-from .base import EXPECTATIONS, CheckTarget, Outcome, at_least
+from .base import EXPECTATIONS, CheckTarget, Difference, Outcome
 
 __all__ = ["UNADAPTED_SUFFIX", "AdaptationGain", "AdaptationGainParams", "adaptation_kinds", "unadapted_name", "without_adaptation"]
 
@@ -79,17 +78,12 @@ class AdaptationGain:
         d = target.label
         without = unadapted_name(m.variant)
         adapted, plain = m.accuracy(d), m.accuracy(d, without)
-        gain = adapted.value - plain.value
-        conf = params.confidence or 0.95
-        lo, hi = newcombe_difference(adapted.correct, adapted.n, plain.correct, plain.n, conf)
-        gated = lo if params.confidence else gain
-        passed = at_least(gated, params.min)
-        level = round(conf * 100)
-        basis = f"{level}% lower bound {lo:+.3f}" if params.confidence else f"{gain:+.3f}"
+        diff = Difference.of(adapted, plain, params.confidence)
+        passed, verdict = diff.gate(params.min, params.confidence, maximum=False, signed=True)
+        gain, lo, hi = diff.value, diff.low, diff.high
         msg = (
             f"adaptation gain on {d!r}: {m.variant} {adapted.value:.3f} ({adapted.correct}/{adapted.n}) against "
-            f"the same chain without adaptation {plain.value:.3f} ({plain.correct}/{plain.n}): measured {gain:+.3f} "
-            f"({level}% CI [{lo:+.3f}, {hi:+.3f}]); gate on {basis} {'>=' if passed else '<'} min {params.min:+.3f}"
+            f"the same chain without adaptation {plain.value:.3f} ({plain.correct}/{plain.n}): {verdict}"
         )
         return Outcome(
             passed, gain, params.min, ">=", msg, adapted.n, lo, hi, params.confidence,

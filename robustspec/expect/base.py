@@ -7,9 +7,9 @@ from typing import Any, ClassVar, Protocol
 
 from ..registry import Registry
 from ..spec.schema import ExpectationBase
-from ..stats import wilson_interval
+from ..stats import newcombe_difference, wilson_interval
 
-__all__ = ["Accuracy", "Outcome", "Expectation", "Measurements", "EXPECTATIONS", "CheckTarget", "gate_min", "gate_max", "at_least", "at_most"]
+__all__ = ["Accuracy", "Outcome", "Expectation", "Measurements", "EXPECTATIONS", "CheckTarget", "gate_min", "gate_max", "at_least", "at_most", "Difference"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +137,35 @@ def gate_max(what: str, measured: float, maximum: float, unit: str = "", scale: 
     fmt = lambda v: f"{v / scale:.4g}{unit}"  # noqa: E731
     msg = f"{what}: measured {fmt(measured)}; {'<=' if passed else '>'} max {fmt(maximum)}"
     return Outcome(passed, measured, maximum, "<=", msg)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``first - second`` of two accuracies with Newcombe's interval, optionally divided by ``scale``."""
+
+    value: float
+    low: float
+    high: float
+    level: int  # the interval's confidence in percent
+
+    @classmethod
+    def of(cls, first: Accuracy, second: Accuracy, confidence: float | None, scale: float = 1.0) -> "Difference":
+        lo, hi = newcombe_difference(first.correct, first.n, second.correct, second.n, confidence or 0.95)
+        return cls((first.value - second.value) / scale, lo / scale, hi / scale, int(round((confidence or 0.95) * 100)))
+
+    def gate(self, limit: float, confidence: float | None, *, maximum: bool, signed: bool = False) -> tuple[bool, str]:
+        """Pass or fail against ``limit`` (a max or a min); with ``confidence``, on the interval's far bound.
+
+        Returns the verdict and a message tail: "measured ... (95% CI [...]); gate on ... <= max ...".
+        """
+        f = "{:+.3f}" if signed else "{:.3f}"
+        bound = self.high if maximum else self.low
+        gated = bound if confidence else self.value
+        passed = at_most(gated, limit) if maximum else at_least(gated, limit)
+        side = "upper" if maximum else "lower"
+        basis = f"{self.level}% {side} bound {f.format(bound)}" if confidence else f.format(self.value)
+        op = ("<=" if passed else ">") if maximum else (">=" if passed else "<")
+        return passed, (
+            f"measured {f.format(self.value)} ({self.level}% CI [{f.format(self.low)}, {f.format(self.high)}]); "
+            f"gate on {basis} {op} {'max' if maximum else 'min'} {f.format(limit)}"
+        )

@@ -8,8 +8,7 @@ from pydantic import Field
 from typing_extensions import Annotated
 
 from ..spec.schema import BASELINE, Count, DomainName, ExpectationBase, Probability, Real
-from ..stats import newcombe_difference
-from .base import EXPECTATIONS, at_least, at_most, CheckTarget, Outcome, gate_max
+from .base import EXPECTATIONS, at_least, CheckTarget, Difference, Outcome, gate_max
 
 def _variants_only(variant: str, targets: list[CheckTarget]) -> list[CheckTarget]:
     # Comparing the baseline with itself measures nothing: these items exist for compressed variants only.
@@ -51,20 +50,12 @@ class DropVsBaseline:
     def judge(self, params, target, m) -> Outcome:
         d = target.label
         base, var = m.accuracy(d, BASELINE), m.accuracy(d)
-        conf = params.confidence or 0.95
-        drop = base.value - var.value
-        lo, hi = newcombe_difference(base.correct, base.n, var.correct, var.n, conf)
         scale = base.value if params.relative and base.value > 0 else 1.0
-        drop, lo, hi = drop / scale, lo / scale, hi / scale
-        gated = hi if params.confidence else drop
-        passed = at_most(gated, params.max)
+        diff = Difference.of(base, var, params.confidence, scale)
+        passed, verdict = diff.gate(params.max, params.confidence, maximum=True)
+        drop, lo, hi = diff.value, diff.low, diff.high
         kind = "relative drop" if params.relative else "drop"
-        basis = f"{int(round(conf * 100))}% upper bound {hi:.3f}" if params.confidence else f"{drop:.3f}"
-        msg = (
-            f"{kind} on {d!r} from baseline ({base.value:.3f}, n={base.n}) to {m.variant} ({var.value:.3f}): "
-            f"measured {drop:.3f} ({int(round(conf * 100))}% CI [{lo:.3f}, {hi:.3f}]); gate on {basis} "
-            f"{'<=' if passed else '>'} max {params.max:.3f}"
-        )
+        msg = f"{kind} on {d!r} from baseline ({base.value:.3f}, n={base.n}) to {m.variant} ({var.value:.3f}): {verdict}"
         return Outcome(passed, drop, params.max, "<=", msg, var.n, lo, hi, params.confidence,
                        extra={"baseline_accuracy": round(base.value, 6), "variant_accuracy": round(var.value, 6)})
 
