@@ -9,7 +9,8 @@ import pytest
 
 from robustspec.errors import SpecErrors
 from robustspec.expect import EXPECTATIONS, CheckTarget
-from robustspec.expect.attack import attack_params_model, attack_settings
+from robustspec.expect.attack import attack_label, attack_params_model, attack_settings
+from robustspec.plan import plan_suite
 from robustspec.spec.loader import load_suite
 
 REPO_SPECS = Path(__file__).resolve().parents[1] / "specs"
@@ -99,3 +100,43 @@ def test_masking_check_flags_a_transfer_that_beats_white_box() -> None:
     out = judge(params(name="fgsm", eps=0.01, **{"max-degradation": 0.5, "masking-check": True}), Masked({}))
     assert out.passed and "transferred from the baseline" in out.message
     assert "gradient masking suspected" in dict(out.properties())["attack_flags"]
+
+
+def test_a_non_default_mode_is_part_of_the_label() -> None:
+    expand = EXPECTATIONS.get("attack")().expand
+    gate = {"max-degradation": 0.5}
+    # The default mode adds nothing: ids (and results baselines keyed on them) are those of before modes.
+    assert attack_label(params(name="pgd-linf", eps="4/255", **gate)) == "pgd-linf"
+    assert attack_label(params(name="pgd-linf", eps="4/255", mode="transfer", **gate)) == "pgd-linf"
+    white = params(name="pgd-linf", eps="4/255", mode="white-box", domain="webcam", **gate)
+    assert expand(white, "amazon", ["webcam"], "int8") == [CheckTarget("pgd-linf,white-box", ("webcam",))]
+
+
+def test_both_modes_of_one_attack_get_unique_readable_ids(tmp_path: Path) -> None:
+    shutil.copytree(REPO_SPECS, tmp_path / "specs")
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "source: amazon\nmodels:\n  - name: resnet10-mini\n    variants: {int8: {quantize: ptsq}}\nexpect:\n"
+        "  - attack: {name: pgd-linf, eps: 4/255, min-accuracy: 0.5}\n"
+        "  - attack: {name: pgd-linf, eps: 4/255, mode: white-box, min-accuracy: 0.5}\n"
+        "  - attack: {name: pgd-linf, eps: 8/255, min-accuracy: 0.2}\n"
+    )
+    names = [c.name for c in plan_suite(load_suite(path)) if c.variant == "int8"]
+    # A second entry of the same attack in the same mode still gets "#2"; another mode does not need it.
+    assert names == ["attack[pgd-linf]", "attack[pgd-linf,white-box]", "attack#2[pgd-linf]"]
+    # Labels become the last part of a node id and a JUnit classname/name: no "::" or "." in them.
+    assert not any("::" in n or "." in n or " " in n for n in names)
+
+
+def test_masking_check_runs_for_a_fake_quant_white_box_attack() -> None:
+    class Int8(Fake):
+        def attack(self, params, variant=None, transfer_from=None):
+            if params.name == "square":
+                return result(90, 90, mode="black-box")
+            if transfer_from == "baseline":
+                return result(90, 30, mode="transfer from baseline")
+            return result(90, 85, mode="white-box (fake-quant surrogate)")
+
+    p = params(name="fgsm", eps=0.01, mode="white-box", **{"max-degradation": 0.5, "masking-check": True})
+    out = judge(p, Int8({}, variant="int8"))
+    assert "transferred from the baseline" in dict(out.properties())["attack_flags"]

@@ -1,8 +1,9 @@
 """Adversarial expectations: accuracy under an attack, its degradation, and against the baseline's.
 
 ``- attack: {name: pgd-linf, eps: 4/255, steps: 10, max-degradation: 0.5}`` becomes one item per model
-and variant, ``attack[pgd-linf]``. Its parameters are the attack's own (validated by the attack's
-parameter model) plus the gates below. The evaluation is an artifact: the same attack on the same model
+and variant, ``attack[pgd-linf]``; with ``mode: white-box``, ``attack[pgd-linf,white-box]``, so both
+modes of one attack sit side by side with readable ids. Its parameters are the attack's own (validated by
+the attack's parameter model) plus the gates below. The evaluation is an artifact: the same attack on the same model
 and samples is never computed twice, whatever the thresholds.
 
 Robust accuracy follows RobustBench: only correctly classified samples are attacked, and robust
@@ -22,7 +23,7 @@ from ..spec.schema import BASELINE, DomainName, ExpectationBase, Int, Probabilit
 from ..stats import wilson_interval
 from .base import EXPECTATIONS, CheckTarget, Outcome, at_least, at_most
 
-__all__ = ["AttackExpectation", "AttackGate", "attack_params_model"]
+__all__ = ["AttackExpectation", "AttackGate", "attack_label", "attack_params_model"]
 
 
 class AttackGate(ExpectationBase):
@@ -91,6 +92,16 @@ def attack_settings(params: Any) -> dict[str, Any]:
     return params.model_dump(mode="json", exclude=gate_fields)
 
 
+def attack_label(params: Any) -> str:
+    """The item's label: the attack's name, plus the mode when it is not the default (``pgd-linf,white-box``).
+
+    The default mode adds nothing, so existing ids (and the results baselines keyed on them) stay as they
+    were; a comma, not a space, keeps the label one word in the summary table and on a command line.
+    """
+    default = AttackGate.model_fields["mode"].default
+    return params.name if params.mode == default else f"{params.name},{params.mode}"
+
+
 @EXPECTATIONS.register("attack")
 class AttackExpectation:
     """Accuracy under an adversarial attack: ``max-degradation``, ``min-accuracy``, ``max-degradation-vs-baseline``."""
@@ -110,7 +121,7 @@ class AttackExpectation:
     def expand(self, params: Any, source: str, targets: list[str], variant: str) -> list[CheckTarget]:
         if params.max_degradation_vs_baseline is not None and params.max_degradation is None and params.min_accuracy is None and variant == BASELINE:
             return []  # only a comparison with itself: nothing to measure on the baseline
-        return [CheckTarget(params.name, (params.domain or source,))]
+        return [CheckTarget(attack_label(params), (params.domain or source,))]
 
     def judge(self, params: Any, target: CheckTarget, m: Any) -> Outcome:
         result = m.attack(params)
@@ -156,9 +167,10 @@ class AttackExpectation:
                     f"gradient masking suspected: gradient-free Square leaves {sq['robust_correct']}/{n} correct, "
                     f"fewer than {params.name}'s {robust}/{n} at the same eps"
                 )
-        if params.masking_check and m.variant != BASELINE and result.get("mode") == "white-box":
+        if params.masking_check and m.variant != BASELINE and str(result.get("mode", "")).startswith("white-box"):
             # The same attack run on the uncompressed parent and transferred: if it does better than the
-            # white-box attack on this variant, this variant's gradients are hiding its weakness.
+            # white-box attack on this variant (its own gradients, or an int8 model's fake-quant copy's),
+            # this variant's gradients are hiding its weakness.
             transferred = m.attack(params, transfer_from=BASELINE)
             if transferred["robust_correct"] < robust - max(1, round(0.02 * n)):
                 flags.append(
