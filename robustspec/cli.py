@@ -17,6 +17,8 @@ Examples::
 
     robustspec compare baseline/results.json .robustspec/results.json   # markdown; exit 1 on a regression
     robustspec report .robustspec/results.json -o report.html          # and report.md next to it
+    robustspec research -n 2 -o research.md         # run Table 1 and 2; tables and which trends hold
+    robustspec research --results .robustspec/results.json             # the same from a results file
 
     robustspec --version
 
@@ -24,7 +26,9 @@ The store is ``--store DIR``, else ``$ROBUSTSPEC_STORE``, else ``./.robustspec/s
 
 ``compare`` exits 0 without regressions, 1 with one, 2 on usage errors (a file that is not a results file).
 ``validate`` exits 0 when every file is valid, 1 when any is not, and 2 on usage errors (a path that does
-not exist, no suite file found). Expected problems are reported as one line each, never as a traceback.
+not exist, no suite file found). ``research`` exits 1 when a check of its run failed (the tables still
+print what was measured) and 2 on usage errors; a research trend that does not hold is a finding, not a
+failure. Expected problems are reported as one line each, never as a traceback.
 """
 
 from __future__ import annotations
@@ -429,6 +433,45 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_research(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .report import research as rs
+
+    status = 0
+    if args.results is not None:
+        if args.deep or args.full or args.workers is not None or args.store is not None:
+            raise UsageError("--results reads an existing results file: --deep, --full, -n and --store run suites")
+        doc = _load_results(args.results)
+    else:
+        suites = rs.suite_paths(Path.cwd(), deep=args.deep, full=args.full)
+        missing = [str(s.relative_to(Path.cwd())) for s in suites if not s.is_file()]
+        if missing:
+            raise UsageError(f"no {', '.join(missing)} in the current directory (run it from the project root, "
+                             "or read a results file with --results FILE)")
+        with tempfile.TemporaryDirectory(prefix="robustspec-research-") as tmp:
+            results = Path(args.save_results) if args.save_results else Path(tmp) / "results.json"
+            cmd = rs.pytest_command([s.relative_to(Path.cwd()) for s in suites], results, args.workers, args.store)
+            shown = ["python", *cmd[1:]] if cmd[0] == sys.executable else cmd
+            print("running: " + " ".join(shown), file=sys.stderr, flush=True)
+            code = rs.run_suites(cmd)
+            if not results.is_file():
+                raise UsageError(f"pytest exited with status {code} and wrote no results file")
+            doc = _load_results(str(results))
+        if code not in (0, 1):
+            raise UsageError(f"pytest exited with status {code}")
+        status = 1 if code == 1 else 0
+        print()
+    report = rs.research(doc)
+    sys.stdout.write(rs.render_text(report))
+    if args.output not in (None, "-"):
+        _write_text(args.output, rs.render_markdown(report))
+        print(f"wrote {args.output}", file=sys.stderr)
+    if status:
+        print("some checks failed: the tables show what was measured", file=sys.stderr)
+    return status
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -472,6 +515,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="the HTML file (default %(default)s); the markdown goes next to it, same name, .md")
     p.add_argument("--title", default="robustspec report", help="the page title")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("research", help="the research's Table 1 and Table 2 and which of its trends hold",
+                       description="Run suites/table1.yaml and suites/table2.yaml (from the current directory) with "
+                                   "pytest, or read a results file, and print the research's two tables and a "
+                                   "check of each of its trends, computed from the numbers.")
+    p.add_argument("--results", metavar="FILE", default=None,
+                   help="read this results file instead of running the suites")
+    p.add_argument("--deep", action="store_true", help="also run suites/extra/table1-deep.yaml (ResNet-101/152)")
+    p.add_argument("--full", action="store_true",
+                   help="run suites/extra/table2.yaml (the research's budgets) instead of suites/table2.yaml")
+    p.add_argument("-n", dest="workers", metavar="N", default=None, help="pytest-xdist workers (passed to pytest)")
+    p.add_argument("--store", metavar="DIR", default=None,
+                   help=f"artifact store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})")
+    p.add_argument("--save-results", metavar="FILE", default=None,
+                   help="keep the run's results file here (default: a temporary file, removed)")
+    p.add_argument("-o", "--output", metavar="FILE", default=None, help="also write the tables and trends as markdown")
+    p.set_defaults(func=_cmd_research)
     return parser
 
 
