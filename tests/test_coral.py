@@ -251,10 +251,34 @@ def judge(p: dict, adapted: Accuracy, plain: Accuracy):
 def test_gain_is_adapted_minus_unadapted() -> None:
     out = judge({"min": 0.05}, Accuracy(340, 500), Accuracy(300, 500))
     assert out.passed and out.measured == pytest.approx(0.08)
-    assert out.extra == {"adapted_accuracy": 0.68, "unadapted_accuracy": 0.6}
+    assert out.extra == {"adapted_accuracy": 0.68, "unadapted_accuracy": 0.6, "versus": "the chain without adaptation"}
     assert "measured +0.080" in out.message and "min +0.050" in out.message
     assert not judge({"min": 0.1}, Accuracy(340, 500), Accuracy(300, 500)).passed
     assert not judge({"min": 0.0}, Accuracy(290, 500), Accuracy(300, 500)).passed
+
+
+def test_versus_compares_with_the_named_variant() -> None:
+    exp = EXPECTATIONS.get("adaptation-gain")()
+    m = FakeMeasurements({
+        ("adapt-then-prune", "webcam"): Accuracy(340, 500),
+        ("control", "webcam"): Accuracy(330, 500),
+        (unadapted_name("adapt-then-prune"), "webcam"): Accuracy(100, 500),
+    })
+    out = exp.judge(exp.Params.model_validate({"min": 0.03, "versus": "control"}), CheckTarget("webcam", ("webcam",)), m)
+    assert out.measured == pytest.approx(0.02) and not out.passed
+    assert "against control 0.660" in out.message and out.extra["versus"] == "control"
+
+
+def test_versus_is_its_own_item_with_a_readable_id(tmp_path: Path) -> None:
+    text = SUITE.replace("  - adaptation-gain: {min: -1.0}\n", "  - adaptation-gain: {min: -1.0}\n  - adaptation-gain: {variants: [coral], versus: fp, min: 0.0}\n")
+    names = [c.name for c in plan_suite(load_suite(write(tmp_path, text), tmp_path / "specs")) if c.variant == "coral" and c.kind == "adaptation-gain"]
+    assert names == ["adaptation-gain[webcam]", "adaptation-gain[webcam,vs-fp]"]
+
+
+def test_versus_must_name_a_variant(tmp_path: Path) -> None:
+    text = SUITE.replace("{min: -1.0}", "{min: 0.0, versus: contrl}")
+    with pytest.raises(SpecErrors, match=r"adapt\.yaml:12:\d+: expect\[1\]\.adaptation-gain\.versus: unknown variant 'contrl'"):
+        load_suite(write(tmp_path, text), tmp_path / "specs")
 
 
 def test_confidence_gates_on_the_lower_bound_of_the_difference() -> None:

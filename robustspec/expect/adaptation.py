@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ..spec.schema import DomainName, ExpectationBase, Real
+from ..spec.schema import DomainName, ExpectationBase, Name, Real
 from .base import EXPECTATIONS, CheckTarget, Difference, Outcome
 
 __all__ = ["UNADAPTED_SUFFIX", "AdaptationGain", "AdaptationGainParams", "adaptation_kinds", "unadapted_name", "without_adaptation"]
@@ -47,6 +47,11 @@ class AdaptationGainParams(ExpectationBase):
         description="minimum gain: target accuracy of the adapted variant minus that of the same chain without adaptation"
     )
     domains: list[DomainName] | None = Field(None, description="default: the target domains of the variant's adaptation steps")
+    versus: Name | None = Field(
+        None,
+        description="compare with this variant of the same model instead of the chain without adaptation "
+        "(e.g. a control such as {coral: {target: webcam, weight: 0}}, to isolate the CORAL term)",
+    )
 
 
 @EXPECTATIONS.register("adaptation-gain")
@@ -72,20 +77,25 @@ class AdaptationGain:
         if not adapted:
             return []
         domains = params.domains or list(dict.fromkeys(s.params.target for s in adapted))
-        return [CheckTarget(d, (d,)) for d in domains]
+        # A comparison with a named variant is its own item beside the default one: webcam,vs-coral-webcam-w0.
+        suffix = f",vs-{params.versus}" if params.versus else ""
+        return [CheckTarget(d + suffix, (d,)) for d in domains]
 
     def judge(self, params: AdaptationGainParams, target: CheckTarget, m: Any) -> Outcome:
-        d = target.label
-        without = unadapted_name(m.variant)
-        adapted, plain = m.accuracy(d), m.accuracy(d, without)
+        d = target.domains[0]
+        other = params.versus or unadapted_name(m.variant)
+        adapted, plain = m.accuracy(d), m.accuracy(d, other)
         diff = Difference.of(adapted, plain, params.confidence)
         passed, verdict = diff.gate(params.min, params.confidence, maximum=False, signed=True)
         gain, lo, hi = diff.value, diff.low, diff.high
         msg = (
             f"adaptation gain on {d!r}: {m.variant} {adapted.value:.3f} ({adapted.correct}/{adapted.n}) against "
-            f"the same chain without adaptation {plain.value:.3f} ({plain.correct}/{plain.n}): {verdict}"
+            f"{params.versus or 'the same chain without adaptation'} {plain.value:.3f} ({plain.correct}/{plain.n}): {verdict}"
         )
         return Outcome(
             passed, gain, params.min, ">=", msg, adapted.n, lo, hi, params.confidence,
-            extra={"adapted_accuracy": round(adapted.value, 6), "unadapted_accuracy": round(plain.value, 6)},
+            extra={
+                "adapted_accuracy": round(adapted.value, 6), "unadapted_accuracy": round(plain.value, 6),
+                "versus": params.versus or "the chain without adaptation",
+            },
         )

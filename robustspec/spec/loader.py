@@ -770,4 +770,7 @@ def _check_domains(
         for j, n in enumerate(getattr(e.params, "variants", None) or []):
             if n not in known_v:
                 col.at(loc, file, base + ("variants", j), f"unknown variant {n!r} (the suite has: {_fmt_list(known_v)})")
+        versus = getattr(e.params, "versus", None)
+        if versus is not None and versus not in known_v:
+            col.at(loc, file, base + ("versus",), f"unknown variant {versus!r} (the suite has: {_fmt_list(known_v)})")
     return domains, classes
