@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .compare import fmt_number
+from .results import finite_number as _num
 
 __all__ = ["Subject", "Table1", "table1", "build_report", "write_report", "pareto_front"]
 
@@ -58,14 +59,6 @@ class Table1:
     subjects: list[Subject]
 
 
-def _num(v: Any) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def table1(doc: Mapping[str, Any]) -> list[Table1]:

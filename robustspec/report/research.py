@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..stats import newcombe_difference
+from .results import finite_number as _num
 
 __all__ = [
     "CONFIDENCE",
@@ -246,14 +247,6 @@ class Research:
         return [r for r in self.rows if r.attacks]
 
 
-def _num(v: Any) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _int(v: Any) -> int | None:

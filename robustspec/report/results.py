@@ -22,6 +22,7 @@ run: no numbers) or ``skip``. A baseline (``--robustspec-save-baseline``) is a r
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -34,6 +35,7 @@ from typing import Any, Iterable, Mapping
 from ..errors import RobustSpecError
 
 __all__ = [
+    "finite_number",
     "FORMAT",
     "VERSION",
     "STATUSES",
@@ -286,3 +288,14 @@ def items_by_id(doc: Mapping[str, Any], source: str = "results") -> dict[str, di
         item.setdefault("properties", {})
         out[item["id"]] = item
     return out
+
+
+def finite_number(value: Any) -> float | None:
+    """A property's value as a finite float; None for missing, booleans, text and NaN/inf."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
