@@ -305,6 +305,21 @@ def test_report_markdown_next_to_it(rendered: tuple[Path, Path]) -> None:
     assert "| WARN |" in md and "| FAIL |" in md and "measured 4.5M; > max 4.4M" in md
 
 
+def test_an_attack_mode_gets_a_row_of_its_own() -> None:
+    from robustspec.report.html import table1
+
+    size = {"parameters": 11_180_000, "bytes": 11_300_000}
+    t = table1(doc(
+        item("attack[pgd-linf]", 0.65, variant="int8", robust_accuracy=0.65, clean_accuracy=1.0, **size),
+        item("attack[pgd-linf,white-box]", 0.63, variant="int8", robust_accuracy=0.63, clean_accuracy=1.0, **size),
+    ))[0]
+    assert t.attacks == ["pgd-linf"]
+    rows = {s.variant: s for s in t.subjects}
+    assert set(rows) == {"int8", "int8 (white-box)"}
+    assert rows["int8"].attacks == {"pgd-linf": 0.65} and rows["int8 (white-box)"].attacks == {"pgd-linf": 0.63}
+    assert rows["int8 (white-box)"].parameters == 11_180_000
+
+
 def test_report_without_attacks_or_sizes(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     results = tmp_path / "r.json"

@@ -4,7 +4,8 @@ What it shows, per suite:
 
 - **Table 1** (the research's shape): rows model / compression / parameters, columns the domains (accuracy
   from the ``accuracy[<domain>]`` properties, source first) and, when attack checks ran, one column per
-  attack (``check == "attack"``, the item's domain label is the attack's name);
+  attack (``check == "attack"``, the item's domain label is the attack's name); an attack run in a
+  non-default mode (``attack[pgd-linf,white-box]``) goes to a row of its own, ``int8 (white-box)``;
 - **accuracy against parameter count** per domain: each model's variants, with the model's Pareto front
   (no other variant of it has fewer parameters and higher accuracy);
 - **degradation per attack** (when attacks ran): clean accuracy minus accuracy under attack;
@@ -66,6 +67,7 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
     by_suite: dict[str, dict[tuple[str, str], Subject]] = {}
     domains: dict[str, list[str]] = {}
     attacks: dict[str, list[str]] = {}
+    modes: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # (suite, model, "int8 (white-box)") -> its variant
     for item in doc.get("items", []):
         props = item.get("properties", {})
         suite, model, variant = (str(props.get(k, item.get(k, ""))) for k in ("suite", "model", "variant"))
@@ -85,6 +87,11 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
         if props.get("check") == "attack":
             # The column is the attack's name; a second expectation of the same attack (another eps) gets "#2".
             name = str(props.get("domain") or props.get("attack") or "attack")
+            name, _, mode = name.partition(",")
+            if mode:  # attack[pgd-linf,white-box]: a row of its own ("int8 (white-box)"), same columns
+                row = f"{variant} ({mode})"
+                subj = by_suite[suite].setdefault((model, row), Subject(suite, model, row))
+                modes[(suite, model, row)] = (suite, model, variant)
             last = str(item.get("id", "")).rsplit("::", 1)[-1]
             if last.startswith("attack#"):
                 name += " #" + last[len("attack#"):].split("[", 1)[0]
@@ -98,6 +105,10 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
                     subj.clean[name] = clean
                 if name not in attacks.setdefault(suite, []):
                     attacks[suite].append(name)
+    for (suite, model, row), (_, _, variant) in modes.items():  # a mode row shares its variant's size
+        base, subj = by_suite[suite].get((model, variant)), by_suite[suite][(model, row)]
+        if base is not None:
+            subj.parameters, subj.bytes = base.parameters, base.bytes
     out = []
     for suite, subjects in by_suite.items():
         models: list[str] = []
