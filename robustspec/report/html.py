@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .compare import fmt_number
+from .results import domain_accuracies
 from .results import finite_number as _num
 
 __all__ = ["Subject", "Table1", "table1", "build_report", "write_report", "pareto_front"]
@@ -75,12 +76,10 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
             continue
         subj = by_suite.setdefault(suite, {}).setdefault((model, variant), Subject(suite, model, variant))
         doms = domains.setdefault(suite, [])
-        for k, v in props.items():
-            if k.startswith("accuracy[") and k.endswith("]") and _num(v) is not None:
-                d = k[len("accuracy["):-1]
-                subj.accuracy[d] = _num(v)  # type: ignore[assignment]
-                if d not in doms:
-                    doms.append(d)
+        for d, acc in domain_accuracies(props).items():
+            subj.accuracy[d] = acc
+            if d not in doms:
+                doms.append(d)
         for k in ("parameters", "bytes"):
             if _num(props.get(k)) is not None:
                 setattr(subj, k, _num(props.get(k)))

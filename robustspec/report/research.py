@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..stats import newcombe_difference
+from .results import domain_accuracies
 from .results import finite_number as _num
 
 __all__ = [
@@ -300,13 +301,12 @@ def _collect(doc: Mapping[str, Any]) -> tuple[dict[tuple[str, str, str], Row], l
         for key in ("parameters", "bytes"):
             if _num(props.get(key)) is not None:
                 setattr(row, key, _num(props[key]))
-        for k, v in props.items():
-            if k.startswith("accuracy[") and k.endswith("]") and _num(v) is not None:
-                d = k[len("accuracy["):-1]
-                row.accuracy[d] = _num(v)  # type: ignore[assignment]
-                if d not in domains:
-                    domains.append(d)
-            elif "." in k and "[" not in k:  # "prune.ratio", "quantize.backend": the chain's steps, in order
+        for d, acc in domain_accuracies(props).items():
+            row.accuracy[d] = acc
+            if d not in domains:
+                domains.append(d)
+        for k in props:
+            if "." in k and "[" not in k:  # "prune.ratio", "quantize.backend": the chain's steps, in order
                 step = k.split(".", 1)[0]
                 method = _METHODS.get(step, step)
                 if method not in row.steps:

@@ -36,6 +36,7 @@ from ..errors import RobustSpecError
 
 __all__ = [
     "finite_number",
+    "domain_accuracies",
     "FORMAT",
     "VERSION",
     "STATUSES",
@@ -299,3 +300,13 @@ def finite_number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) else None
+
+
+def domain_accuracies(props: Mapping[str, Any]) -> dict[str, float]:
+    """The ``accuracy[<domain>]`` properties of an item, as {domain: accuracy}, in recorded order."""
+    out: dict[str, float] = {}
+    for k, v in props.items():
+        x = finite_number(v)
+        if k.startswith("accuracy[") and k.endswith("]") and x is not None:
+            out[k[len("accuracy["):-1]] = x
+    return out
