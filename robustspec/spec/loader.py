@@ -422,6 +422,19 @@ def _check_chains(col: _Collector, models: list[ModelSpec], variants: dict[str, 
                     current = budget
 
 
+def domain_problem(name: str, domains: list[str]) -> str | None:
+    """Why ``name`` is not a domain of the dataset (with a suggestion), or None; derived names included."""
+    if "+" in name:  # a derived domain, amazon+gaussian_noise@3: its base, corruption and severity
+        from ..corrupt import domain_problem as derived_problem
+
+        return derived_problem(name, domains)
+    if name in domains:
+        return None
+    close = difflib.get_close_matches(name, domains, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown domain {name!r}{hint} (the dataset has: {_fmt_list(domains)})"
+
+
 def _check_weights(col: _Collector, models: list[ModelSpec], where: dict[str, tuple[Located, str, tuple]], classes: int) -> None:
     """Each model's weights file fits its architecture (names and shapes; a head of another size is fine)."""
     from ..models.weights import weights_fit_problems
@@ -452,17 +465,9 @@ def _check_step_targets(
                     continue  # suite-level variants appear under every model: report them once
                 seen.add(where)
                 path = step.path + ("target",)
-                if "+" in target:  # a derived domain (amazon+gaussian_noise@3), validated like expectations' domains
-                    from ..corrupt import domain_problem
-
-                    problem = domain_problem(target, domains)
-                    if problem is not None:
-                        col.errors.append(SpecError(step.file, step.line, step.col, path, problem))
-                elif target not in domains:
-                    close = difflib.get_close_matches(target, domains, n=1, cutoff=0.5)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
-                    message = f"unknown domain {target!r}{hint} (the dataset has: {_fmt_list(domains)})"
-                    col.errors.append(SpecError(step.file, step.line, step.col, path, message))
+                problem = domain_problem(target, domains)
+                if problem is not None:
+                    col.errors.append(SpecError(step.file, step.line, step.col, path, problem))
                 elif target == source:
                     message = f"{step.kind} target {target!r} is the source domain: adapt to another domain"
                     col.errors.append(SpecError(step.file, step.line, step.col, path, message))
@@ -737,17 +742,9 @@ def _check_domains(
         return [], 0
 
     def check(name: str, path: tuple) -> None:
-        if "+" in name:  # a derived domain, amazon+gaussian_noise@3: its base, corruption and severity
-            from ..corrupt import domain_problem
-
-            problem = domain_problem(name, domains)
-            if problem is not None:
-                col.at(loc, file, path, problem)
-            return
-        if name not in domains:
-            close = difflib.get_close_matches(name, domains, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            col.at(loc, file, path, f"unknown domain {name!r}{hint} (the dataset has: {_fmt_list(domains)})")
+        problem = domain_problem(name, domains)
+        if problem is not None:
+            col.at(loc, file, path, problem)
 
     if source is not None:
         check(source, ("source",))
