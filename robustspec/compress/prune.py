@@ -38,7 +38,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from torch import nn
 
 from ..errors import ArtifactError
-from ..models.zoo import count_parameters
+from ..models.zoo import classifier_head, count_parameters
 from ..progress import Timer, report
 from ..spec.schema import Int, Real, Strict, parse_count
 from ..train.supervised import train_supervised
@@ -109,14 +109,11 @@ def _example_inputs(model: nn.Module, ctx: StepContext) -> torch.Tensor:
     return torch.zeros(1, 3, int(h), int(w), device=device)
 
 
-def _classifier(net: nn.Module) -> nn.Linear:
-    fc = getattr(net, "fc", None)
-    if isinstance(fc, nn.Linear):
-        return fc
-    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    if not linears:
+def _classifier(net: nn.Module) -> nn.Module:
+    head = classifier_head(net, linear=True)
+    if head is None:
         raise ArtifactError("cannot prune: the network has no final nn.Linear classifier to keep")
-    return linears[-1]
+    return head[1]
 
 
 def _plain_history(history: Any) -> list[list[Any]]:

@@ -168,12 +168,11 @@ def _read(path: str | os.PathLike, *, mmap: bool) -> dict[str, torch.Tensor]:
 
 
 def head_name(net: nn.Module) -> str:
-    """The classifier head: the last ``nn.Linear`` of the network (``fc`` for ResNets)."""
-    last = ""
-    for name, module in net.named_modules():
-        if isinstance(module, nn.Linear):
-            last = name
-    return last or "fc"
+    """The classifier head's name (``fc`` for ResNets): see :func:`~robustspec.models.zoo.classifier_head`."""
+    from .zoo import classifier_head
+
+    head = classifier_head(net, linear=True)
+    return head[0] if head is not None else "fc"
 
 
 def _listed(keys: list[str], limit: int = 10) -> str:

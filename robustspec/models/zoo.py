@@ -11,7 +11,7 @@ from torch import nn
 from ..errors import ModelError
 from ..registry import Registry
 
-__all__ = ["MODELS", "build_network", "import_factory", "count_parameters"]
+__all__ = ["MODELS", "build_network", "import_factory", "count_parameters", "classifier_head"]
 
 #: Architectures by name. Each entry is ``fn(num_classes: int, **params) -> nn.Module``.
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
@@ -116,3 +116,17 @@ def zoo_parameters(arch: str, num_classes: int) -> int | None:
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (buffers excluded)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def classifier_head(net: nn.Module, *, linear: bool = False) -> tuple[str, nn.Module] | None:
+    """The network's classifier as (name, module): its ``fc`` (a ResNet's head, also when low-rank
+    factorization made it two layers; with ``linear=True`` only when it is an ``nn.Linear``), else its last
+    ``nn.Linear``; None when it has none."""
+    fc = getattr(net, "fc", None)
+    if isinstance(fc, nn.Linear if linear else nn.Module):
+        return "fc", fc
+    last = None
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Linear):
+            last = (name, module)
+    return last

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..data.base import Split
 from ..errors import ArtifactError
+from ..models.zoo import classifier_head
 from ..progress import Timer, report
 from ..spec.schema import TrainRecipe
 from .augment import augment_batch
@@ -52,13 +53,10 @@ def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _classifier(net: nn.Module) -> nn.Module:
-    fc = getattr(net, "fc", None)
-    if isinstance(fc, nn.Module):  # a ResNet's head, also when low-rank factorization made it two layers
-        return fc
-    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    if not linears:
+    head = classifier_head(net)
+    if head is None:
         raise ArtifactError("CORAL's default layer is the classifier's input, but the network has no nn.Linear")
-    return linears[-1]
+    return head[1]
 
 
 @contextmanager
