@@ -253,6 +253,8 @@ class Store:
                 with warnings.catch_warnings():
                     # torch's own loader of quantized (int8) tensors still goes through TypedStorage.
                     warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+                    # ... and torch 2.14 deprecates creating quantized tensors, which is what reading one does.
+                    warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel", category=UserWarning)
                     return None, torch.load(f, weights_only=True, map_location="cpu")
             except Exception as exc:  # noqa: BLE001 - any unreadable payload is a corrupt artifact
                 return f"torch.load failed ({type(exc).__name__}: {exc})", None
