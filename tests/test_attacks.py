@@ -240,6 +240,41 @@ def test_cw_matches_the_textbook_formulation(trained, data, kappa):
     assert torch.allclose(ours, ref, atol=1e-5)
 
 
+class _Linear(nn.Module):
+    """Two logits of an affine map: DeepFool's linearisation is exact, so one step lands where it says."""
+
+    def __init__(self, w: torch.Tensor, b: float):
+        super().__init__()
+        self.w, self.b = w, b
+
+    def forward(self, x):
+        f = x.flatten(1) @ self.w + self.b  # the class-1 logit minus the class-0 logit
+        return torch.stack([torch.zeros_like(f), f], 1)
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_deepfool_steps_the_distance_plus_the_reference_margin(norm):
+    # The authors' code steps r = (|f|/||w|| + 1e-4) w/||w|| (L-inf: (|f|/||w||_1 + 1e-4) sign(w)).
+    # A large ||w|| separates that from adding 1e-4 to |f|, which under-steps and needs a second step.
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3 * 4 * 4, generator=g) * 40
+    x = 0.5 + 0.01 * torch.rand(1, 3, 4, 4, generator=g)  # far from the box's faces: no clipping
+    model = _Linear(w, -float(x.flatten() @ w) - 0.5)  # class 0 by a margin of 0.5
+    adv = _run(model, "deepfool", x, torch.zeros(1, dtype=torch.long), steps=1, overshoot=0.0, norm=norm)
+    dual = w.norm() if norm == "l2" else w.abs().sum()
+    step = (adv - x).flatten()
+    size = step.norm() if norm == "l2" else step.abs().max()
+    assert size.item() == pytest.approx(0.5 / dual.item() + 1e-4, rel=1e-4)
+    assert model(adv).argmax(1).item() == 1
+
+
+def test_a_revised_attack_keys_its_results_apart():
+    from robustspec.expect.attack import AttackGate, attack_settings
+
+    assert attack_settings(AttackGate.model_validate({"name": "deepfool", "min-accuracy": 0}))["version"] == DeepFool.version >= 2
+    assert "version" not in attack_settings(AttackGate.model_validate({"name": "pgd-linf", "min-accuracy": 0}))
+
+
 def test_unsuccessful_samples_are_returned_unchanged(trained, data):
     x = data["test"].images[:8].float() / 255
     with torch.no_grad():

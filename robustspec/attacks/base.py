@@ -53,6 +53,10 @@ class Attack(Protocol):
     bounded: ClassVar[bool]
     #: True for attacks that need no gradients (Square): they run on int8 models directly.
     gradient_free: ClassVar[bool]
+    #: Optional: the algorithm's revision, raised when a change alters results. An attack without one is
+    #: revision 1; from 2 on it is part of the evaluation's artifact key, so stored results of the earlier
+    #: revision are not reused (and those of other attacks are kept).
+    # version: ClassVar[int]
 
     def check(self, params: Any, num_classes: int) -> list[str]:
         """Problems knowable at collection (eps outside [0, 1], a norm the attack lacks, ...)."""

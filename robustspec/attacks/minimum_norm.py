@@ -138,21 +138,34 @@ class DeepFoolParams(AttackParams):
     norm: Literal["l2", "linf"] = "l2"
 
 
+def _cheaper_to_forward_again(remaining: int, flipped: int, rivals: int) -> bool:
+    """Whether one forward pass over the ``remaining`` samples costs less than ``rivals`` backward passes
+    over the ``flipped`` ones (a backward pass costs about twice a forward pass)."""
+    return 2 * rivals * flipped > remaining
+
+
 @ATTACKS.register("deepfool")
 class DeepFool:
     """DeepFool (Moosavi-Dezfooli et al. 2016), L2 or L-inf: step to the nearest linearised class boundary.
 
     Candidates are the true class's ``candidates - 1`` strongest rivals on the clean image. Each step
     takes one forward pass over the samples still classified correctly and, per rival, one backward pass
-    of the logit difference over that whole batch (``candidates - 1`` backward passes), then moves every
-    sample to its nearest linearised boundary (plus 1e-4); the total is scaled by ``1 + overshoot`` and
-    clipped to [0, 1]. A sample still correct after ``steps`` is returned unchanged.
+    of the logit difference over that batch (``candidates - 1`` backward passes). When that forward pass
+    finds samples that have just flipped, and one more forward pass over the others costs less than the
+    backward passes through the flipped ones, it is taken and the flipped ones are left out (in DeepFool
+    most samples flip within two or three steps, so this saves about a fifth of the backward passes). Then
+    it moves every sample to its nearest linearised boundary plus 1e-4 (in the attack's norm, as in the
+    authors' code); the total is scaled by ``1 + overshoot`` and clipped to [0, 1]. A sample still correct
+    after ``steps`` is returned unchanged.
 
     Arguments: ``steps`` (50), ``candidates`` (10), ``overshoot`` (0.02), ``norm`` (l2 | linf), ``eps``
     (scoring only). Shapes: ``x`` ``[N, 3, H, W]`` in [0, 1], ``y`` ``[N]``; returns the same shape.
     """
 
     Params: ClassVar[type[AttackParams]] = DeepFoolParams
+    #: 2: the 1e-4 margin is added to the distance, as in the authors' code (1: to the logit difference,
+    #: which under-stepped whenever the gradient norm exceeded 1 and cost an extra step on some images).
+    version: ClassVar[int] = 2
     norm: ClassVar[str] = "l2"  # the default; ``params.norm`` says which one a run uses
     bounded: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = False
@@ -181,12 +194,21 @@ class DeepFool:
             if step == params.steps or not bool(still.any()):
                 break
             idx = active[still]
+            flipped = len(active) - len(idx)
+            rows_of = still
+            if flipped and _cheaper_to_forward_again(len(idx), flipped, rivals.shape[1]):
+                # Backpropagating through the samples that just flipped would cost k-1 passes over them;
+                # one more forward of the remaining ones costs less.
+                xa = adv[idx].detach().requires_grad_(True)
+                with torch.enable_grad():
+                    logits = model(xa)
+                rows_of = slice(None)
             with torch.enable_grad():
-                zy = logits[still].gather(1, ya[still][:, None])
-                zk = logits[still].gather(1, rivals[idx])
+                zy = logits[rows_of].gather(1, y[idx][:, None])
+                zk = logits[rows_of].gather(1, rivals[idx])
                 diff = zk - zy  # [m, k-1], negative while the sample is correct
                 grads = [
-                    torch.autograd.grad(diff[:, j].sum(), xa, retain_graph=j < diff.shape[1] - 1)[0][still]
+                    torch.autograd.grad(diff[:, j].sum(), xa, retain_graph=j < diff.shape[1] - 1)[0][rows_of]
                     for j in range(diff.shape[1])
                 ]
             w = torch.stack(grads, 1)  # [m, k-1, C, H, W]
@@ -197,11 +219,13 @@ class DeepFool:
             rows = torch.arange(len(idx), device=x.device)
             w_best, f_best, d_best = w[rows, nearest], f[rows, nearest], dual[rows, nearest]
             shape = (-1, 1, 1, 1)
+            # The distance to the nearest linearised boundary plus 1e-4, as in the authors' code
+            # (r = (|f|/||w|| + 1e-4) w/||w||). A zero (or vanishing) gradient gives a finite step, never NaN.
+            distance = (f_best / d_best.clamp_min(1e-12) + 1e-4).view(shape)
             if params.norm == "l2":
-                # A zero (or vanishing) gradient gives a zero (finite) step, never NaN.
-                r = ((f_best + 1e-4) / d_best.pow(2).clamp_min(1e-12)).view(shape) * w_best
+                r = distance * w_best / d_best.clamp_min(1e-12).view(shape)
             else:
-                r = ((f_best + 1e-4) / d_best.clamp_min(1e-12)).view(shape) * w_best.sign()
+                r = distance * w_best.sign()
             r_tot[idx] += r
             adv[idx] = (x[idx] + (1.0 + params.overshoot) * r_tot[idx]).clamp(0.0, 1.0)
             active = idx

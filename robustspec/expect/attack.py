@@ -87,9 +87,15 @@ def attack_params_model(value: Any) -> type:
 
 def attack_settings(params: Any) -> dict[str, Any]:
     """The attack's own parameters (what the evaluation artifact depends on), without the gates."""
+    from ..attacks import ATTACKS
+
     gate_fields = set(AttackGate.model_fields) - {"name", "samples", "seed", "domain", "mode"}
     gate_fields.add("masking_check")
-    return params.model_dump(mode="json", exclude=gate_fields)
+    settings = params.model_dump(mode="json", exclude=gate_fields)
+    version = getattr(ATTACKS.get(params.name), "version", 1)
+    if version > 1:  # revision 1 adds nothing, so the keys of unrevised attacks stay as they were
+        settings["version"] = version
+    return settings
 
 
 def attack_label(params: Any) -> str:
