@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,28 @@ def test_apply_is_deterministic_and_leaves_the_parent_alone() -> None:
     assert any(not torch.equal(v, c.state["state_dict"][k]) for k, v in a.state["state_dict"].items())
 
 
+def _adapted_with_target(target: Split, **kw) -> dict[str, torch.Tensor]:
+    ctx = dataclasses.replace(make_ctx(), domain_train={"webcam": target}.__getitem__)
+    return Coral().apply(make_model(), params(**kw), ctx).state["state_dict"]
+
+
+@pytest.mark.parametrize("batchnorm", ["joint", "source"])
+def test_batchnorm_mode_decides_whether_target_images_reach_the_statistics(batchnorm: str) -> None:
+    # Weight 0: the loss never looks at target features, so the only way target images can change the
+    # adapted model is through BatchNorm. Under "source" they must not; under "joint" they must.
+    a = _adapted_with_target(split(12, 1, shift=50), weight=0, batchnorm=batchnorm)
+    b = _adapted_with_target(split(12, 2, shift=-80), weight=0, batchnorm=batchnorm)
+    running = [k for k in a if k.endswith(("running_mean", "running_var"))]
+    same = all(torch.equal(a[k], b[k]) for k in a)
+    assert running and same == (batchnorm == "source")
+
+
+def test_source_batchnorm_still_aligns_the_target_with_a_coral_weight() -> None:
+    source_only = _adapted_with_target(split(12, 1, shift=50), weight=0, batchnorm="source")
+    aligned = _adapted_with_target(split(12, 1, shift=50), weight=100, batchnorm="source")
+    assert any(not torch.equal(v, aligned[k]) for k, v in source_only.items())
+
+
 def test_restore_round_trips_through_weights_only() -> None:
     parent, ctx = make_model(), make_ctx()
     result = Coral().apply(parent, params(), ctx)
@@ -207,8 +230,10 @@ def test_adaptation_gain_applies_only_to_adapted_variants(tmp_path: Path) -> Non
         ("{coral: {target: webcam, weight: -1}}", r"variants\.v\.coral\.weight: input should be greater than or equal to 0"),
         ("{coral: {}}", r"variants\.v\.coral: missing required key 'target'"),
         ("{coral: {target: amazn+gaussian_noise@3}}", r"variants\.v\.coral\.target: unknown base domain 'amazn'"),
+        ("{coral: {target: webcam, batchnorm: both}}", r"adapt\.yaml:6:\d+: variants\.v\.coral\.batchnorm: input should be 'joint' or 'source'"),
     ],
-    ids=["target-is-source", "unknown-target", "after-quantize", "unknown-layer", "negative-weight", "no-target", "unknown-derived-base"],
+    ids=["target-is-source", "unknown-target", "after-quantize", "unknown-layer", "negative-weight", "no-target", "unknown-derived-base",
+         "unknown-batchnorm-mode"],
 )
 def test_invalid_coral_steps_are_positioned_errors(tmp_path: Path, variant: str, expected: str) -> None:
     text = SUITE.split("variants:")[0] + f"variants:\n  v: {variant}\nexpect:\n  - target-accuracy: {{min: 0.0}}\n"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from torch import nn
@@ -48,6 +48,12 @@ class CoralParams(Strict):
     lr: Annotated[Real, Field(gt=0.0, le=10.0)] | None = Field(None, description="default: the suite recipe's learning rate / 10")
     batch_size: Int | None = Field(None, ge=2, le=4096, description="source images per step (as many target images); default: the recipe's")
     seed: Int = Field(0, ge=0)
+    batchnorm: Literal["joint", "source"] = Field(
+        "joint",
+        description="joint: source and target pass BatchNorm as one batch (its statistics adapt to the target too); "
+        "source: target features are normalised with the running source statistics, which the target never updates "
+        "(isolates the CORAL term)",
+    )
 
 
 def _module_names(arch: str) -> list[str] | None:
@@ -101,10 +107,12 @@ class Coral:
         })
         layers = list(params.layers or [CLASSIFIER_INPUT])
         target = ctx.domain_train(params.target)
-        report(f"adapting {ctx.label} to {params.target!r} (CORAL, weight {params.weight:g}, layers {', '.join(layers)}): "
+        report(f"adapting {ctx.label} to {params.target!r} (CORAL, weight {params.weight:g}, layers {', '.join(layers)}, "
+               f"batchnorm {params.batchnorm}): "
                f"{len(ctx.train)} source + {len(target)} unlabeled target images, {params.epochs} epochs")
         model = copy.deepcopy(parent)  # the parent is a cached artifact: never train it in place
-        stats = train_coral(model, ctx.train, target, recipe, weight=float(params.weight), layers=layers, device=ctx.device, label=ctx.label)
+        stats = train_coral(model, ctx.train, target, recipe, weight=float(params.weight), layers=layers,
+                            batchnorm=params.batchnorm, device=ctx.device, label=ctx.label)
         state = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
         info = {"target": params.target, "final_coral": stats["final_coral"], "final_ce": stats["final_ce"]}
         return StepResult(model, state, info=info)

@@ -8,8 +8,18 @@ Fine-tunes a network on labeled source batches and unlabeled target batches with
 where ``C`` is the unbiased ``d x d`` covariance of a batch of ``d``-dimensional features (the paper's
 eq. 1-2). Features are the outputs of named modules of the inner network (4-D outputs are globally
 average-pooled to ``[N, C]``), or by default the classifier's input (the pooled 512-d features of a
-ResNet-18). Source and target batches go through the network as one concatenated batch: one forward and
-one backward per step, and BatchNorm normalises both domains together while fine-tuning.
+ResNet-18).
+
+``batchnorm`` says how BatchNorm sees the target images:
+
+- ``joint`` (the default): source and target go through the network as one concatenated batch (one
+  forward and one backward per step). BatchNorm normalises both domains together, and its running
+  statistics become source+target ones, so the fine-tuned model adapts to the target through BatchNorm
+  (an AdaBN-like effect) as well as through the CORAL term.
+- ``source``: the source batch goes through in train mode and the target batch separately with every
+  BatchNorm layer in eval mode: target features are normalised with the running source statistics, and
+  the target never updates them. What the model gains on the target then comes from the CORAL term
+  (and from fine-tuning itself) alone; weight 0 is plain source fine-tuning.
 """
 
 from __future__ import annotations
@@ -29,10 +39,12 @@ from ..spec.schema import TrainRecipe
 from .augment import augment_batch
 from .supervised import make_optimizer, make_schedule
 
-__all__ = ["CLASSIFIER_INPUT", "capture", "coral_loss", "train_coral"]
+__all__ = ["BATCHNORM_MODES", "CLASSIFIER_INPUT", "capture", "coral_loss", "frozen_batchnorm", "train_coral"]
 
 #: The layer name meaning "the input of the network's classifier" (its last ``nn.Linear``).
 CLASSIFIER_INPUT = "classifier-input"
+#: How BatchNorm sees the target images while adapting (see the module docstring).
+BATCHNORM_MODES = ("joint", "source")
 
 
 def _covariance(f: torch.Tensor) -> torch.Tensor:
@@ -57,6 +69,19 @@ def _classifier(net: nn.Module) -> nn.Module:
     if head is None:
         raise ArtifactError("CORAL's default layer is the classifier's input, but the network has no nn.Linear")
     return head[1]
+
+
+@contextmanager
+def frozen_batchnorm(net: nn.Module) -> Iterator[None]:
+    """Every BatchNorm layer of ``net`` in eval mode (running statistics used, never updated); restored on exit."""
+    layers = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    try:
+        for m in layers:
+            m.eval()
+        yield
+    finally:
+        for m in layers:
+            m.train()
 
 
 @contextmanager
@@ -91,6 +116,7 @@ def train_coral(
     *,
     weight: float,
     layers: Sequence[str] = (CLASSIFIER_INPUT,),
+    batchnorm: str = "joint",
     device: torch.device,
     label: str = "model",
 ) -> dict[str, float]:
@@ -100,7 +126,10 @@ def train_coral(
     is paired with as many target images, drawn from a permutation of the target split that is renewed
     when used up. Every random draw (both permutations, augmentation) comes from one generator seeded by
     ``recipe.seed``. The optimizer and schedule are the recipe's (``make_optimizer``/``make_schedule``).
+    ``batchnorm`` is one of :data:`BATCHNORM_MODES`.
     """
+    if batchnorm not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
     g = torch.Generator().manual_seed(recipe.seed)
     net = getattr(model, "net", model)
     model.to(device).train()
@@ -130,9 +159,17 @@ def train_coral(
                 x = augment_batch(x, g, crop_pad=a.crop_pad, flip=a.flip, jitter=a.jitter).to(device)
                 y = source.labels[idx].to(device)
                 k = len(idx)
-                logits = model(x)[:k]
+                if batchnorm == "joint":
+                    logits = model(x)[:k]
+                    pairs = [(f[:k], f[k:]) for f in feats.values()]
+                else:
+                    logits = model(x[:k])
+                    source_feats = dict(feats)
+                    with frozen_batchnorm(net):
+                        model(x[k:])
+                    pairs = [(source_feats[name], feats[name]) for name in source_feats]
                 ce = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
-                align = sum((coral_loss(f[:k], f[k:]) for f in feats.values()), torch.zeros((), device=device))
+                align = sum((coral_loss(fs, ft) for fs, ft in pairs), torch.zeros((), device=device))
                 loss = ce + weight * align
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
