@@ -366,8 +366,11 @@ def advlib_runs(name: str, classes: int, model: nn.Module, shape: tuple[int, ...
         return lambda x, y: _call(attacks.carlini_wagner_l2, model, x, y, confidence=CW["kappa"], learning_rate=CW["lr"],
                                   initial_const=CW["c"], binary_search_steps=1, max_iterations=CW["steps"])
     if name == "deepfool":
-        return lambda x, y: _call(attacks.deepfool, model, x, y, steps=DEEPFOOL["steps"], overshoot=DEEPFOOL["overshoot"],
-                                  norm=2, num_classes=DEEPFOOL["candidates"])
+        # adv-lib's DeepFool (``df``) linearises every class; with 10 classes that equals 10 candidates.
+        return lambda x, y: _call(attacks.df, model, x, y, steps=DEEPFOOL["steps"], overshoot=DEEPFOOL["overshoot"], norm=2)
+    if name == "pgd-linf":
+        return lambda x, y: _call(attacks.pgd_linf, model, x, y, ε=EPS_LINF, steps=STEPS, random_init=True,
+                                  restarts=1, absolute_step_size=ALPHA_LINF)
     return None
 
 
@@ -392,7 +395,7 @@ PEERS: list[tuple[str, Callable[..., Callable | None]]] = [
     ("IBM ART", art_runs),
     ("adv-lib", advlib_runs),
 ]
-ADVLIB_ATTACKS = {"ddn", "cw-l2", "deepfool"}
+ADVLIB_ATTACKS = {"ddn", "cw-l2", "deepfool", "pgd-linf"}
 
 
 # --- the run ------------------------------------------------------------------------------------------
@@ -540,7 +543,7 @@ def main() -> int:
             runners.append(("robustspec", None, f"{type(exc).__name__}: {exc}"[:160]))
         for lib, factory in PEERS:
             if lib == "adv-lib" and a not in ADVLIB_ATTACKS:
-                continue  # adv-lib's attacks compared here: ddn, carlini_wagner_l2, deepfool
+                continue  # adv-lib's attacks compared here: ddn, carlini_wagner_l2, df (DeepFool), pgd_linf
             if lib == "adv-lib" and advlib_note:
                 runners.append((lib, None, advlib_note))
                 continue
