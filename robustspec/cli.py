@@ -12,7 +12,9 @@ Examples::
     #   "yaml.schemas": {".vscode/robustspec.schema.json": "suites/*.yaml"}
 
     robustspec cache path                           # where artifacts live
-    robustspec cache list --store /scratch/store    # kind, key, bytes, created, description
+    robustspec cache list --store /scratch/store    # kind, key, bytes, created, last used, description
+    robustspec cache prune --unused-for 7d          # delete what no run used for 7 days (but their parents)
+    robustspec cache prune --unused-for 2h --dry-run   # only list what would go
     robustspec cache clear                          # delete every artifact (no question asked)
 
     robustspec compare baseline/results.json .robustspec/results.json   # markdown; exit 1 on a regression
@@ -347,6 +349,41 @@ def _table(rows: list[list[str]], right: set[int]) -> list[str]:
     return lines
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """``30m``, ``12h``, ``7d``, ``90s`` (or ``0``) in seconds; argparse's type for ``--unused-for``."""
+    t = text.strip().lower()
+    number, unit = (t[:-1], t[-1]) if t[-1:] in _DURATION_UNITS else (t, "")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf") or (unit == "" and value != 0):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30m, 12h or 7d, got {text!r}")
+    return value * _DURATION_UNITS.get(unit, 1)
+
+
+def _when(t: object) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "-"
+
+
+def _prune(store: Any, args: argparse.Namespace) -> int:
+    if args.unused_for is None:
+        print("robustspec cache prune: give --unused-for, e.g. --unused-for 7d (artifacts no run has used for 7 days)",
+              file=sys.stderr)
+        return 2
+    gone = store.prune(args.unused_for, dry_run=args.dry_run)
+    for e in gone:
+        print(f"{'would remove' if args.dry_run else 'removed'}  {e['key']}  {_human(e['bytes'])}  "
+              f"last used {_when(e['last_used'])}  {e['describe'] or '-'}")
+    size = _human(sum(e["bytes"] for e in gone))
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(gone)} artifact{'s' if len(gone) != 1 else ''} ({size}) from {store.root}")
+    return 0
+
+
 def _cmd_cache(args: argparse.Namespace) -> int:
     root = store_root(args.store)
     if args.action == "path":
@@ -359,18 +396,19 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         n = store.clear()
         print(f"removed {n} artifact{'s' if n != 1 else ''} from {root}")
         return 0
+    if args.action == "prune":
+        return _prune(store, args)
     entries = store.entries()
     if not entries:
         print(f"no artifacts in {root}")
         return 0
-    rows = [["KIND", "KEY", "BYTES", "CREATED", "DESCRIBE"]]
+    rows = [["KIND", "KEY", "BYTES", "CREATED", "LAST-USED", "DESCRIBE"]]
     total = 0
     for e in entries:
         size = int(e.get("bytes", 0))
         total += size
-        created = e.get("created")
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) if isinstance(created, (int, float)) else "-"
-        rows.append([str(e.get("kind", "")), str(e.get("key", "")), str(size), when, str(e.get("describe") or "-")])
+        rows.append([str(e.get("kind", "")), str(e.get("key", "")), str(size), _when(e.get("created")),
+                     _when(store.last_used(str(e.get("key", "")))), str(e.get("describe") or "-")])
     for line in _table(rows, right={2}):
         print(line)
     n = len(entries)
@@ -494,8 +532,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="write to FILE instead of stdout")
     p.set_defaults(func=_cmd_schema)
 
-    p = sub.add_parser("cache", help="list, clear or locate the artifact store")
-    p.add_argument("action", choices=["list", "clear", "path"])
+    p = sub.add_parser("cache", help="list, prune, clear or locate the artifact store")
+    p.add_argument("action", choices=["list", "prune", "clear", "path"])
+    p.add_argument("--unused-for", metavar="DURATION", type=duration, default=None,
+                   help="prune: remove artifacts no run has built or loaded for this long (30m, 12h, 7d), "
+                        "except the data, models and variants that what stays was built from")
+    p.add_argument("--dry-run", action="store_true", help="prune: list what would be removed, remove nothing")
     p.add_argument("--store", metavar="DIR", default=None,
                    help=f"store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})")
     p.set_defaults(func=_cmd_cache)

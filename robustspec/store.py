@@ -268,7 +268,23 @@ class Store:
         reason, value = self._check(key, load=True)
         if reason is not None:
             raise ArtifactError(f"artifact {key} in {self.root} is not available: {reason}")
+        self._mark_used(key)
         return value
+
+    def _mark_used(self, key: str) -> None:
+        """Record that ``key`` was just used: its sidecar's modification time (``prune`` reads it).
+
+        A store on a read-only file system (a restored CI cache, say) simply keeps its old times.
+        """
+        with contextlib.suppress(OSError):
+            os.utime(self._meta_path(key))
+
+    def last_used(self, key: str) -> float | None:
+        """When ``key`` was last built or loaded (seconds since the epoch); None if it has no files."""
+        for path in (self._meta_path(key), self.path_for(key)):
+            with contextlib.suppress(OSError):
+                return path.stat().st_mtime
+        return None
 
     # -- building ----------------------------------------------------------------------------
 
@@ -279,14 +295,21 @@ class Store:
         *,
         meta: Mapping[str, Any] | None = None,
         describe: str = "",
+        parents: Sequence[str] = (),
     ) -> Any:
-        """Return the artifact ``key``, calling ``build()`` and storing its result if no valid copy exists."""
+        """Return the artifact ``key``, calling ``build()`` and storing its result if no valid copy exists.
+
+        ``parents`` are the keys it is built from (recorded in its sidecar: ``prune`` keeps the parents of
+        what it keeps).
+        """
         reason, value = self._check(key, load=True)
         if reason is None:
+            self._mark_used(key)
             return value
         with self._locked(key, describe):
             reason, value = self._check(key, load=True)
             if reason is None:
+                self._mark_used(key)
                 return value
             if reason != "missing":
                 log.warning("artifact %s (%s) is corrupt or partial: %s; rebuilding", key, describe or "-", reason)
@@ -300,11 +323,11 @@ class Store:
                 raise ArtifactError(f"building {describe or key} failed: {exc}") from exc
             seconds = time.monotonic() - started
             _check_saveable(value, f"the result of building {describe or key}")
-            self._write(key, value, meta=meta, describe=describe)
+            self._write(key, value, meta=meta, describe=describe, parents=parents)
             self._log_build(key, describe, seconds)
             return value
 
-    def _write(self, key: str, value: Any, *, meta: Mapping[str, Any] | None, describe: str) -> None:
+    def _write(self, key: str, value: Any, *, meta: Mapping[str, Any] | None, describe: str, parents: Sequence[str] = ()) -> None:
         """Atomically store ``value`` and its sidecar (caller holds the key's lock)."""
         data_path = self.path_for(key)
         meta_path = self._meta_path(key)
@@ -327,6 +350,7 @@ class Store:
                 "bytes": st.st_size,
                 "sha256": digest,
                 "meta": dict(meta) if meta is not None else {},
+                "parents": list(parents),
             }
             with open(meta_tmp, "x", encoding="utf-8") as f:
                 json.dump(sidecar, f, sort_keys=True, indent=1, default=str)
@@ -431,6 +455,39 @@ class Store:
             _VERIFIED.pop(str(data_path), None)
             self._clean_stale_temps(key)
         return removed_meta or removed_data
+
+    def prune(self, unused_for: float, *, dry_run: bool = False) -> list[dict[str, Any]]:
+        """Remove every artifact not built or loaded in the last ``unused_for`` seconds, except the
+        ancestors (recorded ``parents``, transitively) of those that were: a warm run loads a stored
+        evaluation without its model, and the model must stay for the next evaluation.
+
+        Returns what was removed (or, with ``dry_run``, what would be): ``key``, ``bytes``, ``describe``
+        and ``last_used`` per artifact, oldest first. Partial or corrupt artifacts count like the others.
+        """
+        cutoff = time.time() - unused_for
+        keys = self._keys_on_disk()
+        sidecars = {key: self._read_meta(key)[0] for key in keys}
+        keep = [key for key in keys if (self.last_used(key) or 0.0) >= cutoff]
+        kept: set[str] = set()
+        while keep:
+            key = keep.pop()
+            if key not in kept:
+                kept.add(key)
+                keep.extend(p for p in (sidecars.get(key) or {}).get("parents", []) if isinstance(p, str))
+        stale = []
+        for key in keys:
+            if key in kept:
+                continue
+            used = self.last_used(key) or 0.0
+            meta = sidecars[key]
+            size = 0
+            with contextlib.suppress(OSError):
+                size = self.path_for(key).stat().st_size
+            stale.append({"key": key, "bytes": size, "describe": (meta or {}).get("describe"), "last_used": used})
+        stale.sort(key=lambda e: (e["last_used"], e["key"]))
+        if not dry_run:
+            stale = [e for e in stale if self.remove(e["key"])]
+        return stale
 
     def clear(self) -> int:
         """Remove every artifact and the build log; return how many keys were removed.

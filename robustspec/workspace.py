@@ -112,13 +112,16 @@ class Workspace:
     def variant_key(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> str:
         return self.step_keys(loaded, model, variant)[-1]
 
+    def eval_parents(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> tuple[str, str]:
+        return self.variant_key(loaded, model, variant), self.data_key(loaded.suite, domain)
+
     def eval_key(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> str:
-        parents = (self.variant_key(loaded, model, variant), self.data_key(loaded.suite, domain))
+        parents = self.eval_parents(loaded, model, variant, domain)
         return content_key("eval", {"split": "test", "domain": domain}, parents, BUILDER_VERSIONS["eval"])
 
     # -- artifacts (built once across processes, loaded once per process) ------------------------------
 
-    def _get_or_build(self, key: str, build: Any, *, meta: dict[str, Any], describe: str) -> Any:
+    def _get_or_build(self, key: str, build: Any, *, meta: dict[str, Any], describe: str, parents: tuple[str, ...] = ()) -> Any:
         def pinned() -> Any:
             if self.build_threads is None:
                 return build()
@@ -129,7 +132,7 @@ class Workspace:
             finally:
                 torch.set_num_threads(before)
 
-        return self.store.get_or_build(key, pinned, meta=meta, describe=describe)
+        return self.store.get_or_build(key, pinned, meta=meta, describe=describe, parents=parents)
 
     def splits(self, suite: Suite, domain: str) -> dict[str, Split]:
         key = self.data_key(suite, domain)
@@ -153,7 +156,8 @@ class Workspace:
                 report(f"generated {domain!r}: {sum(len(v['labels']) for v in state.values())} images ({timer.seconds:.1f}s)")
                 return state
 
-            state = self._get_or_build(key, build, meta={"domain": domain}, describe=f"data {domain}")
+            parents = (self.data_key(suite, base),) if corruption is not None else ()
+            state = self._get_or_build(key, build, meta={"domain": domain}, describe=f"data {domain}", parents=parents)
             self._splits[key] = split_from_state(state)
         return self._splits[key]
 
@@ -185,7 +189,8 @@ class Workspace:
                 "parameters": count_parameters(wrapped),
             }
 
-        state = self._get_or_build(key, build, meta={"model": model.name, "arch": model.arch}, describe=f"model {model.name}")
+        state = self._get_or_build(key, build, meta={"model": model.name, "arch": model.arch}, describe=f"model {model.name}",
+                                   parents=(self.data_key(suite, suite.source),))
         net = self.new_network(suite, model)
         net.load_state_dict(state["state_dict"])
         net.to(self.device).eval()
@@ -231,7 +236,8 @@ class Workspace:
                 self._models[key] = result.model.eval()
                 return {"state": result.state, "info": result.info}
 
-            stored = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "step": step.kind}, describe=f"{model.name}/{variant} {step.kind}")
+            stored = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "step": step.kind},
+                                        describe=f"{model.name}/{variant} {step.kind}", parents=(keys[i],))
             if key not in self._models:
                 self._models[key] = impl.restore(parent, step.params, stored["state"], ctx).eval()
             module = self._models[key]
@@ -249,7 +255,8 @@ class Workspace:
 
     def metrics(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> dict[str, Any]:
         """Parameters, stored bytes and MACs of a model or variant (an artifact of its own)."""
-        key = content_key("metrics", {}, (self.variant_key(loaded, model, variant),), BUILDER_VERSIONS["metrics"])
+        parents = (self.variant_key(loaded, model, variant),)
+        key = content_key("metrics", {}, parents, BUILDER_VERSIONS["metrics"])
         if key not in self._metrics:
 
             def build() -> dict[str, Any]:
@@ -270,7 +277,8 @@ class Workspace:
                 out.update(self.step_info(loaded, model, variant) if variant != BASELINE else {})
                 return {k: v for k, v in out.items() if isinstance(v, (int, float, str, bool))}
 
-            self._metrics[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant}, describe=f"metrics {model.name}/{variant}")
+            self._metrics[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant},
+                                                    describe=f"metrics {model.name}/{variant}", parents=parents)
         return self._metrics[key]
 
     def _float_macs(self, loaded: LoadedSuite, model: ModelSpec, variant: str, upto: int) -> int:
@@ -341,6 +349,7 @@ class Workspace:
             self._evals[key] = self._get_or_build(
                 key, build, meta={"model": model.name, "variant": variant, "attack": params.name, "transfer_from": transfer_from},
                 describe=f"attack {params.name} on {model.name}/{variant}" + (f" from {transfer_from}" if transfer_from else ""),
+                parents=parents,
             )
         return self._evals[key]
 
@@ -358,7 +367,9 @@ class Workspace:
                 report(f"evaluated {model.name}/{variant} on {domain!r}: {ok.float().mean():.3f} ({timer.seconds:.1f}s)")
                 return {"correct": ok, "n": len(split)}
 
-            self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "domain": domain}, describe=f"eval {model.name}/{variant}/{domain}")
+            parents = self.eval_parents(loaded, model, variant, domain)
+            self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "domain": domain},
+                                                  describe=f"eval {model.name}/{variant}/{domain}", parents=parents)
         ev = self._evals[key]
         return Accuracy(int(ev["correct"].sum()), int(ev["n"]))
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,9 +122,13 @@ def test_validate_yaml_syntax_error(project: Path, capsys: pytest.CaptureFixture
         (["validate", "--specs", "no/such/specs", "suites"], "--specs: no such directory"),
         (["validate"], "the following arguments are required: PATH"),
         (["cache", "shred"], "invalid choice: 'shred'"),
+        (["cache", "prune"], "give --unused-for, e.g. --unused-for 7d"),
+        (["cache", "prune", "--unused-for", "3x"], "expected a duration such as 30m, 12h or 7d, got '3x'"),
+        (["cache", "prune", "--unused-for", "12"], "expected a duration such as 30m, 12h or 7d, got '12'"),
         ([], "usage: robustspec"),
     ],
-    ids=["missing-path", "missing-specs", "no-path", "bad-cache-action", "no-command"],
+    ids=["missing-path", "missing-specs", "no-path", "bad-cache-action", "prune-without-age", "bad-duration",
+         "duration-without-unit", "no-command"],
 )
 def test_usage_errors_exit_2(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
@@ -243,7 +249,7 @@ def store(tmp_path: Path) -> Store:
 def test_cache_list(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cache", "list", "--store", str(store.root)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["KIND", "KEY", "BYTES", "CREATED", "DESCRIBE"]
+    assert lines[0].split() == ["KIND", "KEY", "BYTES", "CREATED", "LAST-USED", "DESCRIBE"]
     entries = store.entries()
     assert len(lines) == 2 + len(entries) == 4
     for line, e in zip(lines[1:], entries):
@@ -279,3 +285,30 @@ def test_cache_list_uses_env_store(store: Store, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ROBUSTSPEC_STORE", str(store.root))
     assert main(["cache", "list"]) == 0
     assert "total: 2 artifacts" in capsys.readouterr().out
+
+
+def _age(store: Store, key: str, days: float) -> None:
+    """Make ``key`` look last used ``days`` ago."""
+    t = time.time() - days * 86400
+    os.utime(store.path_for(key).with_suffix(".json"), (t, t))
+
+
+def test_cache_prune(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    old, fresh = content_key("data", {"n": 1}), content_key("model", {"n": 2})
+    _age(store, old, 10)
+    assert main(["cache", "prune", "--unused-for", "7d", "--dry-run", "--store", str(store.root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"would remove  {old}  ") and out[0].endswith("  zeros")
+    assert out[-1].startswith("would remove 1 artifact (") and len(store.entries()) == 2
+    assert main(["cache", "prune", "--unused-for", "7d", "--store", str(store.root)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("removed 1 artifact (")
+    assert [e["key"] for e in store.entries()] == [fresh]
+    assert main(["cache", "prune", "--unused-for", "0", "--store", str(store.root)]) == 0  # 0: everything
+    assert store.entries() == []
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("1.5h", 5400), ("0", 0)])
+def test_durations(text: str, seconds: float) -> None:
+    from robustspec.cli import duration
+
+    assert duration(text) == seconds

@@ -381,3 +381,44 @@ def test_concurrent_processes_several_keys(tmp_path: Path) -> None:
     assert len({record["pid"] for record in store.builds()}) >= 2  # the builds really were spread out
     for key in keys:
         assert all(out[key] == outputs[0][key] for out in outputs)
+
+
+def _last_used_days_ago(store: Store, key: str, days: float) -> None:
+    t = time.time() - days * 86400
+    os.utime(store.path_for(key).with_suffix(".json"), (t, t))
+
+
+def test_prune_keeps_what_was_used_and_what_it_was_built_from(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    data = content_key("data", {"d": 1})
+    model = content_key("model", {"m": 1}, (data,))
+    evaluation = content_key("eval", {"e": 1}, (model,))
+    unrelated = content_key("model", {"m": 2}, (data,))
+    store.get_or_build(data, lambda: torch.zeros(2))
+    store.get_or_build(model, lambda: torch.ones(2), parents=(data,))
+    store.get_or_build(evaluation, lambda: {"acc": 0.5}, parents=(model,))
+    store.get_or_build(unrelated, lambda: torch.ones(3), parents=(data,))
+    for key in (data, model, evaluation, unrelated):
+        _last_used_days_ago(store, key, 30)
+    # A warm run loads the stored evaluation only: that marks it used, not its model.
+    before = store.last_used(model)
+    assert store.get_or_build(evaluation, lambda: pytest.fail("rebuilt")) == {"acc": 0.5}
+    assert store.last_used(evaluation) > time.time() - 60 and store.last_used(model) == before
+    assert [e["key"] for e in store.prune(7 * 86400, dry_run=True)] == [unrelated]
+    assert store.has(unrelated)
+    (gone,) = store.prune(7 * 86400)
+    assert gone["key"] == unrelated and gone["bytes"] > 0
+    assert not store.has(unrelated) and all(store.has(k) for k in (data, model, evaluation))
+
+
+def test_prune_removes_old_partial_artifacts_and_load_marks_use(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    key = content_key("data", {"d": 2})
+    store.get_or_build(key, lambda: torch.zeros(2))
+    _last_used_days_ago(store, key, 3)
+    store.load(key)
+    assert store.prune(86400) == []
+    store.path_for(key).unlink()  # a sidecar without its data file
+    _last_used_days_ago(store, key, 3)
+    assert [e["key"] for e in store.prune(86400)] == [key]
+    assert store._keys_on_disk() == []
