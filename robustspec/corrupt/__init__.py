@@ -5,7 +5,7 @@
 family module for its table. ``amazon+gaussian_noise@3`` names domain ``amazon`` corrupted at severity 3.
 """
 
-from . import blur, color, digital, noise  # noqa: F401  (register the built-in corruptions)
+from . import blur, color, digital, noise, weather  # noqa: F401  (register the built-in corruptions)
 from .base import CORRUPTIONS, SEVERITIES, Corruption, standard_corruptions
 from .domain import corrupt_split, derived_name, domain_problem, parse_domain
 
