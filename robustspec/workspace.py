@@ -371,7 +371,8 @@ class Workspace:
             self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "domain": domain},
                                                   describe=f"eval {model.name}/{variant}/{domain}", parents=parents)
         ev = self._evals[key]
-        return Accuracy(int(ev["correct"].sum()), int(ev["n"]))
+        correct = ev["correct"].bool()
+        return Accuracy(int(correct.sum()), int(ev["n"]), outcomes=correct, items=self.data_key(suite, domain))
 
 
 @dataclass

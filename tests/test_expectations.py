@@ -98,3 +98,27 @@ def test_size_expectations_parse_counts() -> None:
     assert judge("max-params", {"max": "4.6M"}, t, {}, metric=m).passed
     assert judge("max-size-mb", {"max": 18.5}, t, {}, metric=m).passed
     assert not judge("max-size-mb", {"max": 18.4}, t, {}, metric=m).passed
+
+
+def test_a_difference_on_the_same_images_is_paired() -> None:
+    import torch
+
+    from robustspec.expect.base import Difference, paired_table
+    from robustspec.stats import newcombe_difference, newcombe_paired_difference
+
+    # 500 images: both models right on 430, the first also on 12 more.
+    first = torch.zeros(500, dtype=torch.bool)
+    first[:442] = True
+    second = torch.zeros(500, dtype=torch.bool)
+    second[:430] = True
+    a = Accuracy(442, 500, outcomes=first, items="data-webcam")
+    b = Accuracy(430, 500, outcomes=second, items="data-webcam")
+    assert paired_table(a, b) == (430, 12, 0, 58)
+    d = Difference.of(a, b, 0.95)
+    assert d.paired and (d.low, d.high) == pytest.approx(newcombe_paired_difference(430, 12, 0, 58))
+    assert d.low > 0.0
+    assert "95% paired CI [+0.010, +0.039]" in d.gate(0.0, None, maximum=False, signed=True)[1]
+    # Other images (another domain), or no per-image outcomes: the independent interval.
+    for other in (Accuracy(430, 500, outcomes=second, items="data-dslr"), Accuracy(430, 500)):
+        d = Difference.of(a, other, 0.95)
+        assert not d.paired and (d.low, d.high) == pytest.approx(newcombe_difference(442, 500, 430, 500))

@@ -1,4 +1,4 @@
-"""Wilson and Newcombe intervals."""
+"""Wilson and Newcombe intervals (independent and paired)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from robustspec.stats import newcombe_difference, wilson_interval
+import random
+
+from robustspec.stats import newcombe_difference, newcombe_paired_difference, wilson_interval
 
 
 @st.composite
@@ -47,3 +49,40 @@ def test_higher_confidence_is_wider() -> None:
     lo90, hi90 = wilson_interval(300, 500, 0.90)
     lo99, hi99 = wilson_interval(300, 500, 0.99)
     assert lo99 < lo90 and hi99 > hi90
+
+
+@st.composite
+def tables(draw):
+    return tuple(draw(st.integers(0, 300)) for _ in range(4))
+
+
+@given(tables())
+def test_paired_contains_the_difference(t) -> None:
+    n = sum(t)
+    lo, hi = newcombe_paired_difference(*t)
+    d = (t[1] - t[2]) / n if n else 0.0
+    assert -1.0 <= lo <= d + 1e-12 and d - 1e-12 <= hi <= 1.0
+
+
+def test_paired_without_correlation_is_the_independent_interval() -> None:
+    # both * neither == first_only * second_only: phi = 0.
+    assert newcombe_paired_difference(30, 10, 60, 20) == pytest.approx(newcombe_difference(40, 120, 90, 120))
+
+
+def test_paired_is_narrower_when_the_pairs_agree() -> None:
+    # Two models right on the same 430 of 500 images, one of them also on 12 more: +0.024.
+    lo, hi = newcombe_paired_difference(430, 12, 0, 58)
+    ilo, ihi = newcombe_difference(442, 500, 430, 500)
+    assert lo > 0.0 > ilo and hi - lo < (ihi - ilo) / 2
+
+
+def test_paired_interval_covers_at_its_level() -> None:
+    # Correlated pairs, p1 = 0.80 and p2 = 0.74 on 200 items; 1500 simulated tables.
+    rng = random.Random(0)
+    cells, weights = range(4), (0.70, 0.10, 0.04, 0.16)  # both, first only, second only, neither
+    covered = 0
+    for _ in range(1500):
+        draws = rng.choices(cells, weights, k=200)
+        lo, hi = newcombe_paired_difference(*(draws.count(c) for c in cells))
+        covered += lo <= 0.06 <= hi
+    assert 0.93 <= covered / 1500 <= 0.98

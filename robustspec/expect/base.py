@@ -7,17 +7,24 @@ from typing import Any, ClassVar, Protocol
 
 from ..registry import Registry
 from ..spec.schema import ExpectationBase
-from ..stats import newcombe_difference, wilson_interval
+from ..stats import newcombe_difference, newcombe_paired_difference, wilson_interval
 
-__all__ = ["Accuracy", "Outcome", "Expectation", "Measurements", "EXPECTATIONS", "CheckTarget", "gate_min", "gate_max", "at_least", "at_most", "Difference"]
+__all__ = ["Accuracy", "Outcome", "Expectation", "Measurements", "EXPECTATIONS", "CheckTarget", "gate_min", "gate_max", "at_least", "at_most", "Difference", "paired_table"]
 
 
 @dataclass(frozen=True)
 class Accuracy:
-    """``correct`` out of ``n`` test images of one domain."""
+    """``correct`` out of ``n`` test images of one domain.
+
+    ``outcomes`` (one bool per image, in the split's order) and ``items`` (what identifies those images,
+    e.g. the data artifact's key) are optional; two accuracies with both and the same ``items`` were
+    measured on the same images, and :class:`Difference` then uses the paired interval.
+    """
 
     correct: int
     n: int
+    outcomes: Any = field(default=None, compare=False, repr=False)
+    items: str | None = None
 
     @property
     def value(self) -> float:
@@ -139,19 +146,41 @@ def gate_max(what: str, measured: float, maximum: float, unit: str = "", scale: 
     return Outcome(passed, measured, maximum, "<=", msg)
 
 
+def paired_table(first: Accuracy, second: Accuracy) -> tuple[int, int, int, int] | None:
+    """(both right, only the first, only the second, neither) when both accuracies have per-image outcomes
+    for the same images, else None."""
+    a, b = first.outcomes, second.outcomes
+    if a is None or b is None or first.items is None or first.items != second.items or len(a) != len(b):
+        return None
+    both = int((a & b).sum())
+    first_only, second_only = int(a.sum()) - both, int(b.sum()) - both
+    return both, first_only, second_only, len(a) - both - first_only - second_only
+
+
 @dataclass(frozen=True)
 class Difference:
-    """``first - second`` of two accuracies with Newcombe's interval, optionally divided by ``scale``."""
+    """``first - second`` of two accuracies with Newcombe's interval, optionally divided by ``scale``.
+
+    Paired (:func:`~robustspec.stats.newcombe_paired_difference`) when both were measured on the same
+    images with per-image outcomes (two models on one test split); else for independent samples (one
+    model on two domains).
+    """
 
     value: float
     low: float
     high: float
     level: int  # the interval's confidence in percent
+    paired: bool = False
 
     @classmethod
     def of(cls, first: Accuracy, second: Accuracy, confidence: float | None, scale: float = 1.0) -> "Difference":
-        lo, hi = newcombe_difference(first.correct, first.n, second.correct, second.n, confidence or 0.95)
-        return cls((first.value - second.value) / scale, lo / scale, hi / scale, int(round((confidence or 0.95) * 100)))
+        level = confidence or 0.95
+        table = paired_table(first, second)
+        if table is not None:
+            lo, hi = newcombe_paired_difference(*table, level)
+        else:
+            lo, hi = newcombe_difference(first.correct, first.n, second.correct, second.n, level)
+        return cls((first.value - second.value) / scale, lo / scale, hi / scale, int(round(level * 100)), table is not None)
 
     def gate(self, limit: float, confidence: float | None, *, maximum: bool, signed: bool = False) -> tuple[bool, str]:
         """Pass or fail against ``limit`` (a max or a min); with ``confidence``, on the interval's far bound.
@@ -165,7 +194,8 @@ class Difference:
         side = "upper" if maximum else "lower"
         basis = f"{self.level}% {side} bound {f.format(bound)}" if confidence else f.format(self.value)
         op = ("<=" if passed else ">") if maximum else (">=" if passed else "<")
+        kind = "paired CI" if self.paired else "CI"
         return passed, (
-            f"measured {f.format(self.value)} ({self.level}% CI [{f.format(self.low)}, {f.format(self.high)}]); "
+            f"measured {f.format(self.value)} ({self.level}% {kind} [{f.format(self.low)}, {f.format(self.high)}]); "
             f"gate on {basis} {op} {'max' if maximum else 'min'} {f.format(limit)}"
         )
