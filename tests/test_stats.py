@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import random
-
-from robustspec.stats import newcombe_difference, newcombe_paired_difference, wilson_interval
+from robustspec.stats import (
+    newcombe_difference,
+    newcombe_paired_difference,
+    wilson_interval,
+)
 
 
 @st.composite
