@@ -319,8 +319,14 @@ def _context_properties(ws: Any, c: Any) -> list[tuple[str, Any]]:
             ("parameter_ratio", round(base["parameters"] / max(metrics["parameters"], 1), 4)),
         ]
         props += sorted((k, v) for k, v in metrics.items() if "." in k)  # what the steps reported
-    for d in [suite.source, *suite.targets]:
-        props.append((f"accuracy[{d}]", round(ws.accuracy(c.loaded, c.model, c.variant, d).value, 6)))
+    from .outcomes import encode_outcomes
+
+    domains = [suite.source, *suite.targets]
+    accuracies = {d: ws.accuracy(c.loaded, c.model, c.variant, d) for d in domains}
+    props += [(f"accuracy[{d}]", round(a.value, 6)) for d, a in accuracies.items()]
+    # Per image right or wrong (robustspec.outcomes): other models on the same images pair with them.
+    props += [(f"outcomes[{d}]", encode_outcomes(a.outcomes.tolist(), a.items))
+              for d, a in accuracies.items() if a.outcomes is not None and a.items]
     return props
 
 

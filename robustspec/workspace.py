@@ -29,6 +29,7 @@ from .expect import Accuracy
 from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
 from .models import Normalized, build_network, count_parameters
 from .models.weights import load_local_weights, weights_fingerprint
+from .outcomes import encode_outcomes
 from .progress import Timer, report
 from .compress import COMPRESSIONS
 from .compress.base import StepContext
@@ -41,7 +42,7 @@ from .train import train_supervised
 __all__ = ["Workspace", "BUILDER_VERSIONS"]
 
 #: Bump one of these when the code that builds that kind of artifact changes its output.
-BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2", "attack": "2"}
+BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2", "attack": "3"}
 
 
 @dataclass
@@ -338,6 +339,7 @@ class Workspace:
                     n=params.samples, seed=params.seed, device=device, surrogate=surrogate,
                 )
                 out = result.as_dict()
+                out["robust"] = encode_outcomes(result.robust, f"{self.data_key(suite, domain)}.test.seed{params.seed}")
                 if transfer_from is not None:
                     out["mode"] = f"transfer from {transfer_from}"
                 elif surrogate is not None:

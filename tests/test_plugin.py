@@ -179,6 +179,11 @@ def test_gate_fails_with_numbers_and_no_traceback(project: pytest.Pytester, shar
         assert f"measured {float(props['measured']):.3f}" in failure
         assert "min 1.000" in failure
         assert re.search(r"95% CI \[\d\.\d{3}, \d\.\d{3}\]", failure), failure
+        # Per image right or wrong, for paired comparisons: as many right as the accuracy says.
+        from robustspec.outcomes import decode_outcomes
+
+        items, outcomes = decode_outcomes(props[f"outcomes[{domain}]"])
+        assert items.startswith("data-") and sum(outcomes) == round(float(props["measured"]) * len(outcomes))
         # The same text on the terminal, with the suite file and line.
         result.stdout.fnmatch_lines([f"*s.yaml:7: accuracy on target domain '{domain}': measured * min 1.000"])
     # A drop can be negative (target easier than source): max 0.0 fails exactly the positive drops, and
@@ -321,6 +326,11 @@ def test_junit_xml_under_xdist_has_the_numbers(project: pytest.Pytester, tmp_pat
         assert failure is not None
         assert f"measured {float(props['measured']):.3f}" in failure and "min 1.000" in failure
         assert re.search(r"95% CI \[\d\.\d{3}, \d\.\d{3}\]", failure), failure
+        # Per image right or wrong, for paired comparisons: as many right as the accuracy says.
+        from robustspec.outcomes import decode_outcomes
+
+        items, outcomes = decode_outcomes(props[f"outcomes[{domain}]"])
+        assert items.startswith("data-") and sum(outcomes) == round(float(props["measured"]) * len(outcomes))
     assert cases["resnet10-mini::baseline::source-accuracy"][0]["domain"] == ""
     two_worker_run.update(numbers=numbers(cases), store=tmp_path / "store")
 

@@ -76,6 +76,10 @@ class AttackResult:
     mode: str = "white-box"  # or "transfer" (attacked on a surrogate, scored on the model)
     attack: str = ""
     norm: str = ""
+    #: Per sampled image, in sample order: still classified correctly after the attack (a sample the
+    #: model got wrong unattacked counts as not robust). The same seed draws the same images for every
+    #: model, so two models' outcomes pair image by image.
+    robust: list[bool] = field(default_factory=list)
 
     @property
     def clean_accuracy(self) -> float:
@@ -243,6 +247,7 @@ def evaluate_attack(
         report(f"attack {attack_name} ({mode}): {attacked} of {count} images classified correctly, attacking them")
 
         gen = torch.Generator().manual_seed(seed)
+        robust = clean.clone()
         successes, changed = 0, 0
         l2s: list[float] = []
         linfs: list[float] = []
@@ -263,6 +268,7 @@ def evaluate_attack(
             l2, linf, l0 = _norms(delta)
             if not attack.bounded and eps is not None:
                 fooled &= _within(norm, l2, linf, l0, eps)
+            robust[rows[fooled]] = False
             successes += int(fooled.sum())
             l2s += l2[fooled].tolist()
             linfs += linf[fooled].tolist()
@@ -293,4 +299,5 @@ def evaluate_attack(
         mode=mode,
         attack=attack_name,
         norm=norm,
+        robust=robust.tolist(),
     )

@@ -202,6 +202,8 @@ class AttackExpectation:
         for key in ("median_l2", "median_linf", "mean_l2"):
             if result.get(key) is not None:
                 extra[key] = round(float(result[key]), 6)
+        if isinstance(result.get("robust"), str):
+            extra["outcomes"] = result["robust"]  # per image: robust or not (robustspec.outcomes)
         if flags:
             extra["attack_flags"] = "; ".join(flags)
         return Outcome(passed, first[1], first[2], first[3], msg, n, first[4], first[5], conf, extra=extra)

@@ -149,12 +149,12 @@ def gate_max(what: str, measured: float, maximum: float, unit: str = "", scale: 
 def paired_table(first: Accuracy, second: Accuracy) -> tuple[int, int, int, int] | None:
     """(both right, only the first, only the second, neither) when both accuracies have per-image outcomes
     for the same images, else None."""
+    from ..outcomes import contingency
+
     a, b = first.outcomes, second.outcomes
     if a is None or b is None or first.items is None or first.items != second.items or len(a) != len(b):
         return None
-    both = int((a & b).sum())
-    first_only, second_only = int(a.sum()) - both, int(b.sum()) - both
-    return both, first_only, second_only, len(a) - both - first_only - second_only
+    return contingency(a.tolist() if hasattr(a, "tolist") else a, b.tolist() if hasattr(b, "tolist") else b)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ Networks for Edge Devices"): rows model / compression / parameters; Table 1 has 
 first, then each target), Table 2 clean accuracy and robust accuracy per attack with the attack mode.
 
 Every trend is a list of pairwise comparisons computed from the numbers. Each comparison is judged with
-Newcombe's interval for the difference of two proportions (:func:`robustspec.stats.newcombe_difference`,
-95 %, with the ``n`` recorded in the results file): it *supports* the trend when the interval lies on the
-trend's side of zero, *contradicts* it when it lies on the other side, and is *within noise* otherwise.
+Newcombe's 95 % interval for the difference of two proportions: the paired one
+(:func:`robustspec.stats.newcombe_paired_difference`) when the results file recorded both sides' per-image
+outcomes on the same images (``outcomes[<domain>]``, an attack item's ``outcomes``), else the one for
+independent samples (:func:`robustspec.stats.newcombe_difference`, with the recorded ``n``). A comparison
+*supports* the trend when the interval lies on the trend's side of zero, *contradicts* it when it lies on
+the other side, and is *within noise* otherwise.
 A trend then
 
 - **holds** when no comparison contradicts it and at least as many support it as are within noise,
@@ -31,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..stats import newcombe_difference
+from ..outcomes import paired_counts
+from ..stats import newcombe_difference, newcombe_paired_difference
 from .results import domain_accuracies
 from .results import finite_number as _num
 
@@ -92,6 +96,7 @@ class AttackCell:
     mode: str | None
     eps: float | None
     attack: str
+    outcomes: str | None = None  # per image robust or not (robustspec.outcomes), when recorded
 
 
 @dataclass
@@ -106,6 +111,7 @@ class Row:
     bytes: float | None = None
     accuracy: dict[str, float] = field(default_factory=dict)
     n: dict[str, int] = field(default_factory=dict)  # per domain, when an item recorded it
+    outcomes: dict[str, str] = field(default_factory=dict)  # per domain, per image right or wrong, when recorded
     attacks: dict[str, AttackCell] = field(default_factory=dict)
     in_table1: bool = False
     #: A non-default attack mode from the item ids (``attack[pgd-linf,white-box]``): a row of its own in Table 2.
@@ -146,13 +152,17 @@ class Comparison:
     b: float
     n_b: int | None
     tolerance: float | None = None
+    #: (both right, only a, only b, neither) when a and b were measured on the same images: paired interval.
+    pairs: tuple[int, int, int, int] | None = None
     low: float | None = None
     high: float | None = None
     outcome: str = NOISE
 
     def __post_init__(self) -> None:
         diff = self.a - self.b
-        if self.n_a and self.n_b:
+        if self.pairs is not None:
+            self.low, self.high = newcombe_paired_difference(*self.pairs, CONFIDENCE)
+        elif self.n_a and self.n_b:
             self.low, self.high = newcombe_difference(
                 round(self.a * self.n_a), self.n_a, round(self.b * self.n_b), self.n_b, CONFIDENCE)
         if self.tolerance is not None:
@@ -186,7 +196,8 @@ class Comparison:
             text = (f"{self.what}: {self.a_label} {_pct(self.a)} vs {self.b_label} {_pct(self.b)} "
                     f"(Δ {_pts(self.diff)}")
         if self.low is not None and self.high is not None:
-            text += f", {CONFIDENCE:.0%} CI [{_pts(self.low)}, {_pts(self.high)}]"
+            kind = "paired CI" if self.pairs is not None else "CI"
+            text += f", {CONFIDENCE:.0%} {kind} [{_pts(self.low)}, {_pts(self.high)}]"
         else:
             text += ", n unknown: not tested against noise"
         return text + f"): {self.outcome}"
@@ -305,6 +316,8 @@ def _collect(doc: Mapping[str, Any]) -> tuple[dict[tuple[str, str, str], Row], l
             row.accuracy[d] = acc
             if d not in domains:
                 domains.append(d)
+            if isinstance(props.get(f"outcomes[{d}]"), str):
+                row.outcomes[d] = props[f"outcomes[{d}]"]
         for k in props:
             if "." in k and "[" not in k:  # "prune.ratio", "quantize.backend": the chain's steps, in order
                 step = k.split(".", 1)[0]
@@ -321,7 +334,8 @@ def _collect(doc: Mapping[str, Any]) -> tuple[dict[tuple[str, str, str], Row], l
             row.attacks[name] = AttackCell(
                 robust=robust, clean=_num(props.get("clean_accuracy")), n=_int(props.get("n")),
                 mode=str(props["attack_mode"]) if props.get("attack_mode") else None, eps=_num(props.get("eps")),
-                attack=str(props.get("attack") or name))
+                attack=str(props.get("attack") or name),
+                outcomes=props["outcomes"] if isinstance(props.get("outcomes"), str) else None)
             if name not in attacks:
                 attacks.append(name)
             continue
@@ -395,7 +409,8 @@ def _acc_pair(what: str, a: Row, b: Row, domain: str, **kw: Any) -> Comparison |
         return None
     same = a.model == b.model
     return Comparison(what, a.variant_label if same else a.label(), a.accuracy[domain], a.n.get(domain),
-                      b.variant_label if same else b.label(), b.accuracy[domain], b.n.get(domain), **kw)
+                      b.variant_label if same else b.label(), b.accuracy[domain], b.n.get(domain),
+                      pairs=paired_counts(a.outcomes.get(domain), b.outcomes.get(domain)), **kw)
 
 
 def _attack_pair(what: str, a: Row, b: Row, attack: str) -> Comparison | None:
@@ -404,7 +419,7 @@ def _attack_pair(what: str, a: Row, b: Row, attack: str) -> Comparison | None:
         return None
     same = a.model == b.model
     return Comparison(what, a.variant_label if same else a.label(), ca.robust, ca.n,
-                      b.variant_label if same else b.label(), cb.robust, cb.n)
+                      b.variant_label if same else b.label(), cb.robust, cb.n, pairs=paired_counts(ca.outcomes, cb.outcomes))
 
 
 def _add(trend: Trend, c: Comparison | None) -> None:
@@ -654,12 +669,12 @@ def _trend_lines(r: Research) -> list[tuple[str, list[str]]]:
 
 def _noise_note() -> str:
     return (f"Each comparison is judged with Newcombe's {CONFIDENCE:.0%} interval for a difference of two "
-            "proportions, with the n recorded in the results: it supports the trend when the interval is on the "
-            "trend's side of zero, contradicts it when on the other side, and is within noise otherwise. A trend "
-            "holds when none contradicts it and at least as many support it as are within noise, does not hold "
-            "in the mirror case, is mixed when some support it and others contradict it, and is within noise "
-            "otherwise. Attack comparisons on one model share their images, so the interval "
-            "(for independent samples) is conservative there.")
+            "proportions: the paired one (marked \"paired CI\") when the results recorded both sides' per-image "
+            "outcomes on the same images, else the one for independent samples with the n recorded in the "
+            "results. It supports the trend when the interval is on the trend's side of zero, contradicts it "
+            "when on the other side, and is within noise otherwise. A trend holds when none contradicts it and "
+            "at least as many support it as are within noise, does not hold in the mirror case, is mixed when "
+            "some support it and others contradict it, and is within noise otherwise.")
 
 
 def _text_table(head: list[str], body: list[list[str]]) -> list[str]:
