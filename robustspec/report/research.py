@@ -572,7 +572,7 @@ def trends(r: Research) -> list[Trend]:
             for pgd_name, pgd in row.attacks.items():
                 if pgd.attack.startswith("pgd") and pgd.eps is not None and math.isclose(pgd.eps, fg.eps, rel_tol=1e-3):
                     _add(t, Comparison(f"{row.label()} ε {_eps(fg.eps)}", fg_name, fg.robust, fg.n,
-                                       pgd_name, pgd.robust, pgd.n))
+                                       pgd_name, pgd.robust, pgd.n, pairs=paired_counts(fg.outcomes, pgd.outcomes)))
     out.append(t)
     return out
 
