@@ -62,3 +62,16 @@ def test_research_pairs_what_was_measured_on_the_same_images() -> None:
     assert unpaired.pairs is None and unpaired.outcome == "within noise"
     assert paired.pairs == (430, 12, 0, 58) and paired.outcome == "supports"
     assert "95% paired CI [+1.0, +3.9]" in paired.describe()
+
+
+def test_research_pairs_attack_cells_on_the_same_sample() -> None:
+    from robustspec.report.research import AttackCell, Row, _attack_pair
+
+    n = 100
+    a, b = Row("resnet18", "int8"), Row("resnet18", "baseline")
+    for row, right in ((a, 70), (b, 60)):
+        out = [i < right for i in range(n)]
+        row.attacks["pgd-linf"] = AttackCell(right / n, 0.99, n, "white-box", 4 / 255, "pgd-linf",
+                                             encode_outcomes(out, "data-a.test.seed0"))
+    c = _attack_pair("resnet18 pgd-linf", a, b, "pgd-linf")
+    assert c.pairs == (60, 10, 0, 30) and c.outcome == "supports"
