@@ -153,6 +153,10 @@ def _unlink_quietly(path: Path) -> bool:
     return True
 
 
+#: Kinds that other artifacts are built from; ``prune`` keeps them all when it cannot tell which are needed.
+_UPSTREAM_KINDS = frozenset({"data", "model", "variant"})
+
+
 class Store:
     """A directory of content-addressed torch artifacts, safe to share between processes."""
 
@@ -469,11 +473,18 @@ class Store:
         sidecars = {key: self._read_meta(key)[0] for key in keys}
         keep = [key for key in keys if (self.last_used(key) or 0.0) >= cutoff]
         kept: set[str] = set()
+        unknown_parents = False
         while keep:
             key = keep.pop()
             if key not in kept:
                 kept.add(key)
-                keep.extend(p for p in (sidecars.get(key) or {}).get("parents", []) if isinstance(p, str))
+                sidecar = sidecars.get(key) or {}
+                unknown_parents |= "parents" not in sidecar
+                keep.extend(p for p in sidecar.get("parents", []) if isinstance(p, str))
+        if unknown_parents:
+            # Something kept was stored before sidecars recorded parents: keep every data set, trained
+            # model and variant, whatever it was built from (they are the expensive ones to rebuild).
+            kept.update(k for k in keys if k.split("-", 1)[0] in _UPSTREAM_KINDS)
         stale = []
         for key in keys:
             if key in kept:

@@ -422,3 +422,22 @@ def test_prune_removes_old_partial_artifacts_and_load_marks_use(tmp_path: Path) 
     _last_used_days_ago(store, key, 3)
     assert [e["key"] for e in store.prune(86400)] == [key]
     assert store._keys_on_disk() == []
+
+
+def test_prune_keeps_every_upstream_artifact_when_a_kept_one_predates_parent_records(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    model = content_key("model", {"m": 3})
+    evaluation = content_key("eval", {"e": 3}, (model,))
+    stale_eval = content_key("eval", {"e": 4}, (model,))
+    store.get_or_build(model, lambda: torch.ones(2))
+    store.get_or_build(evaluation, lambda: {"acc": 0.5}, parents=(model,))
+    store.get_or_build(stale_eval, lambda: {"acc": 0.6}, parents=(model,))
+    sidecar = store.path_for(evaluation).with_suffix(".json")
+    old = json.loads(sidecar.read_text())
+    del old["parents"]  # as written before sidecars recorded parents
+    sidecar.write_text(json.dumps(old))
+    for key in (model, evaluation, stale_eval):
+        _last_used_days_ago(store, key, 30)
+    store.load(evaluation)
+    assert [e["key"] for e in store.prune(86400)] == [stale_eval]
+    assert store.has(model)
