@@ -13,9 +13,11 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Names to components of one kind; unknown names fail with close-match suggestions."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, not_provided: dict[str, str] | None = None) -> None:
+        """``not_provided``: names users will try that are deliberately missing, with the reason."""
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._not_provided = dict(not_provided or {})
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@DATASETS.register("office-synth")``. Registering a name twice is an error."""
@@ -35,6 +37,8 @@ class Registry(Generic[T]):
             raise RegistryError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
+        if name in self._not_provided:
+            return f"{self.kind} {name!r} is not provided: {self._not_provided[name]}"
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._entries))})"

@@ -20,7 +20,7 @@ from robustspec.corrupt import (
 from robustspec.corrupt.base import at_size
 from robustspec.corrupt.domain import SEED, VERSION, domain_problem, generator_for
 from robustspec.data import Split
-from robustspec.errors import DataError
+from robustspec.errors import DataError, RegistryError
 from robustspec.spec.loader import load_suite
 from robustspec.store import Store, content_key
 from robustspec.workspace import Workspace
@@ -122,6 +122,8 @@ def test_registry_marks_the_imagenet_c_benchmark_set() -> None:
     assert {"saturate", "gaussian_blur", "speckle_noise"}.isdisjoint(standard)
     assert all(CORRUPTIONS.get(n).name == n for n in ALL)
     assert "frost" not in CORRUPTIONS  # ImageNet-C's frost blends photographs we do not ship
+    with pytest.raises(RegistryError, match="corruption 'frost' is not provided: ImageNet-C's frost blends"):
+        CORRUPTIONS.get("frost")
 
 
 @pytest.mark.parametrize("severity", [0, 6, True, 2.0])

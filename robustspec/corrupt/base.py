@@ -41,7 +41,10 @@ class Corruption(Protocol):
 
 
 #: Corruptions by name (``gaussian_noise``, ``defocus_blur``, ...).
-CORRUPTIONS: Registry[Corruption] = Registry("corruption")
+CORRUPTIONS: Registry[Corruption] = Registry("corruption", not_provided={
+    "frost": "ImageNet-C's frost blends in crops of six frost photographs that ship with the reference code, "
+             "not with robustspec (see robustspec/corrupt/weather.py); pick another weather corruption: fog, snow",
+})
 
 
 def register(name: str, *, family: str, standard: bool) -> Callable[[Callable[..., torch.Tensor]], Corruption]:
