@@ -7,7 +7,8 @@ from ..registry import Registry
 
 __all__ = ["COMPRESSIONS"]
 
-#: Compression steps by their YAML key (``prune``, ``distill``, ``quantize``, ``lowrank``, ``sparsify``, ``coral``).
+#: Compression steps by their YAML key (``prune``, ``distill``, ``quantize``, ``lowrank``, ``sparsify``, ``coral``,
+#: ``adabn``).
 COMPRESSIONS: Registry = Registry("compression")
 
-from . import coral, distill, lowrank, prune, quantize, sparsify  # noqa: E402,F401  (each registers itself)
+from . import adabn, coral, distill, lowrank, prune, quantize, sparsify  # noqa: E402,F401  (each registers itself)
