@@ -208,8 +208,9 @@ def test_schema_accepts_repository_suites(validator) -> None:
         GOOD.replace("models: [mini]", "models: [resnet18, {name: m, arch: resnet10-mini, train: fast}]"),
         GOOD.replace("data: office-synth", "data: {imagefolder: office31, test-fraction: 0.25}"),
         GOOD.replace("train: fast", "train: {epochs: 3, optimizer: {name: sgd, lr: 0.1}}"),
+        GOOD.replace("expect:", "variants: {a: {coral: webcam}, b: {adabn: dslr}, c: {quantize: ptsq}, d: {distill: mini}}\nexpect:"),
     ],
-    ids=["good", "fractions", "inline-models", "imagefolder", "inline-train"],
+    ids=["good", "fractions", "inline-models", "imagefolder", "inline-train", "step-shorthands"],
 )
 def test_schema_accepts_valid_suites(validator, text: str) -> None:
     assert list(validator.iter_errors(_suite_data(text))) == []
