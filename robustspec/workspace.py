@@ -230,7 +230,7 @@ class Workspace:
             ctx = self.step_context(loaded, model, variant)
             parent = module
 
-            def build(impl=impl, step=step, parent=parent, ctx=ctx) -> dict[str, Any]:
+            def build(impl=impl, step=step, parent=parent, ctx=ctx, key=key) -> dict[str, Any]:
                 timer = Timer()
                 result = impl.apply(parent, step.params, ctx)
                 report(f"{ctx.label}: {step.kind} done ({timer.seconds:.0f}s)")
