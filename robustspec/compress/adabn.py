@@ -18,7 +18,6 @@ the restored parent.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import torch
 from pydantic import Field
@@ -28,7 +27,7 @@ from ..errors import ArtifactError
 from ..progress import Timer, report
 from ..spec.schema import DomainName, Int, Strict
 from . import COMPRESSIONS
-from .base import ChainPosition, StepContext, StepResult
+from .base import AdaptationStep, ChainPosition, StepContext, StepResult
 
 __all__ = ["AdaBN", "AdaBNParams", "reestimate_batchnorm"]
 
@@ -74,16 +73,10 @@ def reestimate_batchnorm(model: nn.Module, images: torch.Tensor, *, batch_size: 
 
 
 @COMPRESSIONS.register("adabn")
-class AdaBN:
+class AdaBN(AdaptationStep):
     """``adabn: {target: webcam}`` (BatchNorm statistics re-estimated on an unlabeled target domain)."""
 
     Params = AdaBNParams
-    #: An adaptation step: ``adaptation-gain`` compares the chain with and without it.
-    adapts = True
-
-    def parse(self, value: Any) -> Any:
-        return {"target": value} if isinstance(value, str) else value
-
     def check(self, params: AdaBNParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
         if "quantize" in position.previous:
             return ["adabn cannot follow quantize: int8 conversion folds BatchNorm into the convolutions; put adabn before quantize"]
@@ -102,10 +95,5 @@ class AdaBN:
             raise ArtifactError(f"{ctx.label}: adabn found no BatchNorm layer to re-estimate")
         report(f"{ctx.label}: BatchNorm statistics of {layers} layers re-estimated on {len(images)} unlabeled "
                f"{params.target!r} images ({timer.seconds:.1f}s)")
-        state = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+        state = self.weights_state(model)
         return StepResult(model.eval(), state, info={"target": params.target, "images": len(images), "layers": layers})
-
-    def restore(self, parent: nn.Module, params: AdaBNParams, state: dict[str, Any], ctx: StepContext) -> nn.Module:
-        model = copy.deepcopy(parent)
-        model.load_state_dict(state["state_dict"])
-        return model.eval()

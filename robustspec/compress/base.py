@@ -9,6 +9,7 @@ all the way down, never a pickled module).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
@@ -19,7 +20,7 @@ from ..data.base import Split
 from ..errors import ArtifactError
 from ..spec.schema import Strict, TrainRecipe
 
-__all__ = ["StepContext", "StepResult", "CompressionStep", "ChainPosition"]
+__all__ = ["AdaptationStep", "ChainPosition", "CompressionStep", "StepContext", "StepResult"]
 
 
 def _no_domains(domain: str) -> Split:
@@ -74,3 +75,26 @@ class CompressionStep(Protocol):
 
     def restore(self, parent: nn.Module, params: Any, state: dict[str, Any], ctx: StepContext) -> nn.Module:
         """Rebuild the compressed module from the restored parent and the stored state."""
+
+
+class AdaptationStep:
+    """What the steps that adapt a model to a target domain share (``coral``, ``adabn``).
+
+    ``adapts`` makes ``adaptation-gain`` apply to chains with the step; a bare word is the target
+    (``coral: webcam``); adaptation changes weights, not structure, so the stored state is the adapted
+    copy's state_dict and ``restore`` loads it into a copy of the restored parent.
+    """
+
+    adapts: ClassVar[bool] = True
+
+    def parse(self, value: Any) -> Any:
+        return {"target": value} if isinstance(value, str) else value
+
+    @staticmethod
+    def weights_state(model: nn.Module) -> dict[str, Any]:
+        return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+
+    def restore(self, parent: nn.Module, params: Any, state: dict[str, Any], ctx: StepContext) -> nn.Module:
+        model = copy.deepcopy(parent)
+        model.load_state_dict(state["state_dict"])
+        return model.eval()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from torch import nn
@@ -29,7 +29,7 @@ from ..progress import report
 from ..spec.schema import DomainName, Int, Real, Strict
 from ..train.coral import CLASSIFIER_INPUT, train_coral
 from . import COMPRESSIONS
-from .base import ChainPosition, StepContext, StepResult
+from .base import AdaptationStep, ChainPosition, StepContext, StepResult
 
 __all__ = ["Coral", "CoralParams"]
 
@@ -73,16 +73,10 @@ def _module_names(arch: str) -> list[str] | None:
 
 
 @COMPRESSIONS.register("coral")
-class Coral:
+class Coral(AdaptationStep):
     """``coral: {target: webcam, weight: 1.0}`` (Deep CORAL fine-tuning towards an unlabeled target domain)."""
 
     Params = CoralParams
-    #: An adaptation step: ``adaptation-gain`` compares the chain with and without it.
-    adapts = True
-
-    def parse(self, value: Any) -> Any:
-        return {"target": value} if isinstance(value, str) else value
-
     def check(self, params: CoralParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
         problems = []
         if "quantize" in position.previous:
@@ -113,11 +107,6 @@ class Coral:
         model = copy.deepcopy(parent)  # the parent is a cached artifact: never train it in place
         stats = train_coral(model, ctx.train, target, recipe, weight=float(params.weight), layers=layers,
                             batchnorm=params.batchnorm, device=ctx.device, label=ctx.label)
-        state = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+        state = self.weights_state(model)
         info = {"target": params.target, "final_coral": stats["final_coral"], "final_ce": stats["final_ce"]}
         return StepResult(model, state, info=info)
-
-    def restore(self, parent: nn.Module, params: CoralParams, state: dict[str, Any], ctx: StepContext) -> nn.Module:
-        model = copy.deepcopy(parent)
-        model.load_state_dict(state["state_dict"])
-        return model.eval()
