@@ -60,11 +60,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from robustspec.attacks import ATTACKS
-from robustspec.data.synthetic import OfficeSynth
-from robustspec.models import Normalized, build_network
-from robustspec.spec.schema import TrainRecipe
-from robustspec.train import train_supervised
+from robustspec.attacks import ATTACKS  # noqa: E402
+from robustspec.data.synthetic import OfficeSynth  # noqa: E402
+from robustspec.models import Normalized, build_network  # noqa: E402
+from robustspec.spec.schema import TrainRecipe  # noqa: E402
+from robustspec.train import train_supervised  # noqa: E402
 
 ALL = ["fgsm", "pgd-linf", "pgd-l2", "cw-l2", "deepfool", "ddn", "jsma", "square", "autoattack"]
 MIN_NORM = {"cw-l2", "deepfool", "ddn", "jsma"}
@@ -195,8 +195,15 @@ def score(row: Row, model: nn.Module, x: torch.Tensor, y: torch.Tensor, adv: Any
         row.median_l0 = float((delta != 0).float().mean(1)[fooled].median())
 
 
-def measure(row: Row, model: nn.Module, counter: PassCounter, x: torch.Tensor, y: torch.Tensor,
-            run: Callable[[torch.Tensor, torch.Tensor], Any], timeout: float) -> Row:
+def measure(
+    row: Row,
+    model: nn.Module,
+    counter: PassCounter,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    run: Callable[[torch.Tensor, torch.Tensor], Any],
+    timeout: float,
+) -> Row:
     row.ref_before = reference_pass(model, x, y)
     torch.manual_seed(0)
     counter.reset()
@@ -220,8 +227,10 @@ def measure(row: Row, model: nn.Module, counter: PassCounter, x: torch.Tensor, y
     row.eq = row.seconds / row.ref_seconds
     drift = max(row.ref_before, row.ref_after) / min(row.ref_before, row.ref_after)
     if drift > 1.5:
-        row.notes.append(f"load changed during the row: reference pass {1e3 * row.ref_before:.0f} ms before, "
-                         f"{1e3 * row.ref_after:.0f} ms after (eq uncertain by up to {drift:.1f}x)")
+        row.notes.append(
+            f"load changed during the row: reference pass {1e3 * row.ref_before:.0f} ms before, "
+            f"{1e3 * row.ref_after:.0f} ms after (eq uncertain by up to {drift:.1f}x)"
+        )
     row.fwd, row.bwd = counter.fwd / len(x), counter.bwd / len(x)
     if row.error is None and not row.timeout:
         row.images_per_second = len(x) / row.seconds
@@ -263,14 +272,16 @@ def torchattacks_runs(name: str, classes: int, m: nn.Module, shape: tuple[int, .
     elif name == "deepfool":
         make = lambda: ta.DeepFool(m, steps=DEEPFOOL["steps"], overshoot=DEEPFOOL["overshoot"])
     elif name == "jsma":
+
         def make():
             atk = ta.JSMA(m, theta=JSMA["theta"], gamma=JSMA["gamma"])
             # Its untargeted mode hard-codes (y + 1) % 10; say the same target for any class count.
             atk.set_mode_targeted_by_function(lambda images, labels: (labels + 1) % classes)
             return atk
     elif name == "square":
-        make = lambda: ta.Square(m, norm="Linf", eps=EPS_LINF, n_queries=SQUARE_QUERIES, n_restarts=1,
-                                 p_init=SQUARE_P_INIT, seed=0)
+        make = lambda: ta.Square(
+            m, norm="Linf", eps=EPS_LINF, n_queries=SQUARE_QUERIES, n_restarts=1, p_init=SQUARE_P_INIT, seed=0
+        )
     elif name == "autoattack":
         make = lambda: ta.AutoAttack(m, norm="Linf", eps=EPS_LINF, version="standard", n_classes=classes, seed=0)
     else:
@@ -290,8 +301,16 @@ def foolbox_runs(name: str, classes: int, model: nn.Module, shape: tuple[int, ..
     elif name == "pgd-l2":
         atk, eps = fb.attacks.L2PGD(abs_stepsize=ALPHA_L2, steps=STEPS, random_start=True), EPS_L2
     elif name == "cw-l2":
-        atk, eps = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=1, steps=CW["steps"], stepsize=CW["lr"],
-                                                    confidence=CW["kappa"], initial_const=CW["c"]), None
+        atk, eps = (
+            fb.attacks.L2CarliniWagnerAttack(
+                binary_search_steps=1,
+                steps=CW["steps"],
+                stepsize=CW["lr"],
+                confidence=CW["kappa"],
+                initial_const=CW["c"],
+            ),
+            None,
+        )
     elif name == "deepfool":
         atk, eps = fb.attacks.L2DeepFoolAttack(**DEEPFOOL), None
     elif name == "ddn":
@@ -317,30 +336,69 @@ def art_runs(name: str, classes: int, model: nn.Module, shape: tuple[int, ...]) 
     from art.attacks import evasion as ev
     from art.estimators.classification import PyTorchClassifier
 
-    clf = PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(shape), nb_classes=classes,
-                            clip_values=(0.0, 1.0), device_type="cpu")
+    clf = PyTorchClassifier(
+        model=model,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=tuple(shape),
+        nb_classes=classes,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
     onehot = lambda t: np.eye(classes, dtype=np.float32)[t.numpy()]
     labels_fn = lambda y: onehot(y)
     if name == "fgsm":
         make = lambda n: ev.FastGradientMethod(clf, norm=np.inf, eps=EPS_LINF, batch_size=n)
     elif name == "pgd-linf":
-        make = lambda n: ev.ProjectedGradientDescent(clf, norm=np.inf, eps=EPS_LINF, eps_step=ALPHA_LINF, max_iter=STEPS,
-                                                     num_random_init=1, batch_size=n, verbose=False)
+        make = lambda n: ev.ProjectedGradientDescent(
+            clf,
+            norm=np.inf,
+            eps=EPS_LINF,
+            eps_step=ALPHA_LINF,
+            max_iter=STEPS,
+            num_random_init=1,
+            batch_size=n,
+            verbose=False,
+        )
     elif name == "pgd-l2":
-        make = lambda n: ev.ProjectedGradientDescent(clf, norm=2, eps=EPS_L2, eps_step=ALPHA_L2, max_iter=STEPS,
-                                                     num_random_init=1, batch_size=n, verbose=False)
+        make = lambda n: ev.ProjectedGradientDescent(
+            clf, norm=2, eps=EPS_L2, eps_step=ALPHA_L2, max_iter=STEPS, num_random_init=1, batch_size=n, verbose=False
+        )
     elif name == "cw-l2":
-        make = lambda n: ev.CarliniL2Method(clf, confidence=CW["kappa"], learning_rate=CW["lr"], binary_search_steps=1,
-                                           max_iter=CW["steps"], initial_const=CW["c"], batch_size=n, verbose=False)
+        make = lambda n: ev.CarliniL2Method(
+            clf,
+            confidence=CW["kappa"],
+            learning_rate=CW["lr"],
+            binary_search_steps=1,
+            max_iter=CW["steps"],
+            initial_const=CW["c"],
+            batch_size=n,
+            verbose=False,
+        )
     elif name == "deepfool":
-        make = lambda n: ev.DeepFool(clf, max_iter=DEEPFOOL["steps"], epsilon=DEEPFOOL["overshoot"],
-                                     nb_grads=DEEPFOOL["candidates"], batch_size=n, verbose=False)
+        make = lambda n: ev.DeepFool(
+            clf,
+            max_iter=DEEPFOOL["steps"],
+            epsilon=DEEPFOOL["overshoot"],
+            nb_grads=DEEPFOOL["candidates"],
+            batch_size=n,
+            verbose=False,
+        )
     elif name == "jsma":
-        make = lambda n: ev.SaliencyMapMethod(clf, theta=JSMA["theta"], gamma=JSMA["gamma"], batch_size=n, verbose=False)
+        make = lambda n: ev.SaliencyMapMethod(
+            clf, theta=JSMA["theta"], gamma=JSMA["gamma"], batch_size=n, verbose=False
+        )
         labels_fn = lambda y: onehot((y + 1) % classes)  # the target, as for the others
     elif name == "square":
-        make = lambda n: ev.SquareAttack(clf, norm=np.inf, max_iter=SQUARE_QUERIES, eps=EPS_LINF, p_init=SQUARE_P_INIT,
-                                         nb_restarts=1, batch_size=n, verbose=False)
+        make = lambda n: ev.SquareAttack(
+            clf,
+            norm=np.inf,
+            max_iter=SQUARE_QUERIES,
+            eps=EPS_LINF,
+            p_init=SQUARE_P_INIT,
+            nb_restarts=1,
+            batch_size=n,
+            verbose=False,
+        )
     else:
         return None
 
@@ -360,17 +418,38 @@ def _call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
 def advlib_runs(name: str, classes: int, model: nn.Module, shape: tuple[int, ...]) -> Callable | None:
     attacks = importlib.import_module("adv_lib.attacks")
     if name == "ddn":
-        return lambda x, y: _call(attacks.ddn, model, x, y, steps=DDN["steps"], init_norm=DDN["init_epsilon"],
-                                  γ=DDN["gamma"], levels=None)
+        return lambda x, y: _call(
+            attacks.ddn, model, x, y, steps=DDN["steps"], init_norm=DDN["init_epsilon"], γ=DDN["gamma"], levels=None
+        )
     if name == "cw-l2":
-        return lambda x, y: _call(attacks.carlini_wagner_l2, model, x, y, confidence=CW["kappa"], learning_rate=CW["lr"],
-                                  initial_const=CW["c"], binary_search_steps=1, max_iterations=CW["steps"])
+        return lambda x, y: _call(
+            attacks.carlini_wagner_l2,
+            model,
+            x,
+            y,
+            confidence=CW["kappa"],
+            learning_rate=CW["lr"],
+            initial_const=CW["c"],
+            binary_search_steps=1,
+            max_iterations=CW["steps"],
+        )
     if name == "deepfool":
         # adv-lib's DeepFool (``df``) linearises every class; with 10 classes that equals 10 candidates.
-        return lambda x, y: _call(attacks.df, model, x, y, steps=DEEPFOOL["steps"], overshoot=DEEPFOOL["overshoot"], norm=2)
+        return lambda x, y: _call(
+            attacks.df, model, x, y, steps=DEEPFOOL["steps"], overshoot=DEEPFOOL["overshoot"], norm=2
+        )
     if name == "pgd-linf":
-        return lambda x, y: _call(attacks.pgd_linf, model, x, y, ε=EPS_LINF, steps=STEPS, random_init=True,
-                                  restarts=1, absolute_step_size=ALPHA_LINF)
+        return lambda x, y: _call(
+            attacks.pgd_linf,
+            model,
+            x,
+            y,
+            ε=EPS_LINF,
+            steps=STEPS,
+            random_init=True,
+            restarts=1,
+            absolute_step_size=ALPHA_LINF,
+        )
     return None
 
 
@@ -406,8 +485,11 @@ def prepare(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor, torch.Te
     model = Normalized(build_network(args.model, args.classes))
     start = time.perf_counter()
     stats = train_supervised(model, data["train"], TrainRecipe(epochs=args.epochs), device=torch.device("cpu"))
-    print(f"trained {args.model} for {args.epochs} epochs in {time.perf_counter() - start:.0f} s "
-          f"(train accuracy {stats['final_train_accuracy']:.2f})", flush=True)
+    print(
+        f"trained {args.model} for {args.epochs} epochs in {time.perf_counter() - start:.0f} s "
+        f"(train accuracy {stats['final_train_accuracy']:.2f})",
+        flush=True,
+    )
     model.eval().requires_grad_(False)
     test = data["test"]
     x = test.float_images()
@@ -434,7 +516,10 @@ def eq_text(r: Row) -> str:
 
 
 def table(rows: list[Row], sizes: dict[str, int]) -> str:
-    out = ["| attack | library | eq | passes (fwd/bwd) | success | median L2 | img/s |", "|---|---|---|---|---|---|---|"]
+    out = [
+        "| attack | library | eq | passes (fwd/bwd) | success | median L2 | img/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         attack = f"{r.attack} (n={sizes[r.attack]})"
         if r.error and r.error.startswith("skipped"):
@@ -446,7 +531,11 @@ def table(rows: list[Row], sizes: dict[str, int]) -> str:
         else:
             norm = fmt(r.median_l2, ".3f") if r.attack in MIN_NORM else "–"
         succ = "–" if r.success is None else f"{100 * r.success:.0f}%"
-        ips = "–" if r.images_per_second is None else (f"{r.images_per_second:.2f}" if r.images_per_second < 10 else f"{r.images_per_second:.0f}")
+        ips = (
+            "–"
+            if r.images_per_second is None
+            else (f"{r.images_per_second:.2f}" if r.images_per_second < 10 else f"{r.images_per_second:.0f}")
+        )
         out.append(f"| {attack} | {r.library} | {eq_text(r)} | {passes} | {succ} | {norm} | {ips} |")
     return "\n".join(out)
 
@@ -456,8 +545,10 @@ def ok(r: Row) -> bool:
 
 
 def summary(rows: list[Row], attacks: list[str]) -> tuple[str, list[dict]]:
-    lines = ["| attack | fastest at equal success (±2 pts) | robustspec / fastest peer (eq) | robustspec / fastest peer at ≥ its success |",
-             "|---|---|---|---|"]
+    lines = [
+        "| attack | fastest at equal success (±2 pts) | robustspec / fastest peer (eq) | robustspec / fastest peer at ≥ its success |",
+        "|---|---|---|---|",
+    ]
     out = []
     for a in attacks:
         group = [r for r in rows if r.attack == a and ok(r)]
@@ -473,10 +564,18 @@ def summary(rows: list[Row], attacks: list[str]) -> tuple[str, list[dict]]:
             matched = [r for r in peers if r.success >= ours_row.success - 0.02]
             if matched:
                 ratio_eq = ours_row.eq / min(r.eq for r in matched)
-        out.append({"attack": a, "fastest_at_equal_success": fastest.library, "ratio_vs_fastest_peer": ratio,
-                    "ratio_vs_fastest_peer_at_equal_success": ratio_eq})
-        lines.append(f"| {a} | {fastest.library} (eq {fastest.eq:.1f}, {100 * fastest.success:.0f}%) | "
-                     f"{fmt(ratio, '.2f')} | {fmt(ratio_eq, '.2f') if ratio_eq is not None else 'no peer reaches its success'} |")
+        out.append(
+            {
+                "attack": a,
+                "fastest_at_equal_success": fastest.library,
+                "ratio_vs_fastest_peer": ratio,
+                "ratio_vs_fastest_peer_at_equal_success": ratio_eq,
+            }
+        )
+        lines.append(
+            f"| {a} | {fastest.library} (eq {fastest.eq:.1f}, {100 * fastest.success:.0f}%) | "
+            f"{fmt(ratio, '.2f')} | {fmt(ratio_eq, '.2f') if ratio_eq is not None else 'no peer reaches its success'} |"
+        )
     return "\n".join(lines), out
 
 
@@ -486,22 +585,38 @@ def main() -> int:
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--batch", type=int, default=64, help="images for fgsm and pgd-*")
-    ap.add_argument("--small", type=int, default=16,
-                    help="images for cw-l2, deepfool, ddn and square (peers' per-image loops and ART's C&W and "
-                         "DeepFool cost hundreds of eq)")
-    ap.add_argument("--tiny", type=int, default=8,
-                    help="images for jsma (torchattacks loops per image and pixel pair) and autoattack (Square-5000 "
-                         "on every point that survives the other three attacks)")
+    ap.add_argument(
+        "--small",
+        type=int,
+        default=16,
+        help="images for cw-l2, deepfool, ddn and square (peers' per-image loops and ART's C&W and "
+        "DeepFool cost hundreds of eq)",
+    )
+    ap.add_argument(
+        "--tiny",
+        type=int,
+        default=8,
+        help="images for jsma (torchattacks loops per image and pixel pair) and autoattack (Square-5000 "
+        "on every point that survives the other three attacks)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--row-timeout", type=float, default=50.0, help="stop one library's run after this many seconds")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--only", default=None, help="comma-separated attacks, e.g. fgsm,pgd-linf")
-    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                    help="time eq with the wall clock, or with this process's CPU time (steady on a shared machine "
-                         "with --threads 1: time spent descheduled is not counted)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds per attack, the libraries interleaved; each library's row is its median-eq round")
+    ap.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="time eq with the wall clock, or with this process's CPU time (steady on a shared machine "
+        "with --threads 1: time spent descheduled is not counted)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds per attack, the libraries interleaved; each library's row is its median-eq round",
+    )
     args = ap.parse_args()
 
     attacks = ALL if not args.only else [a.strip() for a in args.only.split(",") if a.strip()]
@@ -514,6 +629,7 @@ def main() -> int:
     torch.manual_seed(0)
     warnings.filterwarnings("ignore")
     import logging
+
     logging.getLogger("art").setLevel(logging.ERROR)
 
     t0 = time.perf_counter()
@@ -550,7 +666,9 @@ def main() -> int:
             try:
                 run = factory(a, args.classes, model, shape)
             except Exception as exc:  # noqa: BLE001
-                runners.append((lib, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]))
+                runners.append(
+                    (lib, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160])
+                )
                 continue
             if run is not None:  # None: the library has no such attack
                 runners.append((lib, run, None))
@@ -575,16 +693,21 @@ def main() -> int:
             good = sorted((r for r in got if ok(r)), key=lambda r: r.eq)
             if len(got) > 1 and good:
                 row = good[len(good) // 2]
-                row.notes.append(f"median of {len(good)} of {len(got)} rounds (eq {', '.join(f'{r.eq:.1f}' for r in good)})")
+                row.notes.append(
+                    f"median of {len(good)} of {len(got)} rounds (eq {', '.join(f'{r.eq:.1f}' for r in good)})"
+                )
             else:
                 row = got[-1]
             rows.append(row)
 
     total = time.perf_counter() - t0
     import platform
-    header = (f"{args.model}, {args.classes} classes, {args.size} px, {args.threads} threads, {os.cpu_count()} cores, "
-              f"{args.clock} clock, {args.repeat} round(s), "
-              f"torch {torch.__version__}, clean accuracy {clean_acc:.2f}, {datetime.date.today()}, total {total:.0f} s")
+
+    header = (
+        f"{args.model}, {args.classes} classes, {args.size} px, {args.threads} threads, {os.cpu_count()} cores, "
+        f"{args.clock} clock, {args.repeat} round(s), "
+        f"torch {torch.__version__}, clean accuracy {clean_acc:.2f}, {datetime.date.today()}, total {total:.0f} s"
+    )
     print()
     print(header)
     print(table(rows, sizes))
@@ -597,10 +720,20 @@ def main() -> int:
     print()
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "header": header, "python": platform.python_version(), "sizes": sizes,
-            "rows": [asdict(r) for r in rows], "summary": summ, "seconds": total,
-        }, indent=2, default=str))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "header": header,
+                    "python": platform.python_version(),
+                    "sizes": sizes,
+                    "rows": [asdict(r) for r in rows],
+                    "summary": summ,
+                    "seconds": total,
+                },
+                indent=2,
+                default=str,
+            )
+        )
     return 0
 
 

@@ -23,8 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(suite: str, workers: int, store: Path) -> tuple[float, int, str]:
-    cmd = [sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider", "--robustspec-quiet",
-           f"--robustspec-store={store}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        suite,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--robustspec-quiet",
+        f"--robustspec-store={store}",
+    ]
     if workers > 1:
         cmd += ["-n", str(workers)]
     start = time.perf_counter()
@@ -60,12 +69,19 @@ def main() -> int:
             counts = builds(store)
             kinds = collections.Counter(k.split("-")[0] for k in counts)
             row = {
-                "workers": n, "cold_seconds": round(cold, 1), "warm_seconds": round(warm, 1),
-                "artifacts": len(counts), "max_builds_per_artifact": max(counts.values(), default=0),
-                "artifacts_by_kind": dict(kinds), "exit_codes": [rc1, rc2], "summary": tail2,
+                "workers": n,
+                "cold_seconds": round(cold, 1),
+                "warm_seconds": round(warm, 1),
+                "artifacts": len(counts),
+                "max_builds_per_artifact": max(counts.values(), default=0),
+                "artifacts_by_kind": dict(kinds),
+                "exit_codes": [rc1, rc2],
+                "summary": tail2,
             }
             results.append(row)
-            print(f"{n:>3}  {cold:>8.1f}  {warm:>8.1f}  {len(counts):>9}  {row['max_builds_per_artifact']:>19}  {tail2}")
+            print(
+                f"{n:>3}  {cold:>8.1f}  {warm:>8.1f}  {len(counts):>9}  {row['max_builds_per_artifact']:>19}  {tail2}"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0 if all(r["exit_codes"] == [0, 0] and r["max_builds_per_artifact"] == 1 for r in results) else 1

@@ -1,6 +1,6 @@
 """Render docs/office-synth.png: one training image per class (columns) for each domain (rows).
 
-    python docs/make_samples.py [-o docs/office-synth.png] [--classes 10]
+python docs/make_samples.py [-o docs/office-synth.png] [--classes 10]
 """
 
 from __future__ import annotations

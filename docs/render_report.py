@@ -27,8 +27,9 @@ def find_chromium(explicit: str | None = None) -> str | None:
     return None
 
 
-def render(html: Path, png: Path, width: int = 1280, height: int = 3200, chromium: str | None = None,
-           timeout: float = 120.0) -> Path:
+def render(
+    html: Path, png: Path, width: int = 1280, height: int = 3200, chromium: str | None = None, timeout: float = 120.0
+) -> Path:
     binary = find_chromium(chromium)
     if binary is None:
         raise FileNotFoundError("no Chromium found (apt-get install -y chromium, or --chromium PATH)")
@@ -36,9 +37,17 @@ def render(html: Path, png: Path, width: int = 1280, height: int = 3200, chromiu
     png.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="robustspec-chromium-") as profile:
         cmd = [
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-            "--disable-extensions", f"--user-data-dir={profile}", f"--window-size={width},{height}",
-            f"--screenshot={png}", html.resolve().as_uri(),
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-extensions",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            f"--screenshot={png}",
+            html.resolve().as_uri(),
         ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0 or not png.is_file():

@@ -40,8 +40,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["main", "suite_json_schema", "find_suite_files"]
 
@@ -77,9 +78,7 @@ def find_suite_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
             found = sorted(
                 f
                 for f in p.rglob("*")
-                if f.suffix in _SUITE_SUFFIXES
-                and f.is_file()
-                and "specs" not in f.relative_to(p).parts[:-1]
+                if f.suffix in _SUITE_SUFFIXES and f.is_file() and "specs" not in f.relative_to(p).parts[:-1]
             )
             if not found:
                 raise UsageError(f"no suite files (*.yaml, *.yml) found in directory {str(p)!r}")
@@ -247,7 +246,11 @@ def suite_json_schema() -> dict[str, Any]:
 
     # Fractions ("4/255", "90%") and counts ("11.19M") may be strings wherever they are parsed.
     models = [
-        SynthData, FolderData, TrainRecipe, ModelSpec, RegressionSpec,
+        SynthData,
+        FolderData,
+        TrainRecipe,
+        ModelSpec,
+        RegressionSpec,
         *(EXPECTATIONS.get(k).Params for k in EXPECTATIONS.names()),
         *(COMPRESSIONS.get(k).Params for k in COMPRESSIONS.names()),
         *attack_models,
@@ -373,13 +376,17 @@ def _when(t: object) -> str:
 
 def _prune(store: Any, args: argparse.Namespace) -> int:
     if args.unused_for is None:
-        print("robustspec cache prune: give --unused-for, e.g. --unused-for 7d (artifacts no run has used for 7 days)",
-              file=sys.stderr)
+        print(
+            "robustspec cache prune: give --unused-for, e.g. --unused-for 7d (artifacts no run has used for 7 days)",
+            file=sys.stderr,
+        )
         return 2
     gone = store.prune(args.unused_for, dry_run=args.dry_run)
     for e in gone:
-        print(f"{'would remove' if args.dry_run else 'removed'}  {e['key']}  {_human(e['bytes'])}  "
-              f"last used {_when(e['last_used'])}  {e['describe'] or '-'}")
+        print(
+            f"{'would remove' if args.dry_run else 'removed'}  {e['key']}  {_human(e['bytes'])}  "
+            f"last used {_when(e['last_used'])}  {e['describe'] or '-'}"
+        )
     size = _human(sum(e["bytes"] for e in gone))
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(gone)} artifact{'s' if len(gone) != 1 else ''} ({size}) from {store.root}")
@@ -409,8 +416,16 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     for e in entries:
         size = int(e.get("bytes", 0))
         total += size
-        rows.append([str(e.get("kind", "")), str(e.get("key", "")), str(size), _when(e.get("created")),
-                     _when(store.last_used(str(e.get("key", "")))), str(e.get("describe") or "-")])
+        rows.append(
+            [
+                str(e.get("kind", "")),
+                str(e.get("key", "")),
+                str(size),
+                _when(e.get("created")),
+                _when(store.last_used(str(e.get("key", "")))),
+                str(e.get("describe") or "-"),
+            ]
+        )
     for line in _table(rows, right={2}):
         print(line)
     n = len(entries)
@@ -487,8 +502,10 @@ def _cmd_research(args: argparse.Namespace) -> int:
         suites = rs.suite_paths(Path.cwd(), deep=args.deep, full=args.full)
         missing = [str(s.relative_to(Path.cwd())) for s in suites if not s.is_file()]
         if missing:
-            raise UsageError(f"no {', '.join(missing)} in the current directory (run it from the project root, "
-                             "or read a results file with --results FILE)")
+            raise UsageError(
+                f"no {', '.join(missing)} in the current directory (run it from the project root, "
+                "or read a results file with --results FILE)"
+            )
         with tempfile.TemporaryDirectory(prefix="robustspec-research-") as tmp:
             results = Path(args.save_results) if args.save_results else Path(tmp) / "results.json"
             cmd = rs.pytest_command([s.relative_to(Path.cwd()) for s in suites], results, args.workers, args.store)
@@ -526,8 +543,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check suite files and report every problem as file:line:col")
     p.add_argument("paths", nargs="+", metavar="PATH", help="suite files or directories of them")
-    p.add_argument("--specs", metavar="DIR", default=None,
-                   help="the specs/ directory of named building blocks (default: the nearest specs/ above each file)")
+    p.add_argument(
+        "--specs",
+        metavar="DIR",
+        default=None,
+        help="the specs/ directory of named building blocks (default: the nearest specs/ above each file)",
+    )
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of suite files (for editors)")
@@ -536,44 +557,74 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="list, prune, clear or locate the artifact store")
     p.add_argument("action", choices=["list", "prune", "clear", "path"])
-    p.add_argument("--unused-for", metavar="DURATION", type=duration, default=None,
-                   help="prune: remove artifacts no run has built or loaded for this long (30m, 12h, 7d), "
-                        "except the data, models and variants that what stays was built from")
+    p.add_argument(
+        "--unused-for",
+        metavar="DURATION",
+        type=duration,
+        default=None,
+        help="prune: remove artifacts no run has built or loaded for this long (30m, 12h, 7d), "
+        "except the data, models and variants that what stays was built from",
+    )
     p.add_argument("--dry-run", action="store_true", help="prune: list what would be removed, remove nothing")
-    p.add_argument("--store", metavar="DIR", default=None,
-                   help=f"store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})")
+    p.add_argument(
+        "--store", metavar="DIR", default=None, help=f"store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})"
+    )
     p.set_defaults(func=_cmd_cache)
 
     p = sub.add_parser("compare", help="compare two results files: a markdown table, exit 1 on a regression")
     p.add_argument("old", metavar="OLD", help="the baseline results file")
     p.add_argument("new", metavar="NEW", help="the results file of this run")
-    p.add_argument("--tolerance", type=float, default=0.02,
-                   help="default allowed move the wrong way, for items without regression: {max-drop} "
-                        "(absolute within [-1, 1], relative beyond; default %(default)s)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.02,
+        help="default allowed move the wrong way, for items without regression: {max-drop} "
+        "(absolute within [-1, 1], relative beyond; default %(default)s)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="write the markdown to FILE instead of stdout")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("report", help="an HTML report (self-contained) and a markdown one from a results file")
     p.add_argument("results", metavar="RESULTS", help="a results file (.robustspec/results.json)")
-    p.add_argument("-o", "--output", metavar="FILE", default="report.html",
-                   help="the HTML file (default %(default)s); the markdown goes next to it, same name, .md")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="report.html",
+        help="the HTML file (default %(default)s); the markdown goes next to it, same name, .md",
+    )
     p.add_argument("--title", default="robustspec report", help="the page title")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("research", help="the research's Table 1 and Table 2 and which of its trends hold",
-                       description="Run suites/table1.yaml and suites/table2.yaml (from the current directory) with "
-                                   "pytest, or read a results file, and print the research's two tables and a "
-                                   "check of each of its trends, computed from the numbers.")
-    p.add_argument("--results", metavar="FILE", default=None,
-                   help="read this results file instead of running the suites")
+    p = sub.add_parser(
+        "research",
+        help="the research's Table 1 and Table 2 and which of its trends hold",
+        description="Run suites/table1.yaml and suites/table2.yaml (from the current directory) with "
+        "pytest, or read a results file, and print the research's two tables and a "
+        "check of each of its trends, computed from the numbers.",
+    )
+    p.add_argument(
+        "--results", metavar="FILE", default=None, help="read this results file instead of running the suites"
+    )
     p.add_argument("--deep", action="store_true", help="also run suites/extra/table1-deep.yaml (ResNet-101/152)")
-    p.add_argument("--full", action="store_true",
-                   help="run suites/extra/table2.yaml (the research's budgets) instead of suites/table2.yaml")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="run suites/extra/table2.yaml (the research's budgets) instead of suites/table2.yaml",
+    )
     p.add_argument("-n", dest="workers", metavar="N", default=None, help="pytest-xdist workers (passed to pytest)")
-    p.add_argument("--store", metavar="DIR", default=None,
-                   help=f"artifact store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})")
-    p.add_argument("--save-results", metavar="FILE", default=None,
-                   help="keep the run's results file here (default: a temporary file, removed)")
+    p.add_argument(
+        "--store",
+        metavar="DIR",
+        default=None,
+        help=f"artifact store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})",
+    )
+    p.add_argument(
+        "--save-results",
+        metavar="FILE",
+        default=None,
+        help="keep the run's results file here (default: a temporary file, removed)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="also write the tables and trends as markdown")
     p.set_defaults(func=_cmd_research)
     return parser

@@ -48,7 +48,9 @@ class _PluginState:
 
     def build_threads(self) -> int | None:
         """Torch threads while building (None: auto); checked in pytest_configure, so a bad value is a usage error."""
-        threads = str(self.config.getoption("robustspec_build_threads") or self.config.getini("robustspec_build_threads"))
+        threads = str(
+            self.config.getoption("robustspec_build_threads") or self.config.getini("robustspec_build_threads")
+        )
         if threads != "auto" and not (threads.isdigit() and int(threads) > 0):
             raise pytest.UsageError(f"--robustspec-build-threads: expected a positive number or auto, got {threads!r}")
         return None if threads == "auto" else int(threads)
@@ -74,7 +76,9 @@ class _PluginState:
             device = self.config.getoption("robustspec_device")
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
-            self.workspace = Workspace(Store(self.store_root()), torch.device(device), build_threads=self.build_threads())
+            self.workspace = Workspace(
+                Store(self.store_root()), torch.device(device), build_threads=self.build_threads()
+            )
             progress.set_sink(self._progress_sink())
         return self.workspace
 
@@ -158,23 +162,54 @@ def _state(config: pytest.Config) -> _PluginState:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("robustspec", "robustness suites for compressed networks")
-    group.addoption("--robustspec-store", dest="robustspec_store", default=None, metavar="DIR",
-                    help=f"artifact store directory (env {STORE_ENV}, ini robustspec_store; default .robustspec/store under rootdir)")
-    group.addoption("--robustspec-specs", dest="robustspec_specs", default=None, metavar="DIR",
-                    help="directory of named building blocks (default: nearest specs/ above each suite)")
-    group.addoption("--robustspec-strict", dest="robustspec_strict", action="store_true", default=False,
-                    help="any invalid suite fails the whole session (nothing runs)")
-    group.addoption("--robustspec-device", dest="robustspec_device", default="auto",
-                    help="torch device for building and evaluating: auto (cuda when present), cpu, cuda, cuda:1 ...")
-    group.addoption("--robustspec-build-threads", dest="robustspec_build_threads", default=None, metavar="N|auto",
-                    help="torch threads while building artifacts (ini robustspec_build_threads; default 1, so results "
-                         "do not depend on -n; 'auto' uses the per-worker cap: faster, not reproducible across -n)")
-    group.addoption("--robustspec-quiet", dest="robustspec_quiet", action="store_true", default=False,
-                    help="do not show progress of long builds")
+    group.addoption(
+        "--robustspec-store",
+        dest="robustspec_store",
+        default=None,
+        metavar="DIR",
+        help=f"artifact store directory (env {STORE_ENV}, ini robustspec_store; default .robustspec/store under rootdir)",
+    )
+    group.addoption(
+        "--robustspec-specs",
+        dest="robustspec_specs",
+        default=None,
+        metavar="DIR",
+        help="directory of named building blocks (default: nearest specs/ above each suite)",
+    )
+    group.addoption(
+        "--robustspec-strict",
+        dest="robustspec_strict",
+        action="store_true",
+        default=False,
+        help="any invalid suite fails the whole session (nothing runs)",
+    )
+    group.addoption(
+        "--robustspec-device",
+        dest="robustspec_device",
+        default="auto",
+        help="torch device for building and evaluating: auto (cuda when present), cpu, cuda, cuda:1 ...",
+    )
+    group.addoption(
+        "--robustspec-build-threads",
+        dest="robustspec_build_threads",
+        default=None,
+        metavar="N|auto",
+        help="torch threads while building artifacts (ini robustspec_build_threads; default 1, so results "
+        "do not depend on -n; 'auto' uses the per-worker cap: faster, not reproducible across -n)",
+    )
+    group.addoption(
+        "--robustspec-quiet",
+        dest="robustspec_quiet",
+        action="store_true",
+        default=False,
+        help="do not show progress of long builds",
+    )
     parser.addini("robustspec_store", "artifact store directory, relative to rootdir", default="")
     parser.addini("robustspec_specs", "directory of named building blocks, relative to rootdir", default="")
     parser.addini("robustspec_build_threads", "torch threads while building artifacts: a number or auto", default="1")
-    parser.addini("robustspec_suite_dirs", "names of directories whose YAML files are suites", type="args", default=["suites"])
+    parser.addini(
+        "robustspec_suite_dirs", "names of directories whose YAML files are suites", type="args", default=["suites"]
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -325,8 +360,11 @@ def _context_properties(ws: Any, c: Any) -> list[tuple[str, Any]]:
     accuracies = {d: ws.accuracy(c.loaded, c.model, c.variant, d) for d in domains}
     props += [(f"accuracy[{d}]", round(a.value, 6)) for d, a in accuracies.items()]
     # Per image right or wrong (robustspec.outcomes): other models on the same images pair with them.
-    props += [(f"outcomes[{d}]", encode_outcomes(a.outcomes.tolist(), a.items))
-              for d, a in accuracies.items() if a.outcomes is not None and a.items]
+    props += [
+        (f"outcomes[{d}]", encode_outcomes(a.outcomes.tolist(), a.items))
+        for d, a in accuracies.items()
+        if a.outcomes is not None and a.items
+    ]
     return props
 
 
@@ -374,7 +412,9 @@ class CheckItem(pytest.Item):
 
             warnings.warn_explicit(
                 RobustSpecWarning(f"{c.model.name}/{c.variant} {self.name}: {outcome.extra['attack_flags']}"),
-                category=RobustSpecWarning, filename=str(c.loaded.path), lineno=c.line,
+                category=RobustSpecWarning,
+                filename=str(c.loaded.path),
+                lineno=c.line,
             )
         from .report.gate import conclude
 
@@ -426,11 +466,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     table = [header]
     for r in rows:
         cmp = r.get("comparison", "")
-        table.append((
-            str(r.get("suite", "")), str(r.get("model", "")), str(r.get("variant", "")), str(r.get("check", "")),
-            str(r.get("domain", "")) or "-", num(r.get("measured", 0)), f"{cmp} {num(r.get('threshold', 0))}",
-            {"pass": "PASS", "warn": "WARN"}.get(str(r.get("status")), "FAIL"),
-        ))
+        table.append(
+            (
+                str(r.get("suite", "")),
+                str(r.get("model", "")),
+                str(r.get("variant", "")),
+                str(r.get("check", "")),
+                str(r.get("domain", "")) or "-",
+                num(r.get("measured", 0)),
+                f"{cmp} {num(r.get('threshold', 0))}",
+                {"pass": "PASS", "warn": "WARN"}.get(str(r.get("status")), "FAIL"),
+            )
+        )
     terminalreporter.write_sep("=", "robustspec summary")
     _write_table(terminalreporter, table, status_column=True)
     _accuracy_table(terminalreporter, rows)
@@ -458,7 +505,7 @@ def _accuracy_table(tr: Any, rows: list[dict[str, Any]]) -> None:
         entry = by_subject.setdefault(subject, {})
         for k, v in r.items():
             if k.startswith("accuracy[") and k.endswith("]"):
-                d = k[len("accuracy["):-1]
+                d = k[len("accuracy[") : -1]
                 entry[d] = float(v)
                 if d not in domains:
                     domains.append(d)
@@ -470,11 +517,15 @@ def _accuracy_table(tr: Any, rows: list[dict[str, Any]]) -> None:
     header = ("suite", "model", "variant", "params (M)", "size (MB)", *domains)
     table = [header]
     for (suite, model, variant), e in by_subject.items():
-        table.append((
-            suite, model, variant,
-            f"{e['parameters'] / 1e6:.2f}" if "parameters" in e else "-",
-            f"{e['bytes'] / 1e6:.1f}" if "bytes" in e else "-",
-            *(f"{100 * e[d]:.1f}" if d in e else "-" for d in domains),
-        ))
+        table.append(
+            (
+                suite,
+                model,
+                variant,
+                f"{e['parameters'] / 1e6:.2f}" if "parameters" in e else "-",
+                f"{e['bytes'] / 1e6:.1f}" if "bytes" in e else "-",
+                *(f"{100 * e[d]:.1f}" if d in e else "-" for d in domains),
+            )
+        )
     tr.write_sep("-", "accuracy (%) by domain; the first domain is the source")
     _write_table(tr, table)

@@ -41,8 +41,9 @@ def newcombe_difference(s1: int, n1: int, s2: int, n2: int, confidence: float = 
     return max(-1.0, lo), min(1.0, hi)
 
 
-def newcombe_paired_difference(both: int, first_only: int, second_only: int, neither: int,
-                               confidence: float = 0.95) -> tuple[float, float]:
+def newcombe_paired_difference(
+    both: int, first_only: int, second_only: int, neither: int, confidence: float = 0.95
+) -> tuple[float, float]:
     """Newcombe's score interval for p1 - p2 of two proportions measured on the same items (paired data).
 
     The counts are the 2x2 table of the items: right in both, only in the first, only in the second, in

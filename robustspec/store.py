@@ -56,7 +56,16 @@ _VERIFIED: dict[str, tuple[tuple[int, int, int], str]] = {}
 # Leaf types that torch.load(weights_only=True) reads back (checked by exact type, so numpy scalars,
 # enums and other subclasses are refused before they are written, not when a later process loads them).
 _SAVEABLE_LEAVES: tuple[type, ...] = (
-    str, bytes, int, float, bool, complex, type(None), torch.Size, torch.dtype, torch.device
+    str,
+    bytes,
+    int,
+    float,
+    bool,
+    complex,
+    type(None),
+    torch.Size,
+    torch.dtype,
+    torch.device,
 )
 
 
@@ -258,7 +267,9 @@ class Store:
                     # torch's own loader of quantized (int8) tensors still goes through TypedStorage.
                     warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
                     # ... and torch 2.14 deprecates creating quantized tensors, which is what reading one does.
-                    warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel", category=UserWarning)
+                    warnings.filterwarnings(
+                        "ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel", category=UserWarning
+                    )
                     return None, torch.load(f, weights_only=True, map_location="cpu")
             except Exception as exc:  # noqa: BLE001 - any unreadable payload is a corrupt artifact
                 return f"torch.load failed ({type(exc).__name__}: {exc})", None
@@ -331,7 +342,9 @@ class Store:
             self._log_build(key, describe, seconds)
             return value
 
-    def _write(self, key: str, value: Any, *, meta: Mapping[str, Any] | None, describe: str, parents: Sequence[str] = ()) -> None:
+    def _write(
+        self, key: str, value: Any, *, meta: Mapping[str, Any] | None, describe: str, parents: Sequence[str] = ()
+    ) -> None:
         """Atomically store ``value`` and its sidecar (caller holds the key's lock)."""
         data_path = self.path_for(key)
         meta_path = self._meta_path(key)

@@ -22,18 +22,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from .compress import COMPRESSIONS
+from .compress.base import StepContext
 from .data import open_dataset, split_from_state, split_to_state
 from .data.base import DomainDataset, Split
 from .evaluate import correctness
 from .expect import Accuracy
 from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
+from .metrics import is_quantized, macs, nonzero_parameters, parameter_count, stored_bytes
 from .models import Normalized, build_network, count_parameters
 from .models.weights import load_local_weights, weights_fingerprint
 from .outcomes import encode_outcomes
 from .progress import Timer, report
-from .compress import COMPRESSIONS
-from .compress.base import StepContext
-from .metrics import is_quantized, macs, nonzero_parameters, parameter_count, stored_bytes
 from .spec.loader import LoadedSuite, ParsedStep
 from .spec.schema import BASELINE, ModelSpec, Suite, TrainRecipe
 from .store import Store, content_key
@@ -76,7 +76,9 @@ class Workspace:
         if corruption is not None:
             recipe = {"corruption": corruption, "severity": severity, "seed": SEED}
             return content_key("data", recipe, (self.data_key(suite, base),), VERSION)
-        return content_key("data", {"dataset": self.dataset(suite).recipe(), "domain": domain}, (), BUILDER_VERSIONS["data"])
+        return content_key(
+            "data", {"dataset": self.dataset(suite).recipe(), "domain": domain}, (), BUILDER_VERSIONS["data"]
+        )
 
     def model_recipe(self, suite: Suite, model: ModelSpec) -> dict[str, Any]:
         recipe: TrainRecipe = model.train or suite.train
@@ -91,7 +93,9 @@ class Workspace:
         }
 
     def model_key(self, suite: Suite, model: ModelSpec) -> str:
-        return content_key("model", self.model_recipe(suite, model), (self.data_key(suite, suite.source),), BUILDER_VERSIONS["model"])
+        return content_key(
+            "model", self.model_recipe(suite, model), (self.data_key(suite, suite.source),), BUILDER_VERSIONS["model"]
+        )
 
     @staticmethod
     def steps(loaded: LoadedSuite, model: ModelSpec, variant: str) -> list[ParsedStep]:
@@ -122,7 +126,9 @@ class Workspace:
 
     # -- artifacts (built once across processes, loaded once per process) ------------------------------
 
-    def _get_or_build(self, key: str, build: Any, *, meta: dict[str, Any], describe: str, parents: tuple[str, ...] = ()) -> Any:
+    def _get_or_build(
+        self, key: str, build: Any, *, meta: dict[str, Any], describe: str, parents: tuple[str, ...] = ()
+    ) -> Any:
         def pinned() -> Any:
             if self.build_threads is None:
                 return build()
@@ -150,11 +156,15 @@ class Workspace:
                     clean = self.splits(suite, base)
                     report(f"corrupting {base!r}: {corruption} at severity {severity}")
                     state = split_to_state({k: corrupt_split(v, corruption, severity, k) for k, v in clean.items()})
-                    report(f"generated {domain!r}: {sum(len(v['labels']) for v in state.values())} images ({timer.seconds:.1f}s)")
+                    report(
+                        f"generated {domain!r}: {sum(len(v['labels']) for v in state.values())} images ({timer.seconds:.1f}s)"
+                    )
                     return state
                 report(f"generating data: {ds.recipe().get('dataset')} domain {domain!r}")
                 state = split_to_state(ds.build_domain(domain))
-                report(f"generated {domain!r}: {sum(len(v['labels']) for v in state.values())} images ({timer.seconds:.1f}s)")
+                report(
+                    f"generated {domain!r}: {sum(len(v['labels']) for v in state.values())} images ({timer.seconds:.1f}s)"
+                )
                 return state
 
             parents = (self.data_key(suite, base),) if corruption is not None else ()
@@ -181,7 +191,9 @@ class Workspace:
             if model.weights:
                 skipped = load_local_weights(wrapped.net, model.weights)
                 if skipped:
-                    report(f"{model.name}: new classifier head for {len(self.dataset(suite).classes)} classes ({', '.join(skipped)})")
+                    report(
+                        f"{model.name}: new classifier head for {len(self.dataset(suite).classes)} classes ({', '.join(skipped)})"
+                    )
             report(f"training {model.name} on {suite.source!r}: {len(data)} images, {recipe.epochs} epochs")
             stats = train_supervised(wrapped, data, recipe, device=self.device, label=model.name)
             return {
@@ -190,8 +202,13 @@ class Workspace:
                 "parameters": count_parameters(wrapped),
             }
 
-        state = self._get_or_build(key, build, meta={"model": model.name, "arch": model.arch}, describe=f"model {model.name}",
-                                   parents=(self.data_key(suite, suite.source),))
+        state = self._get_or_build(
+            key,
+            build,
+            meta={"model": model.name, "arch": model.arch},
+            describe=f"model {model.name}",
+            parents=(self.data_key(suite, suite.source),),
+        )
         net = self.new_network(suite, model)
         net.load_state_dict(state["state_dict"])
         net.to(self.device).eval()
@@ -237,8 +254,13 @@ class Workspace:
                 self._models[key] = result.model.eval()
                 return {"state": result.state, "info": result.info}
 
-            stored = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "step": step.kind},
-                                        describe=f"{model.name}/{variant} {step.kind}", parents=(keys[i],))
+            stored = self._get_or_build(
+                key,
+                build,
+                meta={"model": model.name, "variant": variant, "step": step.kind},
+                describe=f"{model.name}/{variant} {step.kind}",
+                parents=(keys[i],),
+            )
             if key not in self._models:
                 self._models[key] = impl.restore(parent, step.params, stored["state"], ctx).eval()
             module = self._models[key]
@@ -278,8 +300,13 @@ class Workspace:
                 out.update(self.step_info(loaded, model, variant) if variant != BASELINE else {})
                 return {k: v for k, v in out.items() if isinstance(v, (int, float, str, bool))}
 
-            self._metrics[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant},
-                                                    describe=f"metrics {model.name}/{variant}", parents=parents)
+            self._metrics[key] = self._get_or_build(
+                key,
+                build,
+                meta={"model": model.name, "variant": variant},
+                describe=f"metrics {model.name}/{variant}",
+                parents=parents,
+            )
         return self._metrics[key]
 
     def _float_macs(self, loaded: LoadedSuite, model: ModelSpec, variant: str, upto: int) -> int:
@@ -290,7 +317,9 @@ class Workspace:
             module = self._models[keys[upto]]
         return macs(module, self.dataset(loaded.suite).image_size)
 
-    def attack(self, loaded: LoadedSuite, model: ModelSpec, variant: str, params: Any, transfer_from: str | None = None) -> dict[str, Any]:
+    def attack(
+        self, loaded: LoadedSuite, model: ModelSpec, variant: str, params: Any, transfer_from: str | None = None
+    ) -> dict[str, Any]:
         """One attack evaluation (an artifact): robust accuracy, success rate, norms, flags, mode.
 
         ``transfer_from`` names another variant of the same model (a float one) to attack instead; its
@@ -324,7 +353,11 @@ class Workspace:
                     # Gradients do not flow through int8 kernels: attack a float stand-in, score on int8.
                     keys = self.step_keys(loaded, model, variant)
                     self.model(loaded, model, variant)
-                    parent = self._models[keys[-2]] if len(keys) >= 2 and keys[-2] in self._models else self.trained(suite, model)
+                    parent = (
+                        self._models[keys[-2]]
+                        if len(keys) >= 2 and keys[-2] in self._models
+                        else self.trained(suite, model)
+                    )
                     if params.mode == "white-box":
                         from .compress.quantize import fake_quant_surrogate
 
@@ -335,8 +368,15 @@ class Workspace:
                 split = self.splits(suite, domain)["test"]
                 device = torch.device("cpu") if quantized else self.device
                 result = evaluate_attack(
-                    net, params.name, params, split.images, split.labels,
-                    n=params.samples, seed=params.seed, device=device, surrogate=surrogate,
+                    net,
+                    params.name,
+                    params,
+                    split.images,
+                    split.labels,
+                    n=params.samples,
+                    seed=params.seed,
+                    device=device,
+                    surrogate=surrogate,
                 )
                 out = result.as_dict()
                 out["robust"] = encode_outcomes(result.robust, f"{self.data_key(suite, domain)}.test.seed{params.seed}")
@@ -349,8 +389,11 @@ class Workspace:
                 return {k: v for k, v in out.items() if v is not None and isinstance(v, (int, float, str, bool, list))}
 
             self._evals[key] = self._get_or_build(
-                key, build, meta={"model": model.name, "variant": variant, "attack": params.name, "transfer_from": transfer_from},
-                describe=f"attack {params.name} on {model.name}/{variant}" + (f" from {transfer_from}" if transfer_from else ""),
+                key,
+                build,
+                meta={"model": model.name, "variant": variant, "attack": params.name, "transfer_from": transfer_from},
+                describe=f"attack {params.name} on {model.name}/{variant}"
+                + (f" from {transfer_from}" if transfer_from else ""),
                 parents=parents,
             )
         return self._evals[key]
@@ -366,12 +409,19 @@ class Workspace:
                 timer = Timer()
                 device = torch.device("cpu") if is_quantized(net) else self.device  # int8 kernels are CPU-only
                 ok = correctness(net, split, device=device)
-                report(f"evaluated {model.name}/{variant} on {domain!r}: {ok.float().mean():.3f} ({timer.seconds:.1f}s)")
+                report(
+                    f"evaluated {model.name}/{variant} on {domain!r}: {ok.float().mean():.3f} ({timer.seconds:.1f}s)"
+                )
                 return {"correct": ok, "n": len(split)}
 
             parents = self.eval_parents(loaded, model, variant, domain)
-            self._evals[key] = self._get_or_build(key, build, meta={"model": model.name, "variant": variant, "domain": domain},
-                                                  describe=f"eval {model.name}/{variant}/{domain}", parents=parents)
+            self._evals[key] = self._get_or_build(
+                key,
+                build,
+                meta={"model": model.name, "variant": variant, "domain": domain},
+                describe=f"eval {model.name}/{variant}/{domain}",
+                parents=parents,
+            )
         ev = self._evals[key]
         correct = ev["correct"].bool()
         return Accuracy(int(correct.sum()), int(ev["n"]), outcomes=correct, items=self.data_key(suite, domain))

@@ -55,7 +55,11 @@ def test_apply_changes_only_batchnorm_statistics_and_leaves_the_parent_alone() -
     assert all(torch.equal(v, before[k]) for k, v in parent.state_dict().items())
     changed = {k for k, v in result.state["state_dict"].items() if not torch.equal(v, before[k])}
     assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
-    assert result.info == {"target": "webcam", "images": 12, "layers": len([m for m in parent.modules() if isinstance(m, torch.nn.BatchNorm2d)])}
+    assert result.info == {
+        "target": "webcam",
+        "images": 12,
+        "layers": len([m for m in parent.modules() if isinstance(m, torch.nn.BatchNorm2d)]),
+    }
     x = make_ctx().train.float_images()
     restored = AdaBN().restore(parent, AdaBNParams(target="webcam"), result.state, make_ctx())
     with torch.no_grad():
@@ -73,9 +77,10 @@ def test_images_draws_a_seeded_subset() -> None:
 
 
 def test_a_chain_with_adabn_gets_adaptation_gain_items_and_shares_prefixes(tmp_path: Path) -> None:
-    text = SUITE.replace("  coral: {coral: {target: webcam, epochs: 1}}\n",
-                         "  coral: {coral: {target: webcam, epochs: 1}}\n"
-                         "  prune-adabn: [{prune: {ratio: 0.4}}, {adabn: webcam}]\n")
+    text = SUITE.replace(
+        "  coral: {coral: {target: webcam, epochs: 1}}\n",
+        "  coral: {coral: {target: webcam, epochs: 1}}\n  prune-adabn: [{prune: {ratio: 0.4}}, {adabn: webcam}]\n",
+    )
     loaded = load_suite(write(tmp_path, text), tmp_path / "specs")
     names = [c.name for c in plan_suite(loaded) if c.kind == "adaptation-gain" and c.variant == "prune-adabn"]
     assert names == ["adaptation-gain[webcam]"]
@@ -89,10 +94,16 @@ def test_a_chain_with_adabn_gets_adaptation_gain_items_and_shares_prefixes(tmp_p
 @pytest.mark.parametrize(
     ("variant", "expected"),
     [
-        ("{adabn: {target: amazon}}", r"adapt\.yaml:6:\d+: variants\.v\.adabn\.target: adabn target 'amazon' is the source domain"),
+        (
+            "{adabn: {target: amazon}}",
+            r"adapt\.yaml:6:\d+: variants\.v\.adabn\.target: adabn target 'amazon' is the source domain",
+        ),
         ("{adabn: webcm}", r"variants\.v\.adabn\.target: unknown domain 'webcm'; did you mean 'webcam'\?"),
         ("[{quantize: ptsq}, {adabn: webcam}]", r"variants\.v\[1\]\.adabn: adabn cannot follow quantize"),
-        ("{adabn: {target: webcam, images: 1}}", r"variants\.v\.adabn\.images: input should be greater than or equal to 2"),
+        (
+            "{adabn: {target: webcam, images: 1}}",
+            r"variants\.v\.adabn\.images: input should be greater than or equal to 2",
+        ),
     ],
     ids=["target-is-source", "unknown-target", "after-quantize", "one-image"],
 )

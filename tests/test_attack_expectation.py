@@ -27,8 +27,16 @@ class Fake:
 
 
 def result(clean: int, robust: int, n: int = 100, **kw) -> dict:
-    return {"n": n, "clean_correct": clean, "robust_correct": robust, "attacked": clean, "successes": clean - robust,
-            "mode": "white-box", "flags": [], **kw}
+    return {
+        "n": n,
+        "clean_correct": clean,
+        "robust_correct": robust,
+        "attacked": clean,
+        "successes": clean - robust,
+        "mode": "white-box",
+        "flags": [],
+        **kw,
+    }
 
 
 def params(**values):
@@ -85,7 +93,9 @@ def test_bad_attack_entries_are_positioned_errors(tmp_path: Path, entry: str, fr
     path.write_text(f"source: amazon\nmodels: [mini]\nexpect:\n  - attack: {entry}\n")
     with pytest.raises(SpecErrors) as info:
         load_suite(path)
-    assert any(line.startswith(f"{path}:4:") and fragment in line for line in str(info.value).splitlines()), str(info.value)
+    assert any(line.startswith(f"{path}:4:") and fragment in line for line in str(info.value).splitlines()), str(
+        info.value
+    )
 
 
 def test_masking_check_flags_a_transfer_that_beats_white_box() -> None:

@@ -126,7 +126,9 @@ def test_same_seed_same_adversarials_other_seed_others(tiny, name):
 def test_driver_is_deterministic(trained, data):
     test = data["test"]
     runs = [
-        evaluate_attack(trained, "pgd-linf", {"eps": "4/255", "steps": 3}, test.images, test.labels, n=32, seed=5, device=CPU)
+        evaluate_attack(
+            trained, "pgd-linf", {"eps": "4/255", "steps": 3}, test.images, test.labels, n=32, seed=5, device=CPU
+        )
         for _ in range(2)
     ]
     a, b = (r.as_dict() for r in runs)
@@ -153,7 +155,9 @@ class _Passes:
         self.backward += 1
 
 
-@pytest.mark.parametrize("name, params, most", [("fgsm", {"eps": 0.03}, 1), ("pgd-linf", {"eps": 0.03, "steps": 10}, 11)])
+@pytest.mark.parametrize(
+    "name, params, most", [("fgsm", {"eps": 0.03}, 1), ("pgd-linf", {"eps": 0.03, "steps": 10}, 11)]
+)
 def test_pass_counts(tiny, name, params, most):
     x, y = _batch(0, n=8)
     passes = _Passes(tiny)
@@ -271,7 +275,11 @@ def test_deepfool_steps_the_distance_plus_the_reference_margin(norm):
 def test_a_revised_attack_keys_its_results_apart():
     from robustspec.expect.attack import AttackGate, attack_settings
 
-    assert attack_settings(AttackGate.model_validate({"name": "deepfool", "min-accuracy": 0}))["version"] == DeepFool.version >= 2
+    assert (
+        attack_settings(AttackGate.model_validate({"name": "deepfool", "min-accuracy": 0}))["version"]
+        == DeepFool.version
+        >= 2
+    )
     assert "version" not in attack_settings(AttackGate.model_validate({"name": "pgd-linf", "min-accuracy": 0}))
 
 
@@ -332,7 +340,9 @@ def test_broken_attacks_raise(trained, data, monkeypatch, cls, run, message):
     trained.train()  # the driver must restore this, and the parameters' requires_grad, even on failure
     try:
         with pytest.raises(AttackCheckError, match=re.escape(message)) as info:
-            evaluate_attack(trained, name, {"eps": "4/255"}, data["test"].images, data["test"].labels, n=16, seed=0, device=CPU)
+            evaluate_attack(
+                trained, name, {"eps": "4/255"}, data["test"].images, data["test"].labels, n=16, seed=0, device=CPU
+            )
         assert isinstance(info.value, RobustSpecError)
         assert trained.training and all(p.requires_grad for p in trained.parameters())
     finally:
@@ -348,7 +358,12 @@ def int8(trained, data):
         raise AssertionError("not needed")
 
     ctx = StepContext(
-        train=data["train"], num_classes=CLASSES, device=CPU, recipe=TrainRecipe(epochs=0), baseline=never, new_network=never
+        train=data["train"],
+        num_classes=CLASSES,
+        device=CPU,
+        recipe=TrainRecipe(epochs=0),
+        baseline=never,
+        new_network=never,
     )
     model = Quantize().apply(trained, QuantizeParams(calibration=64), ctx).model
     assert is_quantized(model)
@@ -357,7 +372,17 @@ def int8(trained, data):
 
 def test_transfer_from_float_surrogate(int8, trained, data):
     test = data["test"]
-    r = evaluate_attack(int8, "pgd-linf", {"eps": "8/255", "steps": 5}, test.images, test.labels, n=64, seed=0, device=CPU, surrogate=trained)
+    r = evaluate_attack(
+        int8,
+        "pgd-linf",
+        {"eps": "8/255", "steps": 5},
+        test.images,
+        test.labels,
+        n=64,
+        seed=0,
+        device=CPU,
+        surrogate=trained,
+    )
     assert r.mode == "transfer" and r.as_dict()["mode"] == "transfer"
     assert r.clean_correct > 20 and r.successes > 0
     with pytest.raises(AttackCheckError, match="surrogate"):
@@ -366,7 +391,9 @@ def test_transfer_from_float_surrogate(int8, trained, data):
 
 def test_square_runs_on_int8_directly(int8, data):
     test = data["test"]
-    r = evaluate_attack(int8, "square", {"eps": "8/255", "queries": 50}, test.images, test.labels, n=32, seed=0, device=CPU)
+    r = evaluate_attack(
+        int8, "square", {"eps": "8/255", "queries": 50}, test.images, test.labels, n=32, seed=0, device=CPU
+    )
     assert r.mode == "white-box" and r.successes > 0 and r.flags == []
 
 

@@ -96,8 +96,9 @@ def test_validate_directory_reports_each_file(project: Path, capsys: pytest.Capt
     assert "specs" not in out.replace(str(project), "")
 
 
-def test_validate_yml_suffix_and_explicit_specs(project: Path, tmp_path_factory: pytest.TempPathFactory,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_yml_suffix_and_explicit_specs(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
     elsewhere = tmp_path_factory.mktemp("elsewhere")  # no specs/ above it
     suite = elsewhere / "s.yml"
     suite.write_text(GOOD)
@@ -127,8 +128,16 @@ def test_validate_yaml_syntax_error(project: Path, capsys: pytest.CaptureFixture
         (["cache", "prune", "--unused-for", "12"], "expected a duration such as 30m, 12h or 7d, got '12'"),
         ([], "usage: robustspec"),
     ],
-    ids=["missing-path", "missing-specs", "no-path", "bad-cache-action", "prune-without-age", "bad-duration",
-         "duration-without-unit", "no-command"],
+    ids=[
+        "missing-path",
+        "missing-specs",
+        "no-path",
+        "bad-cache-action",
+        "prune-without-age",
+        "bad-duration",
+        "duration-without-unit",
+        "no-command",
+    ],
 )
 def test_usage_errors_exit_2(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
@@ -150,9 +159,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script(project: Path) -> None:
     exe = shutil.which("robustspec") or str(Path(sys.executable).parent / "robustspec")
     argv = [exe] if Path(exe).exists() else [sys.executable, "-m", "robustspec.cli"]
-    proc = subprocess.run(
-        [*argv, "validate", "suites"], cwd=project, capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([*argv, "validate", "suites"], cwd=project, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "suites/bad.yaml:6:28: expect[0].source-accuracy.min:" in proc.stdout
     assert "ok: suites/good.yaml (1 model, 3 checks)" in proc.stdout
@@ -208,7 +215,10 @@ def test_schema_accepts_repository_suites(validator) -> None:
         GOOD.replace("models: [mini]", "models: [resnet18, {name: m, arch: resnet10-mini, train: fast}]"),
         GOOD.replace("data: office-synth", "data: {imagefolder: office31, test-fraction: 0.25}"),
         GOOD.replace("train: fast", "train: {epochs: 3, optimizer: {name: sgd, lr: 0.1}}"),
-        GOOD.replace("expect:", "variants: {a: {coral: webcam}, b: {adabn: dslr}, c: {quantize: ptsq}, d: {distill: mini}}\nexpect:"),
+        GOOD.replace(
+            "expect:",
+            "variants: {a: {coral: webcam}, b: {adabn: dslr}, c: {quantize: ptsq}, d: {distill: mini}}\nexpect:",
+        ),
     ],
     ids=["good", "fractions", "inline-models", "imagefolder", "inline-train", "step-shorthands"],
 )
@@ -229,8 +239,17 @@ def test_schema_accepts_valid_suites(validator, text: str) -> None:
         GOOD.replace("data: office-synth", "data: {classes: 5, colour: red}"),
         GOOD.replace("source: amazon\n", ""),
     ],
-    ids=["unknown-top-key", "unknown-train-key", "min-above-1", "confidence-1", "min-not-a-number",
-         "unknown-expectation", "no-models", "unknown-data-key", "no-source"],
+    ids=[
+        "unknown-top-key",
+        "unknown-train-key",
+        "min-above-1",
+        "confidence-1",
+        "min-not-a-number",
+        "unknown-expectation",
+        "no-models",
+        "unknown-data-key",
+        "no-source",
+    ],
 )
 def test_schema_rejects_invalid_suites(validator, text: str) -> None:
     assert list(validator.iter_errors(_suite_data(text))) != []
@@ -281,8 +300,9 @@ def test_cache_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert capsys.readouterr().out.strip() == str(tmp_path / "explicit")
 
 
-def test_cache_list_uses_env_store(store: Store, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cache_list_uses_env_store(
+    store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("ROBUSTSPEC_STORE", str(store.root))
     assert main(["cache", "list"]) == 0
     assert "total: 2 artifacts" in capsys.readouterr().out
@@ -308,7 +328,9 @@ def test_cache_prune(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     assert store.entries() == []
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("1.5h", 5400), ("0", 0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("1.5h", 5400), ("0", 0)]
+)
 def test_durations(text: str, seconds: float) -> None:
     from robustspec.cli import duration
 

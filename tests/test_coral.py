@@ -74,8 +74,13 @@ def make_ctx() -> StepContext:
         raise AssertionError("coral must not ask for the baseline or a new network")
 
     return StepContext(
-        train=split(12, 0), num_classes=CLASSES, device=torch.device("cpu"),
-        recipe=TrainRecipe(epochs=1, batch_size=6), baseline=never, new_network=never, label="test",
+        train=split(12, 0),
+        num_classes=CLASSES,
+        device=torch.device("cpu"),
+        recipe=TrainRecipe(epochs=1, batch_size=6),
+        baseline=never,
+        new_network=never,
+        label="test",
         domain_train=domains.__getitem__,
     )
 
@@ -215,7 +220,9 @@ def test_adaptation_gain_applies_only_to_adapted_variants(tmp_path: Path) -> Non
         ("adapt-then-prune", "adaptation-gain[webcam]"),
         ("prune-then-adapt", "adaptation-gain[dslr]"),  # the default domain is the step's target
     ]
-    explicit = load_suite(write(tmp_path, SUITE.replace("{min: -1.0}", "{min: 0.0, domains: [webcam, dslr]}")), tmp_path / "specs")
+    explicit = load_suite(
+        write(tmp_path, SUITE.replace("{min: -1.0}", "{min: 0.0, domains: [webcam, dslr]}")), tmp_path / "specs"
+    )
     names = [c.name for c in plan_suite(explicit) if c.kind == "adaptation-gain" and c.variant == "coral"]
     assert names == ["adaptation-gain[webcam]", "adaptation-gain[dslr]"]
 
@@ -223,17 +230,43 @@ def test_adaptation_gain_applies_only_to_adapted_variants(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("variant", "expected"),
     [
-        ("{coral: {target: amazon}}", r"adapt\.yaml:6:14: variants\.v\.coral\.target: coral target 'amazon' is the source domain"),
-        ("{coral: {target: webcm}}", r"adapt\.yaml:6:14: variants\.v\.coral\.target: unknown domain 'webcm'; did you mean 'webcam'\?"),
-        ("[{quantize: ptsq}, {coral: webcam}]", r"adapt\.yaml:6:\d+: variants\.v\[1\]\.coral: coral cannot follow quantize"),
-        ("{coral: {target: webcam, layers: [layer9]}}", r"variants\.v\.coral: layer 'layer9' is not a module of resnet10-mini"),
-        ("{coral: {target: webcam, weight: -1}}", r"variants\.v\.coral\.weight: input should be greater than or equal to 0"),
+        (
+            "{coral: {target: amazon}}",
+            r"adapt\.yaml:6:14: variants\.v\.coral\.target: coral target 'amazon' is the source domain",
+        ),
+        (
+            "{coral: {target: webcm}}",
+            r"adapt\.yaml:6:14: variants\.v\.coral\.target: unknown domain 'webcm'; did you mean 'webcam'\?",
+        ),
+        (
+            "[{quantize: ptsq}, {coral: webcam}]",
+            r"adapt\.yaml:6:\d+: variants\.v\[1\]\.coral: coral cannot follow quantize",
+        ),
+        (
+            "{coral: {target: webcam, layers: [layer9]}}",
+            r"variants\.v\.coral: layer 'layer9' is not a module of resnet10-mini",
+        ),
+        (
+            "{coral: {target: webcam, weight: -1}}",
+            r"variants\.v\.coral\.weight: input should be greater than or equal to 0",
+        ),
         ("{coral: {}}", r"variants\.v\.coral: missing required key 'target'"),
         ("{coral: {target: amazn+gaussian_noise@3}}", r"variants\.v\.coral\.target: unknown base domain 'amazn'"),
-        ("{coral: {target: webcam, batchnorm: both}}", r"adapt\.yaml:6:\d+: variants\.v\.coral\.batchnorm: input should be 'joint' or 'source'"),
+        (
+            "{coral: {target: webcam, batchnorm: both}}",
+            r"adapt\.yaml:6:\d+: variants\.v\.coral\.batchnorm: input should be 'joint' or 'source'",
+        ),
     ],
-    ids=["target-is-source", "unknown-target", "after-quantize", "unknown-layer", "negative-weight", "no-target", "unknown-derived-base",
-         "unknown-batchnorm-mode"],
+    ids=[
+        "target-is-source",
+        "unknown-target",
+        "after-quantize",
+        "unknown-layer",
+        "negative-weight",
+        "no-target",
+        "unknown-derived-base",
+        "unknown-batchnorm-mode",
+    ],
 )
 def test_invalid_coral_steps_are_positioned_errors(tmp_path: Path, variant: str, expected: str) -> None:
     text = SUITE.split("variants:")[0] + f"variants:\n  v: {variant}\nexpect:\n  - target-accuracy: {{min: 0.0}}\n"
@@ -246,7 +279,9 @@ def test_invalid_coral_steps_are_positioned_errors(tmp_path: Path, variant: str,
 
 
 def test_a_corrupted_copy_of_the_source_is_a_valid_target(tmp_path: Path) -> None:
-    text = SUITE.replace("{coral: {target: webcam, epochs: 1}}\n", "{coral: {target: amazon+gaussian_noise@3, epochs: 1}}\n", 1)
+    text = SUITE.replace(
+        "{coral: {target: webcam, epochs: 1}}\n", "{coral: {target: amazon+gaussian_noise@3, epochs: 1}}\n", 1
+    )
     loaded = load_suite(write(tmp_path, text), tmp_path / "specs")
     assert loaded.variants["resnet10-mini"]["coral"][0].params.target == "amazon+gaussian_noise@3"
 
@@ -269,7 +304,9 @@ class FakeMeasurements:
 
 def judge(p: dict, adapted: Accuracy, plain: Accuracy):
     exp = EXPECTATIONS.get("adaptation-gain")()
-    m = FakeMeasurements({("adapt-then-prune", "webcam"): adapted, (unadapted_name("adapt-then-prune"), "webcam"): plain})
+    m = FakeMeasurements(
+        {("adapt-then-prune", "webcam"): adapted, (unadapted_name("adapt-then-prune"), "webcam"): plain}
+    )
     return exp.judge(exp.Params.model_validate(p), CheckTarget("webcam", ("webcam",)), m)
 
 
@@ -284,25 +321,38 @@ def test_gain_is_adapted_minus_unadapted() -> None:
 
 def test_versus_compares_with_the_named_variant() -> None:
     exp = EXPECTATIONS.get("adaptation-gain")()
-    m = FakeMeasurements({
-        ("adapt-then-prune", "webcam"): Accuracy(340, 500),
-        ("control", "webcam"): Accuracy(330, 500),
-        (unadapted_name("adapt-then-prune"), "webcam"): Accuracy(100, 500),
-    })
-    out = exp.judge(exp.Params.model_validate({"min": 0.03, "versus": "control"}), CheckTarget("webcam", ("webcam",)), m)
+    m = FakeMeasurements(
+        {
+            ("adapt-then-prune", "webcam"): Accuracy(340, 500),
+            ("control", "webcam"): Accuracy(330, 500),
+            (unadapted_name("adapt-then-prune"), "webcam"): Accuracy(100, 500),
+        }
+    )
+    out = exp.judge(
+        exp.Params.model_validate({"min": 0.03, "versus": "control"}), CheckTarget("webcam", ("webcam",)), m
+    )
     assert out.measured == pytest.approx(0.02) and not out.passed
     assert "against control 0.660" in out.message and out.extra["versus"] == "control"
 
 
 def test_versus_is_its_own_item_with_a_readable_id(tmp_path: Path) -> None:
-    text = SUITE.replace("  - adaptation-gain: {min: -1.0}\n", "  - adaptation-gain: {min: -1.0}\n  - adaptation-gain: {variants: [coral], versus: fp, min: 0.0}\n")
-    names = [c.name for c in plan_suite(load_suite(write(tmp_path, text), tmp_path / "specs")) if c.variant == "coral" and c.kind == "adaptation-gain"]
+    text = SUITE.replace(
+        "  - adaptation-gain: {min: -1.0}\n",
+        "  - adaptation-gain: {min: -1.0}\n  - adaptation-gain: {variants: [coral], versus: fp, min: 0.0}\n",
+    )
+    names = [
+        c.name
+        for c in plan_suite(load_suite(write(tmp_path, text), tmp_path / "specs"))
+        if c.variant == "coral" and c.kind == "adaptation-gain"
+    ]
     assert names == ["adaptation-gain[webcam]", "adaptation-gain[webcam,vs-fp]"]
 
 
 def test_versus_must_name_a_variant(tmp_path: Path) -> None:
     text = SUITE.replace("{min: -1.0}", "{min: 0.0, versus: contrl}")
-    with pytest.raises(SpecErrors, match=r"adapt\.yaml:12:\d+: expect\[1\]\.adaptation-gain\.versus: unknown variant 'contrl'"):
+    with pytest.raises(
+        SpecErrors, match=r"adapt\.yaml:12:\d+: expect\[1\]\.adaptation-gain\.versus: unknown variant 'contrl'"
+    ):
         load_suite(write(tmp_path, text), tmp_path / "specs")
 
 
@@ -326,7 +376,9 @@ def test_unadapted_accuracy_reuses_the_declared_variant(tmp_path: Path) -> None:
     m = SubjectMeasurements(ws, loaded, model, "prune-then-adapt")
     exp = EXPECTATIONS.get("adaptation-gain")()
     out = exp.judge(exp.Params.model_validate({"min": -1.0}), CheckTarget("dslr", ("dslr",)), m)
-    assert out.passed and out.extra["unadapted_accuracy"] == pytest.approx(ws.accuracy(loaded, model, "fp", "dslr").value, abs=1e-6)
+    assert out.passed and out.extra["unadapted_accuracy"] == pytest.approx(
+        ws.accuracy(loaded, model, "fp", "dslr").value, abs=1e-6
+    )
     steps = [b for b in store.builds() if b["kind"] == "variant"]
     assert len(steps) == 2  # prune once (shared with fp), coral once
     evals = [b for b in store.builds() if b["kind"] == "eval"]

@@ -39,8 +39,17 @@ UNORDERED = {"saturate", "glass_blur"}
 #: can swap for one draw (by up to a third over 400 draws); severity 5 stayed at least 2.4 times severity 1.
 ENDS_ONLY = {"snow"}
 #: Corruptions that draw from the generator; every other one must ignore it.
-RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "motion_blur", "glass_blur",
-          "elastic_transform", "fog", "snow"}
+RANDOM = {
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "speckle_noise",
+    "motion_blur",
+    "glass_blur",
+    "elastic_transform",
+    "fog",
+    "snow",
+}
 
 
 @st.composite
@@ -63,7 +72,9 @@ FAST = settings(max_examples=8, deadline=None, suppress_health_check=[HealthChec
 @pytest.mark.parametrize("name", ALL)
 @FAST
 @given(images=smooth_images(), severity=st.sampled_from(SEVERITIES), seed=st.integers(0, 2**31 - 1))
-def test_corruption_keeps_shape_dtype_range_and_is_deterministic(name: str, images: torch.Tensor, severity: int, seed: int) -> None:
+def test_corruption_keeps_shape_dtype_range_and_is_deterministic(
+    name: str, images: torch.Tensor, severity: int, seed: int
+) -> None:
     fn = CORRUPTIONS.get(name)
     before = images.clone()
     out = fn(images, severity, torch.Generator().manual_seed(seed))
@@ -116,8 +127,16 @@ def test_severity_one_changes_a_textured_image_at_every_size() -> None:
 
 def test_registry_marks_the_imagenet_c_benchmark_set() -> None:
     standard = set(standard_corruptions())
-    assert {"gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "brightness", "contrast",
-            "jpeg_compression", "pixelate"} <= standard
+    assert {
+        "gaussian_noise",
+        "shot_noise",
+        "impulse_noise",
+        "defocus_blur",
+        "brightness",
+        "contrast",
+        "jpeg_compression",
+        "pixelate",
+    } <= standard
     assert {"zoom_blur", "glass_blur", "fog", "snow"} <= standard
     assert {"saturate", "gaussian_blur", "speckle_noise"}.isdisjoint(standard)
     assert all(CORRUPTIONS.get(n).name == n for n in ALL)
@@ -132,8 +151,11 @@ def test_severity_outside_one_to_five_is_refused(severity: object) -> None:
         CORRUPTIONS.get("contrast")(torch.rand(1, 3, 16, 16), severity, torch.Generator())  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("images", [torch.zeros(1, 3, 16, 16, dtype=torch.uint8), torch.rand(3, 16, 16), torch.rand(1, 1, 16, 16)],
-                         ids=["uint8", "no-batch", "grey"])
+@pytest.mark.parametrize(
+    "images",
+    [torch.zeros(1, 3, 16, 16, dtype=torch.uint8), torch.rand(3, 16, 16), torch.rand(1, 1, 16, 16)],
+    ids=["uint8", "no-batch", "grey"],
+)
 def test_images_must_be_float_rgb_batches(images: torch.Tensor) -> None:
     with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):
         CORRUPTIONS.get("contrast")(images, 1, torch.Generator())
@@ -151,9 +173,12 @@ def test_severity_tables_follow_the_image_size() -> None:
 
 # --- zoom, glass, fog and snow -----------------------------------------------------------------------------
 
+
 def _smooth(n: int, size: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    up = torch.nn.functional.interpolate(torch.rand((n, 3, 4, 4), generator=g), size=(size, size), mode="bilinear", align_corners=False)
+    up = torch.nn.functional.interpolate(
+        torch.rand((n, 3, 4, 4), generator=g), size=(size, size), mode="bilinear", align_corners=False
+    )
     return (up + 0.05 * torch.rand(up.shape, generator=g)).clamp(0.0, 1.0)
 
 
@@ -168,16 +193,26 @@ def _change(name: str, images: torch.Tensor, severity: int) -> float:
 
 def _edges(images: torch.Tensor) -> float:
     """High-frequency energy: mean absolute difference between horizontal and vertical neighbours."""
-    return float((images[..., 1:] - images[..., :-1]).abs().mean() + (images[..., 1:, :] - images[..., :-1, :]).abs().mean())
+    return float(
+        (images[..., 1:] - images[..., :-1]).abs().mean() + (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+    )
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.parametrize(("name", "images"), [
-    ("zoom_blur", _blocky(8, 32, 0)), ("zoom_blur", _blocky(2, 64, 1)),
-    ("glass_blur", _blocky(8, 32, 0)), ("glass_blur", _blocky(2, 64, 1)),
-    ("fog", _smooth(8, 32, 0)), ("fog", _smooth(2, 64, 1)),
-    ("snow", _smooth(8, 32, 0)), ("snow", _smooth(2, 64, 1)),
-], ids=lambda v: v if isinstance(v, str) else f"{v.shape[-1]}px")
+@pytest.mark.parametrize(
+    ("name", "images"),
+    [
+        ("zoom_blur", _blocky(8, 32, 0)),
+        ("zoom_blur", _blocky(2, 64, 1)),
+        ("glass_blur", _blocky(8, 32, 0)),
+        ("glass_blur", _blocky(2, 64, 1)),
+        ("fog", _smooth(8, 32, 0)),
+        ("fog", _smooth(2, 64, 1)),
+        ("snow", _smooth(8, 32, 0)),
+        ("snow", _smooth(2, 64, 1)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else f"{v.shape[-1]}px",
+)
 def test_new_corruptions_change_the_image_more_at_severity_five(name: str, images: torch.Tensor) -> None:
     low, high = _change(name, images, 1), _change(name, images, 5)
     assert low > 0.005, (name, low)
@@ -208,7 +243,7 @@ def test_glass_blur_scrambles_within_its_max_displacement() -> None:
     images = torch.rand((4, 3, 32, 32), generator=torch.Generator().manual_seed(0))
     out = CORRUPTIONS.get("glass_blur")(images, 1, torch.Generator().manual_seed(1))
     padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate")
-    neighbours = torch.stack([padded[..., dy:dy + 32, dx:dx + 32] for dy in range(3) for dx in range(3)])
+    neighbours = torch.stack([padded[..., dy : dy + 32, dx : dx + 32] for dy in range(3) for dx in range(3)])
     nearest = (neighbours - out).abs().amax(dim=2).amin(dim=0)  # [N, H, W]: best match over the 3x3 window
     assert float(nearest.max()) < 1e-4
     assert float(((out - images).abs().amax(dim=1) > 1e-4).float().mean()) > 0.5, "most pixels moved"
@@ -244,31 +279,50 @@ def test_plasma_fractal_covers_the_image_and_differs_per_image() -> None:
 
     maps = plasma_fractal(3, 40, 2.0, torch.Generator().manual_seed(0))
     assert maps.shape == (3, 64, 64)
-    assert torch.allclose(maps.amin(dim=(1, 2)), torch.zeros(3)) and torch.allclose(maps.amax(dim=(1, 2)), torch.ones(3))
+    assert torch.allclose(maps.amin(dim=(1, 2)), torch.zeros(3)) and torch.allclose(
+        maps.amax(dim=(1, 2)), torch.ones(3)
+    )
     assert not torch.allclose(maps[0], maps[1])
     assert torch.equal(maps, plasma_fractal(3, 40, 2.0, torch.Generator().manual_seed(0)))
 
 
 # --- derived domain names ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("name", "parsed"), [
-    ("amazon", ("amazon", None, None)),
-    ("amazon+gaussian_noise@3", ("amazon", "gaussian_noise", 3)),
-    ("dslr+jpeg_compression@5", ("dslr", "jpeg_compression", 5)),
-], ids=["plain", "noise", "jpeg"])
+
+@pytest.mark.parametrize(
+    ("name", "parsed"),
+    [
+        ("amazon", ("amazon", None, None)),
+        ("amazon+gaussian_noise@3", ("amazon", "gaussian_noise", 3)),
+        ("dslr+jpeg_compression@5", ("dslr", "jpeg_compression", 5)),
+    ],
+    ids=["plain", "noise", "jpeg"],
+)
 def test_parse_domain(name: str, parsed: tuple) -> None:
     assert parse_domain(name) == parsed
 
 
-@pytest.mark.parametrize(("name", "fragment"), [
-    ("amazon+gausian_noise@3", "did you mean 'gaussian_noise'"),
-    ("amazon+gaussian_noise@6", "must be 1-5 (got '6')"),
-    ("amazon+gaussian_noise@0", "must be 1-5"),
-    ("amazon+gaussian_noise@x", "must be 1-5"),
-    ("amazon+gaussian_noise", "needs a severity"),
-    ("+gaussian_noise@1", "no base domain"),
-    ("amazon+contrast@1+pixelate@2", "more than one corruption"),
-], ids=["unknown-corruption", "severity-6", "severity-0", "severity-text", "no-severity", "no-base", "two-corruptions"])
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("amazon+gausian_noise@3", "did you mean 'gaussian_noise'"),
+        ("amazon+gaussian_noise@6", "must be 1-5 (got '6')"),
+        ("amazon+gaussian_noise@0", "must be 1-5"),
+        ("amazon+gaussian_noise@x", "must be 1-5"),
+        ("amazon+gaussian_noise", "needs a severity"),
+        ("+gaussian_noise@1", "no base domain"),
+        ("amazon+contrast@1+pixelate@2", "more than one corruption"),
+    ],
+    ids=[
+        "unknown-corruption",
+        "severity-6",
+        "severity-0",
+        "severity-text",
+        "no-severity",
+        "no-base",
+        "two-corruptions",
+    ],
+)
 def test_malformed_derived_domains_are_refused(name: str, fragment: str) -> None:
     with pytest.raises(DataError, match=None) as info:
         parse_domain(name)

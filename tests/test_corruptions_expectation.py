@@ -25,6 +25,7 @@ def params(**kw):
 
 # --- mCE maths on hand-made numbers ------------------------------------------------------------------------
 
+
 def test_ce_is_the_ratio_of_error_sums_and_mce_their_mean() -> None:
     variant = {"noise": {1: 0.2, 3: 0.4}, "blur": {1: 0.1, 3: 0.1}}
     baseline = {"noise": {1: 0.1, 3: 0.3}, "blur": {1: 0.2, 3: 0.2}}
@@ -47,6 +48,7 @@ def test_a_baseline_without_errors_gives_one_or_infinity() -> None:
 
 # --- expansion ---------------------------------------------------------------------------------------------
 
+
 def test_defaults_are_every_benchmark_corruption_at_five_severities_of_the_source() -> None:
     (target,) = KIND.expand(params(min_accuracy=0.5), "amazon", ["webcam"], "baseline")
     assert target.label == "amazon"
@@ -64,6 +66,7 @@ def test_mce_alone_has_no_item_on_the_baseline() -> None:
 
 
 # --- verdicts ----------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Numbers:
@@ -83,7 +86,12 @@ TWO = {"corruptions": [NOISE, BLUR], "severities": [1, 5]}
 
 def _numbers(variant: str) -> Numbers:
     # Errors per severity 1, 5 of 100 images: baseline noise 10, 30; blur 20, 20. int8 noise 20, 40; blur 10, 10.
-    wrong = {("baseline", NOISE): (10, 30), ("baseline", BLUR): (20, 20), ("int8", NOISE): (20, 40), ("int8", BLUR): (10, 10)}
+    wrong = {
+        ("baseline", NOISE): (10, 30),
+        ("baseline", BLUR): (20, 20),
+        ("int8", NOISE): (20, 40),
+        ("int8", BLUR): (10, 10),
+    }
     acc = {}
     for (v, c), errs in wrong.items():
         for s, e in zip((1, 5), errs):
@@ -150,26 +158,88 @@ def _load(directory: Path, text: str):
 
 #: (id, lines after `expect:` or a replaced `targets:` line, line, col, field path, message fragment)
 CASES = [
-    ("unknown-corruption-in-targets", "targets: [webcam, amazon+gausian_noise@3]", 10, 19, "targets[1]",
-     "unknown corruption 'gausian_noise'; did you mean 'gaussian_noise'"),
+    (
+        "unknown-corruption-in-targets",
+        "targets: [webcam, amazon+gausian_noise@3]",
+        10,
+        19,
+        "targets[1]",
+        "unknown corruption 'gausian_noise'; did you mean 'gaussian_noise'",
+    ),
     ("severity-out-of-range", "targets: [amazon+contrast@6]", 10, 11, "targets[0]", "must be 1-5 (got '6')"),
-    ("unknown-base-domain", "targets: [amazn+contrast@2]", 10, 11, "targets[0]", "unknown base domain 'amazn' in 'amazn+contrast@2'; did you mean 'amazon'?"),
+    (
+        "unknown-base-domain",
+        "targets: [amazn+contrast@2]",
+        10,
+        11,
+        "targets[0]",
+        "unknown base domain 'amazn' in 'amazn+contrast@2'; did you mean 'amazon'?",
+    ),
     ("no-severity", "targets: [amazon+contrast]", 10, 11, "targets[0]", "needs a severity 1-5"),
-    ("derived-in-domains", "  - target-accuracy: {min: 0.1, domains: [dslr+pixelate@0]}", 9, 43,
-     "expect[0].target-accuracy.domains[0]", "must be 1-5"),
-    ("attack-domain", "  - attack: {name: fgsm, eps: 1/255, domain: amazon+blurr@2, max-degradation: 1}", 9, 46,
-     "expect[0].attack.domain", "unknown corruption 'blurr'"),
-    ("expectation-corruptions", "  - corruption: {corruptions: [contrast, pixelat], max-mce: 1.2}", 9, 42,
-     "expect[0].corruption.corruptions[1]", "did you mean 'pixelate'"),
-    ("expectation-severity", "  - corruption: {severities: [1, 6], max-mce: 1.2}", 9, 34,
-     "expect[0].corruption.severities[1]", "severity must be 1-5 (got 6)"),
-    ("expectation-no-gate", "  - corruption: {severities: [1]}", 9, 17, "expect[0].corruption", "give max-mce, min-accuracy or both"),
-    ("expectation-confidence-without-accuracy", "  - corruption: {max-mce: 1.2, confidence: 0.9}", 9, 17,
-     "expect[0].corruption", "confidence applies to min-accuracy only"),
-    ("expectation-derived-base", "  - corruption: {domain: amazon+contrast@1, min-accuracy: 0.5}", 9, 26,
-     "expect[0].corruption.domain", "give the base domain ('amazon')"),
-    ("expectation-unknown-domain", "  - corruption: {domain: amazom, min-accuracy: 0.5}", 9, 26,
-     "expect[0].corruption.domain", "unknown domain 'amazom'; did you mean 'amazon'?"),
+    (
+        "derived-in-domains",
+        "  - target-accuracy: {min: 0.1, domains: [dslr+pixelate@0]}",
+        9,
+        43,
+        "expect[0].target-accuracy.domains[0]",
+        "must be 1-5",
+    ),
+    (
+        "attack-domain",
+        "  - attack: {name: fgsm, eps: 1/255, domain: amazon+blurr@2, max-degradation: 1}",
+        9,
+        46,
+        "expect[0].attack.domain",
+        "unknown corruption 'blurr'",
+    ),
+    (
+        "expectation-corruptions",
+        "  - corruption: {corruptions: [contrast, pixelat], max-mce: 1.2}",
+        9,
+        42,
+        "expect[0].corruption.corruptions[1]",
+        "did you mean 'pixelate'",
+    ),
+    (
+        "expectation-severity",
+        "  - corruption: {severities: [1, 6], max-mce: 1.2}",
+        9,
+        34,
+        "expect[0].corruption.severities[1]",
+        "severity must be 1-5 (got 6)",
+    ),
+    (
+        "expectation-no-gate",
+        "  - corruption: {severities: [1]}",
+        9,
+        17,
+        "expect[0].corruption",
+        "give max-mce, min-accuracy or both",
+    ),
+    (
+        "expectation-confidence-without-accuracy",
+        "  - corruption: {max-mce: 1.2, confidence: 0.9}",
+        9,
+        17,
+        "expect[0].corruption",
+        "confidence applies to min-accuracy only",
+    ),
+    (
+        "expectation-derived-base",
+        "  - corruption: {domain: amazon+contrast@1, min-accuracy: 0.5}",
+        9,
+        26,
+        "expect[0].corruption.domain",
+        "give the base domain ('amazon')",
+    ),
+    (
+        "expectation-unknown-domain",
+        "  - corruption: {domain: amazom, min-accuracy: 0.5}",
+        9,
+        26,
+        "expect[0].corruption.domain",
+        "unknown domain 'amazom'; did you mean 'amazon'?",
+    ),
 ]
 
 
@@ -179,8 +249,12 @@ def _text(change: str) -> str:
     return GOOD + change + "\n"
 
 
-@pytest.mark.parametrize(("change", "line", "col", "path", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_corruption_spec_points_at_the_problem(suite_dir: Path, change: str, line: int, col: int, path: str, fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "line", "col", "path", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_corruption_spec_points_at_the_problem(
+    suite_dir: Path, change: str, line: int, col: int, path: str, fragment: str
+) -> None:
     with pytest.raises(SpecErrors) as info:
         _load(suite_dir, _text(change))
     errs = info.value.errors
@@ -217,5 +291,7 @@ def test_collecting_imports_no_torchvision(suite_dir: Path) -> None:
 
 def test_a_check_target_is_what_the_plugin_records() -> None:
     # Every corrupted set an item needs is in its target, so its eval keys are recorded with it.
-    (target,) = KIND.expand(params(min_accuracy=0.5, corruptions=["contrast", "pixelate"], severities=[3]), "amazon", [], "int8")
+    (target,) = KIND.expand(
+        params(min_accuracy=0.5, corruptions=["contrast", "pixelate"], severities=[3]), "amazon", [], "int8"
+    )
     assert target == CheckTarget("amazon", ("amazon+contrast@3", "amazon+pixelate@3"))

@@ -148,8 +148,11 @@ def _reference_ddn(library: str, model, x, y, levels):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("library", "levels"), [("foolbox", None), ("adv-lib", None), ("adv-lib", 256)],
-                         ids=["foolbox", "adv-lib", "adv-lib-256-levels"])
+@pytest.mark.parametrize(
+    ("library", "levels"),
+    [("foolbox", None), ("adv-lib", None), ("adv-lib", 256)],
+    ids=["foolbox", "adv-lib", "adv-lib-256-levels"],
+)
 def test_ddn_matches_a_reference(trained, library, levels):
     model, x, y = trained
     ddn = ATTACKS.get("ddn")()
@@ -275,5 +278,7 @@ def test_jsma_versus_ibm_art(trained, record_property):
         seconds["ours", gamma] = time.perf_counter() - start
         for name, adv in (("art", theirs), ("ours", ours)):
             rates[name, gamma] = (_predict(model, adv) == target).float().mean().item()
-            record_property(f"jsma-{name}-gamma{gamma}", f"success {rates[name, gamma]:.3f} in {seconds[name, gamma]:.3f} s")
+            record_property(
+                f"jsma-{name}-gamma{gamma}", f"success {rates[name, gamma]:.3f} in {seconds[name, gamma]:.3f} s"
+            )
         assert rates["ours", gamma] >= rates["art", gamma], rates

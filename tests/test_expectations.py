@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from dataclasses import dataclass, field
+
+import pytest
 
 from robustspec.expect import EXPECTATIONS, Accuracy, CheckTarget
 
@@ -58,7 +58,9 @@ def test_expansion_is_one_item_per_domain() -> None:
     assert [t.label for t in exp.expand(params, "amazon", ["webcam", "dslr"], "baseline")] == ["dslr"]
 
 
-@pytest.mark.parametrize("kind", [k for k in EXPECTATIONS.names() if k not in ("attack", "corruption")])  # tests/test_attack_expectation.py, tests/test_corruptions_expectation.py
+@pytest.mark.parametrize(
+    "kind", [k for k in EXPECTATIONS.names() if k not in ("attack", "corruption")]
+)  # tests/test_attack_expectation.py, tests/test_corruptions_expectation.py
 def test_every_expectation_reports_its_numbers(kind: str) -> None:
     exp = EXPECTATIONS.get(kind)()
     name = "max" if "max" in exp.Params.model_fields else "min"

@@ -70,7 +70,9 @@ def test_scales_are_the_int8_models(setup) -> None:
     assert int(int8.net.quant.zero_point) == q.quant.activation_post_process.zero_point.item()
     compared = 0
     for name, m in int8.net.named_modules():
-        if isinstance(m, (torch.ao.nn.quantized.Conv2d, torch.ao.nn.quantized.Linear, torch.ao.nn.quantized.QFunctional)):
+        if isinstance(
+            m, (torch.ao.nn.quantized.Conv2d, torch.ao.nn.quantized.Linear, torch.ao.nn.quantized.QFunctional)
+        ):
             fq = q.get_submodule(name).activation_post_process
             assert m.scale == pytest.approx(fq.scale.item(), rel=1e-6), name
             assert m.zero_point == fq.zero_point.item(), name

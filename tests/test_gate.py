@@ -37,10 +37,17 @@ expect:
   - drop-vs-source: {max: 1.0, regression: {max-drop: 0.05}}
   - source-accuracy: {min: 0.0}
 """
-ITEMS = sorted(ID + name for name in (
-    "source-accuracy", "target-accuracy[webcam]", "target-accuracy[dslr]", "drop-vs-source[webcam]",
-    "drop-vs-source[dslr]", "source-accuracy#2",
-))
+ITEMS = sorted(
+    ID + name
+    for name in (
+        "source-accuracy",
+        "target-accuracy[webcam]",
+        "target-accuracy[dslr]",
+        "drop-vs-source[webcam]",
+        "drop-vs-source[dslr]",
+        "source-accuracy#2",
+    )
+)
 
 
 @pytest.fixture
@@ -106,12 +113,14 @@ def test_results_merged_from_two_workers_and_warn_severity(project: pytest.Pytes
     # The baseline is the same document.
     assert json.loads((project.path / "baseline" / "results.json").read_text())["items"] == doc["items"]
     # The item passes with a warning, and says WARN in the summary.
-    result.stdout.re_match_lines([
-        r".*s\.yaml:7: RobustSpecWarning: severity warn: accuracy on target domain 'webcam': measured .* min 1\.000",
-        r"s\s+resnet10-mini\s+baseline\s+target-accuracy\s+dslr\s+\d\.\d{3}\s+>= 1\.000\s+WARN$",
-        r"robustspec results: \.robustspec/results\.json$",
-        r"robustspec baseline saved: baseline/results\.json$",
-    ])
+    result.stdout.re_match_lines(
+        [
+            r".*s\.yaml:7: RobustSpecWarning: severity warn: accuracy on target domain 'webcam': measured .* min 1\.000",
+            r"s\s+resnet10-mini\s+baseline\s+target-accuracy\s+dslr\s+\d\.\d{3}\s+>= 1\.000\s+WARN$",
+            r"robustspec results: \.robustspec/results\.json$",
+            r"robustspec baseline saved: baseline/results\.json$",
+        ]
+    )
 
 
 # --- baselines -----------------------------------------------------------------------------------------
@@ -139,31 +148,49 @@ def test_baseline_against_itself_then_regressions_new_stale_in_junit(project: py
     # Against itself: every item is compared and nothing regresses.
     again = run(project, store, "--robustspec-baseline", "base.json", "--robustspec-results", "again.json")
     assert again.ret == 0, output(again)
-    again.stdout.fnmatch_lines(["*robustspec baseline: base.json*", "compared with the baseline: 6 ok, 0 regression, 0 new, "
-                                "0 in the baseline but not run"])
+    again.stdout.fnmatch_lines(
+        [
+            "*robustspec baseline: base.json*",
+            "compared with the baseline: 6 ok, 0 regression, 0 new, 0 in the baseline but not run",
+        ]
+    )
     assert {i["properties"]["baseline_status"] for i in items_of(project.path / "again.json").values()} == {"ok"}
 
     base = json.loads((project.path / "base.json").read_text())
     (project.path / "doctored.json").write_text(json.dumps(doctor(base)))
-    result = run(project, store, "-n", "2", "--robustspec-baseline", "doctored.json", "--junitxml=junit.xml",
-                 "--robustspec-results", "out/results.json")
+    result = run(
+        project,
+        store,
+        "-n",
+        "2",
+        "--robustspec-baseline",
+        "doctored.json",
+        "--junitxml=junit.xml",
+        "--robustspec-results",
+        "out/results.json",
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED, output(result)
     result.assert_outcomes(passed=4, failed=2, warnings=3)  # two warn items, one stale
     assert "Traceback" not in output(result)
     measured = {k: v["properties"]["measured"] for k, v in items_of(project.path / "base.json").items()}
 
     # The summary says what was compared, and lists what is new, stale and gone ("[" is literal here).
-    result.stdout.fnmatch_lines([line.replace("[", "[[]") for line in [
-        "*robustspec baseline: doctored.json*",
-        "compared with the baseline: 1 ok, 3 regression, 1 new, 1 stale, 1 in the baseline but not run",
-        f"regression: {ID}drop-vs-source[dslr]: measured -0.250 vs baseline -0.350 (+0.100, tolerance 0.05)",
-        f"regression: {ID}source-accuracy: measured {measured[ID + 'source-accuracy']:.3f} vs baseline "
-        f"{measured[ID + 'source-accuracy'] + 0.3:.3f} (-0.300, tolerance 0.02)",
-        f"regression: {ID}target-accuracy[webcam]: * [warn]",
-        f"new: {ID}target-accuracy[dslr]: not in the baseline",
-        f"stale: {ID}source-accuracy#2: artifact_key differs (baseline model-0123456789a*, now model-*): * comparison skipped*",
-        f"gone: {ID}retired-check: in the baseline, not in this run",
-    ]])
+    result.stdout.fnmatch_lines(
+        [
+            line.replace("[", "[[]")
+            for line in [
+                "*robustspec baseline: doctored.json*",
+                "compared with the baseline: 1 ok, 3 regression, 1 new, 1 stale, 1 in the baseline but not run",
+                f"regression: {ID}drop-vs-source[dslr]: measured -0.250 vs baseline -0.350 (+0.100, tolerance 0.05)",
+                f"regression: {ID}source-accuracy: measured {measured[ID + 'source-accuracy']:.3f} vs baseline "
+                f"{measured[ID + 'source-accuracy'] + 0.3:.3f} (-0.300, tolerance 0.02)",
+                f"regression: {ID}target-accuracy[webcam]: * [warn]",
+                f"new: {ID}target-accuracy[dslr]: not in the baseline",
+                f"stale: {ID}source-accuracy#2: artifact_key differs (baseline model-0123456789a*, now model-*): * comparison skipped*",
+                f"gone: {ID}retired-check: in the baseline, not in this run",
+            ]
+        ]
+    )
     assert re.search(r"RobustSpecWarning: baseline not compared: artifact_key differs", output(result))
 
     # JUnit XML from -n 2: every number is a property; failures carry measured, threshold, interval, baseline.
@@ -185,7 +212,16 @@ def test_baseline_against_itself_then_regressions_new_stale_in_junit(project: py
         "resnet10-mini::baseline::source-accuracy#2": "stale",
     }
     for key, (props, failures) in cases.items():
-        assert {"measured", "threshold", "comparison", "n", "ci_low", "ci_high", "status", "regression_tolerance"} <= set(props)
+        assert {
+            "measured",
+            "threshold",
+            "comparison",
+            "n",
+            "ci_low",
+            "ci_high",
+            "status",
+            "regression_tolerance",
+        } <= set(props)
         assert (props["status"] == "fail") == bool(failures), (key, props, failures)
     for key in ("source-accuracy", "drop-vs-source[dslr]"):
         props, [message] = cases["resnet10-mini::baseline::" + key]
@@ -202,19 +238,37 @@ def test_baseline_against_itself_then_regressions_new_stale_in_junit(project: py
     # The results file records the baseline; compare on the two files agrees with the gate.
     doc = json.loads((project.path / "out" / "results.json").read_text())
     assert doc["baseline"]["path"].endswith("doctored.json") and doc["summary"]["fail"] == 2
-    assert main(["compare", str(project.path / "doctored.json"), str(project.path / "out" / "results.json"),
-                 "-o", str(project.path / "comment.md")]) == 1
+    assert (
+        main(
+            [
+                "compare",
+                str(project.path / "doctored.json"),
+                str(project.path / "out" / "results.json"),
+                "-o",
+                str(project.path / "comment.md"),
+            ]
+        )
+        == 1
+    )
     comment = (project.path / "comment.md").read_text()
     assert comment.startswith("### robustspec compare: FAIL: 3 regressed, 1 stale, 1 new, 1 gone")
     assert "**regressed** (warn)" in comment
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--robustspec-baseline", "missing.json"], "--robustspec-baseline: */missing.json: no such file"),
-    (["--robustspec-baseline", "suites/s.yaml"], "--robustspec-baseline: */s.yaml:1:1: not JSON*"),
-    (["--robustspec-regression-tolerance", "-1"], "--robustspec-regression-tolerance: expected a finite number >= 0*"),
-])
-def test_bad_gate_options_are_usage_errors(project: pytest.Pytester, store: Path, args: list[str], fragment: str) -> None:
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--robustspec-baseline", "missing.json"], "--robustspec-baseline: */missing.json: no such file"),
+        (["--robustspec-baseline", "suites/s.yaml"], "--robustspec-baseline: */s.yaml:1:1: not JSON*"),
+        (
+            ["--robustspec-regression-tolerance", "-1"],
+            "--robustspec-regression-tolerance: expected a finite number >= 0*",
+        ),
+    ],
+)
+def test_bad_gate_options_are_usage_errors(
+    project: pytest.Pytester, store: Path, args: list[str], fragment: str
+) -> None:
     result = run(project, store, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, output(result)
     result.stderr.fnmatch_lines([f"ERROR: {fragment}"])

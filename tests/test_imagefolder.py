@@ -137,7 +137,7 @@ def test_train_and_test_are_disjoint_and_cover_all_files(tree: Path) -> None:
         assert not train & test
         on_disk = {p for c in CLASSES for p in _class_dir(tree.resolve(), d, c).iterdir()}
         assert train | test == on_disk
-        for split, pairs in files.items():
+        for _split, pairs in files.items():
             assert all(ds.classes[label] == p.parent.name for label, p in pairs)
             assert pairs == sorted(pairs, key=lambda lp: (lp[0], str(lp[1])))
 
@@ -309,9 +309,7 @@ ERROR_CASES = [
         r"domain 'webcams' not found .*did you mean 'webcam'.*found: amazon, dslr, webcam",
         id="unknown-domain",
     ),
-    pytest.param(
-        _no_class_folders, r"domain 'clipart' has no class folders in .*clipart", id="domain-without-classes"
-    ),
+    pytest.param(_no_class_folders, r"domain 'clipart' has no class folders in .*clipart", id="domain-without-classes"),
     pytest.param(_empty_class, r"domain 'dslr' has class folders with no images .*bike", id="class-without-images"),
     pytest.param(
         _missing_class, r"domain 'webcam' lacks classes \['mug'\] that 'amazon' has", id="class-missing-in-domain"

@@ -32,8 +32,12 @@ def _ctx(classes: int = 5, n: int = 8, size: int = 16, epochs: int = 0) -> StepC
     g = torch.Generator().manual_seed(0)
     split = Split(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g), torch.arange(n) % classes)
     return StepContext(
-        train=split, num_classes=classes, device=CPU, recipe=TrainRecipe(epochs=epochs, batch_size=4),
-        baseline=lambda: _net(classes=classes), new_network=lambda arch, p: Normalized(build_network(arch, classes, p)),
+        train=split,
+        num_classes=classes,
+        device=CPU,
+        recipe=TrainRecipe(epochs=epochs, batch_size=4),
+        baseline=lambda: _net(classes=classes),
+        new_network=lambda arch, p: Normalized(build_network(arch, classes, p)),
     )
 
 
@@ -149,7 +153,16 @@ def test_parameter_validation() -> None:
         _params()
     with pytest.raises(ValidationError, match="exactly one of rank-ratio"):
         _params(**{"rank-ratio": 0.5, "params": "6M"})
-    for bad in ({"rank-ratio": 1.0}, {"rank-ratio": 0}, {"rank-ratio": True}, {"params": "6.39X"}, {"params": "2**20"},
-                {"params": True}, {"params": -5}, {"rank-ratio": 0.5, "method": "tucker"}, {"rank-ratio": 0.5, "ranks": 3}):
+    for bad in (
+        {"rank-ratio": 1.0},
+        {"rank-ratio": 0},
+        {"rank-ratio": True},
+        {"params": "6.39X"},
+        {"params": "2**20"},
+        {"params": True},
+        {"params": -5},
+        {"rank-ratio": 0.5, "method": "tucker"},
+        {"rank-ratio": 0.5, "ranks": 3},
+    ):
         with pytest.raises(ValidationError):
             _params(**bad)

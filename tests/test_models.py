@@ -46,7 +46,11 @@ def test_user_factory_by_import_path() -> None:
 
 @pytest.mark.parametrize(
     "ref, message",
-    [("no_such_module_xyz:f", "cannot import"), (f"{__name__}:missing", "no callable"), ("bad ref:x", "package.module:function")],
+    [
+        ("no_such_module_xyz:f", "cannot import"),
+        (f"{__name__}:missing", "no callable"),
+        ("bad ref:x", "package.module:function"),
+    ],
     ids=["missing-module", "missing-function", "malformed"],
 )
 def test_bad_factories_are_clear_errors(ref: str, message: str) -> None:

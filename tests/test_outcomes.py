@@ -71,7 +71,8 @@ def test_research_pairs_attack_cells_on_the_same_sample() -> None:
     a, b = Row("resnet18", "int8"), Row("resnet18", "baseline")
     for row, right in ((a, 70), (b, 60)):
         out = [i < right for i in range(n)]
-        row.attacks["pgd-linf"] = AttackCell(right / n, 0.99, n, "white-box", 4 / 255, "pgd-linf",
-                                             encode_outcomes(out, "data-a.test.seed0"))
+        row.attacks["pgd-linf"] = AttackCell(
+            right / n, 0.99, n, "white-box", 4 / 255, "pgd-linf", encode_outcomes(out, "data-a.test.seed0")
+        )
     c = _attack_pair("resnet18 pgd-linf", a, b, "pgd-linf")
     assert c.pairs == (60, 10, 0, 30) and c.outcome == "supports"

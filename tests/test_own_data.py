@@ -80,21 +80,53 @@ def _one_image_per_class(root: Path) -> None:
 
 #: (id, change to the tree, extra data keys, targets, (line, col, path), message fragment)
 DATA_CASES = [
-    pytest.param(_empty_domain, "", "webcam, dslr", (2, 7, "data"),
-                 "domain 'webcam' has no class folders in", id="target-domain-empty"),
-    pytest.param(_classes_without_images, "", "webcam, dslr", (2, 7, "data"),
-                 "domain 'webcam' has class folders with no images (.jpg .jpeg .png .bmp .webp)", id="classes-without-images"),
-    pytest.param(_one_image_per_class, "", "webcam, dslr", (2, 7, "data"),
-                 "domain 'dslr' has no test images", id="no-test-images"),
-    pytest.param(None, ", domains: [amazon, webcam, dsrl]", "webcam", (2, 7, "data"),
-                 "domain 'dsrl' not found in", id="requested-domain-absent"),
-    pytest.param(None, ", domains: [amazon, dslr]", "webcam", (4, 11, "targets[0]"),
-                 "unknown domain 'webcam'", id="target-not-among-domains"),
+    pytest.param(
+        _empty_domain,
+        "",
+        "webcam, dslr",
+        (2, 7, "data"),
+        "domain 'webcam' has no class folders in",
+        id="target-domain-empty",
+    ),
+    pytest.param(
+        _classes_without_images,
+        "",
+        "webcam, dslr",
+        (2, 7, "data"),
+        "domain 'webcam' has class folders with no images (.jpg .jpeg .png .bmp .webp)",
+        id="classes-without-images",
+    ),
+    pytest.param(
+        _one_image_per_class,
+        "",
+        "webcam, dslr",
+        (2, 7, "data"),
+        "domain 'dslr' has no test images",
+        id="no-test-images",
+    ),
+    pytest.param(
+        None,
+        ", domains: [amazon, webcam, dsrl]",
+        "webcam",
+        (2, 7, "data"),
+        "domain 'dsrl' not found in",
+        id="requested-domain-absent",
+    ),
+    pytest.param(
+        None,
+        ", domains: [amazon, dslr]",
+        "webcam",
+        (4, 11, "targets[0]"),
+        "unknown domain 'webcam'",
+        id="target-not-among-domains",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("change", "extra", "targets", "where", "fragment"), DATA_CASES)
-def test_data_problems_are_collection_errors(tmp_path: Path, jpeg_tree: Path, change, extra, targets, where, fragment) -> None:
+def test_data_problems_are_collection_errors(
+    tmp_path: Path, jpeg_tree: Path, change, extra, targets, where, fragment
+) -> None:
     root = shutil.copytree(jpeg_tree, tmp_path / "data")
     if change is not None:
         change(root)
@@ -142,15 +174,18 @@ expect:
 
 
 @pytest.mark.slow
-def test_plugin_fine_tunes_from_a_checkpoint(pytester: pytest.Pytester, jpeg_tree: Path, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_fine_tunes_from_a_checkpoint(
+    pytester: pytest.Pytester, jpeg_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for var in ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(var, raising=False)
     shutil.copytree(jpeg_tree, pytester.path / "office31")
     torch.manual_seed(3)
     checkpoint = build_network("resnet10-mini", 31).state_dict()  # a 31-class head, as from Office-31
     (pytester.path / "weights").mkdir()
-    torch.save({"state_dict": {f"module.{k}": v for k, v in checkpoint.items()}}, pytester.path / "weights" / "mini31.pt")
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in checkpoint.items()}}, pytester.path / "weights" / "mini31.pt"
+    )
     (pytester.path / "suites").mkdir()
     (pytester.path / "suites" / "own.yaml").write_text(E2E_SUITE, encoding="utf-8")
     store = tmp_path / "store"

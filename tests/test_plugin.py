@@ -219,7 +219,11 @@ def test_changing_a_threshold_rebuilds_nothing(
     assert Counter(b["kind"] for b in builds) == {"data": 3, "model": 1, "eval": 3, "metrics": 1}
     log = (store / "builds.jsonl").read_bytes()
 
-    write_suite(project, "s.yaml", suite_text("source-accuracy: {min: 0.01}", "target-accuracy: {min: 0.02}", "drop-vs-source: {max: 0.99}"))
+    write_suite(
+        project,
+        "s.yaml",
+        suite_text("source-accuracy: {min: 0.01}", "target-accuracy: {min: 0.02}", "drop-vs-source: {max: 0.99}"),
+    )
     # Also: the option wins over the environment (nothing may be built in the empty environment store).
     monkeypatch.setenv("ROBUSTSPEC_STORE", str(tmp_path / "env-store"))
     second = run(project, store)
@@ -272,7 +276,9 @@ def test_bad_suite_is_a_collection_error_of_that_file_only(
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "xdist"])
-def test_strict_mode_runs_nothing_when_a_suite_is_bad(project: pytest.Pytester, tmp_path: Path, xdist: list[str]) -> None:
+def test_strict_mode_runs_nothing_when_a_suite_is_bad(
+    project: pytest.Pytester, tmp_path: Path, xdist: list[str]
+) -> None:
     store = tmp_path / "store"
     write_suite(project, "good.yaml", suite_text(*ALWAYS_PASS))
     write_suite(project, "bad.yaml", BAD_SUITE)
@@ -287,7 +293,9 @@ def test_strict_mode_runs_nothing_when_a_suite_is_bad(project: pytest.Pytester, 
 # --- 8, 9. JUnit XML under xdist ---------------------------------------------------------------------
 
 
-def run_for_junit(pytester: pytest.Pytester, store: Path, workers: str, xml: Path) -> dict[str, tuple[dict[str, str], str | None]]:
+def run_for_junit(
+    pytester: pytest.Pytester, store: Path, workers: str, xml: Path
+) -> dict[str, tuple[dict[str, str], str | None]]:
     """Run GATED_SUITE with a fresh store (so the model is trained in this mode) and return the testcases."""
     write_suite(pytester, "s.yaml", GATED_SUITE)
     result = run(pytester, store, "-n", workers, f"--junitxml={xml}")
@@ -298,7 +306,10 @@ def run_for_junit(pytester: pytest.Pytester, store: Path, workers: str, xml: Pat
 
 
 def numbers(cases: dict[str, tuple[dict[str, str], str | None]]) -> dict[str, tuple[str, ...]]:
-    return {key: tuple(props[k] for k in ("measured", "n", "ci_low", "ci_high", "status")) for key, (props, _) in cases.items()}
+    return {
+        key: tuple(props[k] for k in ("measured", "n", "ci_low", "ci_high", "status"))
+        for key, (props, _) in cases.items()
+    }
 
 
 def trained_weights(store: Path) -> dict[str, Any]:
@@ -313,7 +324,9 @@ def two_worker_run() -> dict[str, Any]:
     return {}
 
 
-def test_junit_xml_under_xdist_has_the_numbers(project: pytest.Pytester, tmp_path: Path, two_worker_run: dict[str, Any]) -> None:
+def test_junit_xml_under_xdist_has_the_numbers(
+    project: pytest.Pytester, tmp_path: Path, two_worker_run: dict[str, Any]
+) -> None:
     cases = run_for_junit(project, tmp_path / "store", "2", tmp_path / "out.xml")
     assert set(cases) == set(ITEMS)
     for key, (props, failure) in cases.items():
@@ -335,7 +348,9 @@ def test_junit_xml_under_xdist_has_the_numbers(project: pytest.Pytester, tmp_pat
     two_worker_run.update(numbers=numbers(cases), store=tmp_path / "store")
 
 
-def test_one_and_two_workers_measure_the_same(project: pytest.Pytester, tmp_path: Path, two_worker_run: dict[str, Any]) -> None:
+def test_one_and_two_workers_measure_the_same(
+    project: pytest.Pytester, tmp_path: Path, two_worker_run: dict[str, Any]
+) -> None:
     # -n 1 caps torch at all cores, -n 2 at one each; builds pin their own thread count (default 1), so the
     # trained weights must be bitwise equal. (With --robustspec-build-threads=auto they differ by ~1e-6.)
     one = numbers(run_for_junit(project, tmp_path / "store-n1", "1", tmp_path / "n1.xml"))

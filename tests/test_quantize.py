@@ -236,8 +236,16 @@ def test_parse_and_params() -> None:
     assert q.parse("int4") == {"method": "int4"}  # then validation names the allowed methods
     assert _params(**q.parse("ptsq")) == QuantizeParams()
     assert QuantizeParams() == _params(method="ptsq", backend="x86", calibration=256, seed=0)
-    for bad in ({"method": "int4"}, {"backend": "tensorrt"}, {"calibration": 0}, {"calibration": "256"},
-                {"calibration": True}, {"calibration": 100_001}, {"seed": 1.5}, {"bits": 8}):
+    for bad in (
+        {"method": "int4"},
+        {"backend": "tensorrt"},
+        {"calibration": 0},
+        {"calibration": "256"},
+        {"calibration": True},
+        {"calibration": 100_001},
+        {"seed": 1.5},
+        {"bits": 8},
+    ):
         with pytest.raises(ValidationError):
             _params(**bad)
 

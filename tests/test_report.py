@@ -44,9 +44,16 @@ def item(
     **props: Any,
 ) -> dict[str, Any]:
     properties: dict[str, Any] = {
-        "robustspec": "1", "suite": "office", "model": model, "variant": variant, "check": name.split("[")[0],
-        "domain": name[name.index("[") + 1:-1] if "[" in name else "", "comparison": comparison, "threshold": 0.5,
-        "status": status, "artifact_key": f"model-{model}-{variant}",
+        "robustspec": "1",
+        "suite": "office",
+        "model": model,
+        "variant": variant,
+        "check": name.split("[")[0],
+        "domain": name[name.index("[") + 1 : -1] if "[" in name else "",
+        "comparison": comparison,
+        "threshold": 0.5,
+        "status": status,
+        "artifact_key": f"model-{model}-{variant}",
     }
     if measured is not None:
         properties["measured"] = measured
@@ -66,17 +73,42 @@ def table1_doc() -> dict[str, Any]:
         for variant, params in sizes.items():
             if model == "resnet18" and variant == "kd-r18":
                 continue
-            acc = {"amazon": 0.99 * scale, "webcam": 0.6 * scale - (0.1 if variant == "fp-4.51m" else 0.0),
-                   "dslr": 0.62 * scale}
+            acc = {
+                "amazon": 0.99 * scale,
+                "webcam": 0.6 * scale - (0.1 if variant == "fp-4.51m" else 0.0),
+                "dslr": 0.62 * scale,
+            }
             ctx = {f"accuracy[{d}]": round(v, 4) for d, v in acc.items()}
-            ctx.update(parameters=params * (2 if model == "resnet34" and variant == "baseline" else 1),
-                       bytes=params * (1 if variant == "int8" else 4), **{f"eval_key[{d}]": f"eval-{model}-{variant}-{d}" for d in acc})
+            ctx.update(
+                parameters=params * (2 if model == "resnet34" and variant == "baseline" else 1),
+                bytes=params * (1 if variant == "int8" else 4),
+                **{f"eval_key[{d}]": f"eval-{model}-{variant}-{d}" for d in acc},
+            )
             items.append(item("source-accuracy", acc["amazon"], model=model, variant=variant, **ctx))
-            items.append(item("target-accuracy[webcam]", acc["webcam"], model=model, variant=variant,
-                              status="warn" if variant == "fp-4.51m" else "pass", ci_low=0.4, ci_high=0.7, **ctx))
+            items.append(
+                item(
+                    "target-accuracy[webcam]",
+                    acc["webcam"],
+                    model=model,
+                    variant=variant,
+                    status="warn" if variant == "fp-4.51m" else "pass",
+                    ci_low=0.4,
+                    ci_high=0.7,
+                    **ctx,
+                )
+            )
             for attack, factor in (("fgsm", 0.5), ("pgd-linf", 0.2)):
-                items.append(item(f"attack[{attack}]", round(acc["amazon"] * factor, 4), model=model, variant=variant,
-                                  check="attack", domain=attack, **ctx))
+                items.append(
+                    item(
+                        f"attack[{attack}]",
+                        round(acc["amazon"] * factor, 4),
+                        model=model,
+                        variant=variant,
+                        check="attack",
+                        domain=attack,
+                        **ctx,
+                    )
+                )
             if (model, variant) == ("resnet34", "fp-4.51m"):
                 items.append(item("max-params", params, "<=", model=model, variant=variant, status="fail", **ctx))
                 items[-1]["message"] = "suites/office.yaml:12: parameters of fp-4.51m: measured 4.5M; > max 4.4M"
@@ -156,8 +188,15 @@ def documents(draw: Any, ids: list[str] | None = None) -> dict[str, Any]:
         if draw(st.integers(0, 5)) == 0:
             extra["artifact_key"] = draw(st.sampled_from(["k1", "k2"]))
         measured = draw(values)
-        items.append(item(name, measured, draw(st.sampled_from([">=", "<="])),
-                          status="error" if measured is None else "pass", **extra))
+        items.append(
+            item(
+                name,
+                measured,
+                draw(st.sampled_from([">=", "<="])),
+                status="error" if measured is None else "pass",
+                **extra,
+            )
+        )
     return doc(*items)
 
 
@@ -186,19 +225,36 @@ def test_larger_tolerance_never_reports_more_regressions(data: Any, t1: float, t
 
 def test_compare_markdown_and_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old, new = tmp_path / "old.json", tmp_path / "new.json"
-    write_document(old, doc(item("source-accuracy", 0.90), item("target-accuracy[webcam]", 0.60),
-                            item("drop-vs-source[dslr]", 0.30, "<="), item("max-params", 4_510_000, "<="),
-                            item("target-accuracy[dslr]", 0.5)))
-    write_document(new, doc(item("source-accuracy", 0.95), item("target-accuracy[webcam]", 0.52),
-                            item("drop-vs-source[dslr]", 0.31, "<="), item("max-params", 4_510_000, "<="),
-                            item("target-accuracy[amazon]", 0.7), commit="def456"))
+    write_document(
+        old,
+        doc(
+            item("source-accuracy", 0.90),
+            item("target-accuracy[webcam]", 0.60),
+            item("drop-vs-source[dslr]", 0.30, "<="),
+            item("max-params", 4_510_000, "<="),
+            item("target-accuracy[dslr]", 0.5),
+        ),
+    )
+    write_document(
+        new,
+        doc(
+            item("source-accuracy", 0.95),
+            item("target-accuracy[webcam]", 0.52),
+            item("drop-vs-source[dslr]", 0.31, "<="),
+            item("max-params", 4_510_000, "<="),
+            item("target-accuracy[amazon]", 0.7),
+            commit="def456",
+        ),
+    )
     assert main(["compare", str(old), str(new)]) == 1
     out = capsys.readouterr().out
     assert out.startswith("### robustspec compare: FAIL: 1 regressed")
     row = next(line for line in out.splitlines() if "target-accuracy[webcam]" in line)
     assert "**regressed**" in row and "0.600" in row and "0.520" in row and "-0.080" in row
     assert re.search(r"\| improved \|.*source-accuracy.*\| 0\.900 \| 0\.950 \| \+0\.050 \|", out)
-    assert re.search(r"\| new \|.*target-accuracy\[amazon\]", out) and re.search(r"\| gone \|.*target-accuracy\[dslr\]", out)
+    assert re.search(r"\| new \|.*target-accuracy\[amazon\]", out) and re.search(
+        r"\| gone \|.*target-accuracy\[dslr\]", out
+    )
     assert "<details><summary>2 unchanged</summary>" in out  # drop within tolerance, equal parameter count
     assert "`abc123`" in out and "`def456`" in out
     # A larger tolerance accepts the drop of 0.08; the file option writes the markdown there.
@@ -207,13 +263,18 @@ def test_compare_markdown_and_exit_status(tmp_path: Path, capsys: pytest.Capture
     assert "OK" in md.read_text() and "robustspec compare: OK" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (None, "no such file"),
-    ("{", "not JSON"),
-    ('{"format": "other"}', "not a robustspec results file"),
-    ('{"format": "robustspec-results", "version": 1, "items": [{"id": "a"}, {"id": "a"}]}', "appears twice"),
-])
-def test_compare_rejects_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, fragment: str) -> None:
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (None, "no such file"),
+        ("{", "not JSON"),
+        ('{"format": "other"}', "not a robustspec results file"),
+        ('{"format": "robustspec-results", "version": 1, "items": [{"id": "a"}, {"id": "a"}]}', "appears twice"),
+    ],
+)
+def test_compare_rejects_bad_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, fragment: str
+) -> None:
     bad = tmp_path / "bad.json"
     if content is not None:
         bad.write_text(content)
@@ -227,11 +288,21 @@ def test_compare_rejects_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture
 # --- the results document ------------------------------------------------------------------------------
 
 
-def report(nodeid: str, when: str, outcome: str, props: list[tuple[str, Any]] | None = None, longrepr: Any = None) -> Any:
+def report(
+    nodeid: str, when: str, outcome: str, props: list[tuple[str, Any]] | None = None, longrepr: Any = None
+) -> Any:
     return SimpleNamespace(
-        nodeid=nodeid, when=when, outcome=outcome, passed=outcome == "passed", failed=outcome == "failed",
-        skipped=outcome == "skipped", user_properties=props or [], keywords={"robustspec": 1}, duration=0.5,
-        longrepr=longrepr, longreprtext=longrepr if isinstance(longrepr, str) else "",
+        nodeid=nodeid,
+        when=when,
+        outcome=outcome,
+        passed=outcome == "passed",
+        failed=outcome == "failed",
+        skipped=outcome == "skipped",
+        user_properties=props or [],
+        keywords={"robustspec": 1},
+        duration=0.5,
+        longrepr=longrepr,
+        longreprtext=longrepr if isinstance(longrepr, str) else "",
     )
 
 
@@ -246,7 +317,9 @@ def test_collector_merges_phases_and_never_passes_silently() -> None:
     c.add(SimpleNamespace(**{**vars(report("test_x.py::test_other", "call", "passed")), "keywords": {}}))
     records = {r["id"]: r for r in c.records()}
     assert set(records) == {"s.yaml::m::baseline::ok", "s.yaml::m::baseline::broken", "s.yaml::m::baseline::skipped"}
-    assert records["s.yaml::m::baseline::ok"]["status"] == "pass" and records["s.yaml::m::baseline::ok"]["duration"] == 1.5
+    assert (
+        records["s.yaml::m::baseline::ok"]["status"] == "pass" and records["s.yaml::m::baseline::ok"]["duration"] == 1.5
+    )
     assert records["s.yaml::m::baseline::broken"]["status"] == "error"
     assert "no data" in records["s.yaml::m::baseline::broken"]["message"]
     assert records["s.yaml::m::baseline::skipped"]["status"] == "skip"
@@ -289,7 +362,9 @@ def test_report_html_is_self_contained_with_tables_and_images(rendered: tuple[Pa
     assert all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
     assert not re.search(r'(src|href)="(?!data:)', text)  # nothing outside the file
     header = re.search(r"<thead><tr><th>model</th><th>compression</th><th>params \(M\)</th>.*?</tr>", text)
-    assert header and all(f"<th>{c} (%)</th>" in header.group(0) for c in ("amazon", "webcam", "dslr", "fgsm", "pgd-linf"))
+    assert header and all(
+        f"<th>{c} (%)</th>" in header.group(0) for c in ("amazon", "webcam", "dslr", "fgsm", "pgd-linf")
+    )
     assert '<tr class="warn">' in text and '<tr class="fail">' in text and ">WARN<" in text
 
 
@@ -297,8 +372,13 @@ def test_report_markdown_next_to_it(rendered: tuple[Path, Path]) -> None:
     pytest.importorskip("matplotlib")
     html_path, md_path = rendered
     md = md_path.read_text()
-    assert "| model | compression | params (M) | size (MB) | amazon (%) | webcam (%) | dslr (%) | fgsm (%) | pgd-linf (%) |" in md
-    assert re.search(r"\| resnet34 \| fp-4\.51m \| 4\.50 \| 18\.0 \| 89\.1 \| 44\.0 \| 55\.8 \| 44\.5 \| 17\.8 \|", md), md
+    assert (
+        "| model | compression | params (M) | size (MB) | amazon (%) | webcam (%) | dslr (%) | fgsm (%) | pgd-linf (%) |"
+        in md
+    )
+    assert re.search(
+        r"\| resnet34 \| fp-4\.51m \| 4\.50 \| 18\.0 \| 89\.1 \| 44\.0 \| 55\.8 \| 44\.5 \| 17\.8 \|", md
+    ), md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
     assert len(links) == 3
     assert all((md_path.parent / link).read_bytes().startswith(b"\x89PNG") for link in links)
@@ -309,10 +389,12 @@ def test_an_attack_mode_gets_a_row_of_its_own() -> None:
     from robustspec.report.html import table1
 
     size = {"parameters": 11_180_000, "bytes": 11_300_000}
-    t = table1(doc(
-        item("attack[pgd-linf]", 0.65, variant="int8", robust_accuracy=0.65, clean_accuracy=1.0, **size),
-        item("attack[pgd-linf,white-box]", 0.63, variant="int8", robust_accuracy=0.63, clean_accuracy=1.0, **size),
-    ))[0]
+    t = table1(
+        doc(
+            item("attack[pgd-linf]", 0.65, variant="int8", robust_accuracy=0.65, clean_accuracy=1.0, **size),
+            item("attack[pgd-linf,white-box]", 0.63, variant="int8", robust_accuracy=0.63, clean_accuracy=1.0, **size),
+        )
+    )[0]
     assert t.attacks == ["pgd-linf"]
     rows = {s.variant: s for s in t.subjects}
     assert set(rows) == {"int8", "int8 (white-box)"}
@@ -334,7 +416,9 @@ def test_report_renders_in_chromium(rendered: tuple[Path, Path], tmp_path: Path)
     """Look at the page as a person would: headless Chromium draws it (skipped where there is none)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("render_report", Path(__file__).parents[1] / "docs" / "render_report.py")
+    spec = importlib.util.spec_from_file_location(
+        "render_report", Path(__file__).parents[1] / "docs" / "render_report.py"
+    )
     assert spec and spec.loader
     render_report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(render_report)
@@ -387,7 +471,9 @@ def test_example_workflow() -> None:
     cache = steps[uses.index("actions/cache")]["with"]
     assert cache["path"] == ".robustspec/store" and "hashFiles('specs/**', 'suites/**')" in cache["key"]
     run = " ".join(s.get("run", "") for s in steps)
-    assert "pytest suites/ -n auto --robustspec-baseline baseline/results.json --junitxml=junit.xml" in " ".join(run.split())
+    assert "pytest suites/ -n auto --robustspec-baseline baseline/results.json --junitxml=junit.xml" in " ".join(
+        run.split()
+    )
     assert "robustspec compare baseline/results.json .robustspec/results.json" in run
     assert "robustspec report .robustspec/results.json -o report.html" in run
     upload = steps[uses.index("actions/upload-artifact")]["with"]["path"]

@@ -15,8 +15,7 @@ from robustspec.report.research import Comparison, research
 from robustspec.report.results import make_document, write_document
 
 EPS = 4 / 255
-STEPS = {"FP": {"prune.ratio": 0.5}, "KD": {"distill.student": "resnet18"}, "PTSQ": {"quantize.backend": "x86"},
-         "": {}}
+STEPS = {"FP": {"prune.ratio": 0.5}, "KD": {"distill.student": "resnet18"}, "PTSQ": {"quantize.backend": "x86"}, "": {}}
 
 # (model, variant): parameters, method, accuracy on the targets. Every trend of Table 1 holds clearly here.
 TABLE1: dict[tuple[str, str], tuple[float, str, dict[str, float]]] = {
@@ -40,30 +39,62 @@ TABLE2: dict[tuple[str, str], tuple[float, str, dict[str, float], str]] = {
 
 
 def _props(model: str, variant: str, params: float, method: str, suite: str) -> dict[str, Any]:
-    return {"robustspec": "1", "suite": suite, "model": model, "variant": variant, "parameters": params,
-            "bytes": params * (1 if method == "PTSQ" else 4), **STEPS[method]}
+    return {
+        "robustspec": "1",
+        "suite": suite,
+        "model": model,
+        "variant": variant,
+        "parameters": params,
+        "bytes": params * (1 if method == "PTSQ" else 4),
+        **STEPS[method],
+    }
 
 
-def make_results(table1: dict[Any, Any] | None = None, table2: dict[Any, Any] | None = None,
-                 n: int = 1000, n_attack: int = 1000) -> dict[str, Any]:
+def make_results(
+    table1: dict[Any, Any] | None = None, table2: dict[Any, Any] | None = None, n: int = 1000, n_attack: int = 1000
+) -> dict[str, Any]:
     """A results document shaped like a Table 1 + Table 2 run (amazon source, webcam and dslr targets)."""
     items = []
     for (model, variant), (params, method, acc) in (TABLE1 if table1 is None else table1).items():
         props = _props(model, variant, params, method, "table1")
         props.update({"accuracy[amazon]": 0.99, **{f"accuracy[{d}]": v for d, v in acc.items()}})
         prefix = f"suites/table1.yaml::{model}::{variant}::"
-        items.append({"id": prefix + "source-accuracy", "status": "pass",
-                      "properties": {**props, "check": "source-accuracy", "domain": "", "measured": 0.99, "n": n}})
+        items.append(
+            {
+                "id": prefix + "source-accuracy",
+                "status": "pass",
+                "properties": {**props, "check": "source-accuracy", "domain": "", "measured": 0.99, "n": n},
+            }
+        )
         for d, v in acc.items():
-            items.append({"id": prefix + f"target-accuracy[{d}]", "status": "pass",
-                          "properties": {**props, "check": "target-accuracy", "domain": d, "measured": v, "n": n}})
+            items.append(
+                {
+                    "id": prefix + f"target-accuracy[{d}]",
+                    "status": "pass",
+                    "properties": {**props, "check": "target-accuracy", "domain": d, "measured": v, "n": n},
+                }
+            )
     for (model, variant), (params, method, attacks, mode) in (TABLE2 if table2 is None else table2).items():
         props = _props(model, variant, params, method, "table2")
         for attack, robust in attacks.items():
-            items.append({"id": f"suites/table2.yaml::{model}::{variant}::attack[{attack}]", "status": "pass",
-                          "properties": {**props, "check": "attack", "domain": attack, "attack": attack,
-                                         "attack_mode": mode, "eps": EPS, "n": n_attack, "clean_accuracy": 0.99,
-                                         "robust_accuracy": robust, "measured": robust}})
+            items.append(
+                {
+                    "id": f"suites/table2.yaml::{model}::{variant}::attack[{attack}]",
+                    "status": "pass",
+                    "properties": {
+                        **props,
+                        "check": "attack",
+                        "domain": attack,
+                        "attack": attack,
+                        "attack_mode": mode,
+                        "eps": EPS,
+                        "n": n_attack,
+                        "clean_accuracy": 0.99,
+                        "robust_accuracy": robust,
+                        "measured": robust,
+                    },
+                }
+            )
     return make_document(items, {"python": "3"}, "abc123")
 
 
@@ -79,6 +110,7 @@ def with_acc(model: str, variant: str, webcam: float, dslr: float) -> Callable[[
     def change(t1: dict[Any, Any]) -> None:
         params, method, _ = t1[(model, variant)]
         t1[(model, variant)] = (params, method, {"webcam": webcam, "dslr": dslr})
+
     return change
 
 
@@ -86,6 +118,7 @@ def with_attacks(model: str, variant: str, fgsm: float, pgd: float) -> Callable[
     def change(t2: dict[Any, Any]) -> None:
         params, method, _, mode = t2[(model, variant)]
         t2[(model, variant)] = (params, method, {"fgsm": fgsm, "pgd-linf": pgd}, mode)
+
     return change
 
 
@@ -97,8 +130,12 @@ def test_table1_in_the_research_layout() -> None:
     assert r.source == "amazon" and r.targets == ["webcam", "dslr"]
     # Per model: baseline, FP largest first, KD, PTSQ; models by size.
     assert [(x.model, x.variant, x.method) for x in r.table1_rows] == [
-        ("resnet18", "baseline", "-"), ("resnet18", "fp-4.51m", "FP"), ("resnet18", "int8", "PTSQ"),
-        ("resnet34", "baseline", "-"), ("resnet34", "fp-11.19m", "FP"), ("resnet34", "fp-4.51m", "FP"),
+        ("resnet18", "baseline", "-"),
+        ("resnet18", "fp-4.51m", "FP"),
+        ("resnet18", "int8", "PTSQ"),
+        ("resnet34", "baseline", "-"),
+        ("resnet34", "fp-11.19m", "FP"),
+        ("resnet34", "fp-4.51m", "FP"),
         ("resnet34", "kd-r18", "KD (resnet18)"),
     ]
     text = rs.render_text(r)
@@ -144,15 +181,21 @@ def test_every_trend_holds_on_the_reference_numbers() -> None:
 
 
 FLIPS1 = {
-    "pruning-depth": [with_acc("resnet18", "fp-4.51m", 0.70, 0.72), with_acc("resnet34", "fp-11.19m", 0.80, 0.82),
-                      with_acc("resnet34", "fp-4.51m", 0.90, 0.92)],
+    "pruning-depth": [
+        with_acc("resnet18", "fp-4.51m", 0.70, 0.72),
+        with_acc("resnet34", "fp-11.19m", 0.80, 0.82),
+        with_acc("resnet34", "fp-4.51m", 0.90, 0.92),
+    ],
     "kd-vs-fp": [with_acc("resnet34", "kd-r18", 0.45, 0.47)],
     "smaller-original": [with_acc("resnet34", "fp-4.51m", 0.60, 0.62), with_acc("resnet34", "fp-11.19m", 0.70, 0.72)],
     "int8-keeps-accuracy": [with_acc("resnet18", "int8", 0.50, 0.52)],
     "deeper-baseline": [with_acc("resnet34", "baseline", 0.50, 0.52)],
 }
 FLIPS2 = {
-    "pruned-vulnerable": [with_attacks("resnet18", "fp-4.51m", 0.80, 0.60), with_attacks("resnet34", "fp-11.19m", 0.70, 0.50)],
+    "pruned-vulnerable": [
+        with_attacks("resnet18", "fp-4.51m", 0.80, 0.60),
+        with_attacks("resnet34", "fp-11.19m", 0.70, 0.50),
+    ],
     "kd-robust-vs-fp": [with_attacks("resnet34", "kd-r18", 0.20, 0.05)],
     "kd-robust-vs-baseline": [with_attacks("resnet34", "kd-r18", 0.50, 0.30)],
     "pgd-vs-fgsm": [with_attacks(m, v, 0.10, 0.90) for m, v in TABLE2],
@@ -191,8 +234,13 @@ def test_small_differences_are_within_noise() -> None:
 
 
 def test_one_clear_comparison_among_many_noisy_is_within_noise() -> None:
-    t = rs.Trend("x", "claim", "test", [Comparison("a", "a", 0.9, 1000, "b", 0.5, 1000)]
-                 + [Comparison("a", "a", 0.51, 100, "b", 0.50, 100) for _ in range(3)])
+    t = rs.Trend(
+        "x",
+        "claim",
+        "test",
+        [Comparison("a", "a", 0.9, 1000, "b", 0.5, 1000)]
+        + [Comparison("a", "a", 0.51, 100, "b", 0.50, 100) for _ in range(3)],
+    )
     assert t.counts["supports"] == 1 and t.verdict == "within noise"
     assert rs.Trend("x", "claim", "test").verdict == "not measured"
 
@@ -264,8 +312,9 @@ def test_cli_usage_errors(argv: list[str], fragment: str, capsys: pytest.Capture
     assert fragment in err and "Traceback" not in err
 
 
-def test_cli_without_suites_in_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_without_suites_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["research"]) == 2
     assert "no suites/table1.yaml, suites/table2.yaml in the current directory" in capsys.readouterr().err
@@ -279,8 +328,13 @@ def test_cli_without_suites_in_the_current_directory(tmp_path: Path, monkeypatch
     ],
     ids=["default", "deep-full"],
 )
-def test_cli_runs_pytest_with_the_suites(flags: list[str], suites: list[str], tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_runs_pytest_with_the_suites(
+    flags: list[str],
+    suites: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     for s in ("table1.yaml", "table2.yaml", "extra/table1-deep.yaml", "extra/table2.yaml"):
         (tmp_path / "suites" / s).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "suites" / s).write_text("# a suite\n")
@@ -295,7 +349,7 @@ def test_cli_runs_pytest_with_the_suites(flags: list[str], suites: list[str], tm
     monkeypatch.setattr(rs, "run_suites", fake_run)
     assert main(["research", "-n", "2", "--store", "/tmp/some-store", *flags]) == 1
     [cmd] = seen
-    assert cmd[1:3] == ["-m", "pytest"] and cmd[3:3 + len(suites)] == suites
+    assert cmd[1:3] == ["-m", "pytest"] and cmd[3 : 3 + len(suites)] == suites
     assert cmd[cmd.index("-n") + 1] == "2" and cmd[cmd.index("--robustspec-store") + 1] == "/tmp/some-store"
     captured = capsys.readouterr()
     assert "Trends of the research" in captured.out and "some checks failed" in captured.err
@@ -308,9 +362,19 @@ def test_int8_attacked_white_box_is_a_row_of_its_own() -> None:
         p = item["properties"]
         if p.get("check") == "attack" and p["variant"] == "int8":
             robust = p["robust_accuracy"] - 0.3  # white-box through the fake-quant copy: far less robust
-            extra.append({"id": item["id"].replace("]", ",white-box]"), "status": "pass",
-                          "properties": {**p, "domain": p["domain"] + ",white-box", "robust_accuracy": robust,
-                                         "measured": robust, "attack_mode": "white-box (fake-quant surrogate)"}})
+            extra.append(
+                {
+                    "id": item["id"].replace("]", ",white-box]"),
+                    "status": "pass",
+                    "properties": {
+                        **p,
+                        "domain": p["domain"] + ",white-box",
+                        "robust_accuracy": robust,
+                        "measured": robust,
+                        "attack_mode": "white-box (fake-quant surrogate)",
+                    },
+                }
+            )
     doc["items"] += extra
     r = research(doc)
     int8 = [x for x in r.table2_rows if x.variant == "int8"]

@@ -19,8 +19,12 @@ def recipes(draw) -> TrainRecipe:
     return TrainRecipe(
         epochs=draw(st.integers(0, 50)),
         batch_size=draw(st.integers(1, 512)),
-        optimizer=OptimizerSpec(name=draw(st.sampled_from(["sgd", "adam", "adamw"])), lr=draw(st.floats(1e-5, 1.0)),
-                                momentum=draw(st.floats(0.0, 0.99)), weight_decay=draw(st.floats(0.0, 0.1))),
+        optimizer=OptimizerSpec(
+            name=draw(st.sampled_from(["sgd", "adam", "adamw"])),
+            lr=draw(st.floats(1e-5, 1.0)),
+            momentum=draw(st.floats(0.0, 0.99)),
+            weight_decay=draw(st.floats(0.0, 0.1)),
+        ),
         schedule=draw(st.sampled_from(["onecycle", "cosine", "constant"])),
         augment=AugmentSpec(crop_pad=draw(st.integers(0, 8)), flip=draw(st.booleans()), jitter=draw(unit)),
         seed=draw(st.integers(0, 2**31)),
@@ -34,8 +38,14 @@ def suites(draw) -> Suite:
     others = [d for d in domains if d != source]
     targets = draw(st.lists(st.sampled_from(others), unique=True))
     model_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
-    models = [ModelSpec(name=n, arch=draw(st.sampled_from(["resnet18", "resnet10-mini", "resnet50"])),
-                        train=draw(st.none() | recipes())) for n in model_names]
+    models = [
+        ModelSpec(
+            name=n,
+            arch=draw(st.sampled_from(["resnet18", "resnet10-mini", "resnet50"])),
+            train=draw(st.none() | recipes()),
+        )
+        for n in model_names
+    ]
     expect = []
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(["source-accuracy", "target-accuracy", "drop-vs-source"]))
@@ -47,9 +57,18 @@ def suites(draw) -> Suite:
         if draw(st.booleans()):
             params["models"] = draw(st.lists(st.sampled_from(model_names), min_size=1, unique=True))
         expect.append({kind: params})
-    data = SynthData(classes=draw(st.integers(2, 16)), image_size=draw(st.integers(16, 64)), seed=draw(st.integers(0, 99)))
-    return Suite(suite=draw(names), data=data, source=source, targets=targets, train=draw(recipes()),
-                 models=models, expect=expect)
+    data = SynthData(
+        classes=draw(st.integers(2, 16)), image_size=draw(st.integers(16, 64)), seed=draw(st.integers(0, 99))
+    )
+    return Suite(
+        suite=draw(names),
+        data=data,
+        source=source,
+        targets=targets,
+        train=draw(recipes()),
+        models=models,
+        expect=expect,
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -62,4 +81,6 @@ def test_dump_then_load_gives_the_same_suite(tmp_path, suite: Suite) -> None:
     expected_targets = suite.targets or [d for d in ["amazon", "webcam", "dslr"] if d != suite.source]
     assert loaded.suite == suite.model_copy(update={"targets": expected_targets})
     # Planning is deterministic: the same suite always gives the same item names in the same order.
-    assert [c.nodeid_parts for c in plan_suite(loaded)] == [c.nodeid_parts for c in plan_suite(load_suite(path, tmp_path / "no-specs"))]
+    assert [c.nodeid_parts for c in plan_suite(loaded)] == [
+        c.nodeid_parts for c in plan_suite(load_suite(path, tmp_path / "no-specs"))
+    ]

@@ -28,8 +28,12 @@ def _ctx(classes: int = 5, n: int = 8, size: int = 16, epochs: int = 0) -> StepC
     g = torch.Generator().manual_seed(0)
     split = Split(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g), torch.arange(n) % classes)
     return StepContext(
-        train=split, num_classes=classes, device=CPU, recipe=TrainRecipe(epochs=epochs, batch_size=4),
-        baseline=lambda: _net(classes), new_network=lambda arch, p: Normalized(build_network(arch, classes, p)),
+        train=split,
+        num_classes=classes,
+        device=CPU,
+        recipe=TrainRecipe(epochs=epochs, batch_size=4),
+        baseline=lambda: _net(classes),
+        new_network=lambda arch, p: Normalized(build_network(arch, classes, p)),
     )
 
 
@@ -87,7 +91,14 @@ def test_check_messages_and_validation() -> None:
         "a quantized model cannot be sparsified: put sparsify before quantize"
     ]
     assert SparsifyParams.model_validate({"sparsity": "90%"}).sparsity == pytest.approx(0.9)
-    for bad in ({}, {"sparsity": 0}, {"sparsity": 1}, {"sparsity": True}, {"sparsity": 0.5, "scope": "channel"},
-                {"sparsity": 0.5, "method": "random"}, {"sparsity": 0.5, "amount": 0.5}):
+    for bad in (
+        {},
+        {"sparsity": 0},
+        {"sparsity": 1},
+        {"sparsity": True},
+        {"sparsity": 0.5, "scope": "channel"},
+        {"sparsity": 0.5, "method": "random"},
+        {"sparsity": 0.5, "amount": 0.5},
+    ):
         with pytest.raises(ValidationError):
             SparsifyParams.model_validate(bad)

@@ -45,9 +45,15 @@ CASES = [
 
 
 @pytest.mark.parametrize("name, variant, where, fragment", CASES, ids=[c[0] for c in CASES])
-def test_bad_variant_points_at_the_step(tmp_path: Path, name: str, variant: str | None, where: str, fragment: str) -> None:
+def test_bad_variant_points_at_the_step(
+    tmp_path: Path, name: str, variant: str | None, where: str, fragment: str
+) -> None:
     shutil.copytree(REPO_SPECS, tmp_path / "specs")
-    text = SUITE.format(variant=variant) if variant else SUITE.replace("      v: {variant}", "      baseline: {{quantize: ptsq}}").format()
+    text = (
+        SUITE.format(variant=variant)
+        if variant
+        else SUITE.replace("      v: {variant}", "      baseline: {{quantize: ptsq}}").format()
+    )
     path = tmp_path / "suite.yaml"
     path.write_text(text)
     with pytest.raises(SpecErrors) as info:
@@ -59,7 +65,9 @@ def test_bad_variant_points_at_the_step(tmp_path: Path, name: str, variant: str 
 def test_quantizing_a_factory_model_is_refused(tmp_path: Path) -> None:
     shutil.copytree(REPO_SPECS, tmp_path / "specs")
     path = tmp_path / "suite.yaml"
-    path.write_text(SUITE.replace("arch: resnet50", "arch: tests.test_models:tiny_factory").format(variant="{quantize: ptsq}"))
+    path.write_text(
+        SUITE.replace("arch: resnet50", "arch: tests.test_models:tiny_factory").format(variant="{quantize: ptsq}")
+    )
     with pytest.raises(SpecErrors, match="int8 quantization supports torchvision ResNets"):
         load_suite(path)
 

@@ -98,7 +98,9 @@ def test_the_collection_check_and_loading_agree(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as info:
         load_local_weights(build_network("resnet10-mini", 10), path)
     (problem,) = weights_fit_problems(path, "resnet10-mini", {}, 10)
-    assert problem.split("does not fit resnet10-mini: ")[1] == str(info.value).split("does not fit the architecture: ")[1]
+    assert (
+        problem.split("does not fit resnet10-mini: ")[1] == str(info.value).split("does not fit the architecture: ")[1]
+    )
     with torch.device("meta"):
         own = build_network("resnet10-mini", 10).state_dict()
     skipped, problems = fit_problems(torch.load(path, weights_only=True, mmap=True), own, "fc")
@@ -168,9 +170,15 @@ def test_enum_not_cached_says_where_to_put_it(torch_home: Path, ref: str, named:
 @pytest.mark.parametrize(
     ("ref", "fragment"),
     [
-        ("ResNet50_Weights.IMAGENET1K_V3", "ResNet50_Weights has no member 'IMAGENET1K_V3'; did you mean IMAGENET1K_V2, IMAGENET1K_V1"),
+        (
+            "ResNet50_Weights.IMAGENET1K_V3",
+            "ResNet50_Weights has no member 'IMAGENET1K_V3'; did you mean IMAGENET1K_V2, IMAGENET1K_V1",
+        ),
         ("torchvision:ResNet50_Weights.imagenet", "(members: IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT)"),
-        ("Resnet50_Weights.DEFAULT", "unknown torchvision weights enum 'Resnet50_Weights'; did you mean ResNet50_Weights"),
+        (
+            "Resnet50_Weights.DEFAULT",
+            "unknown torchvision weights enum 'Resnet50_Weights'; did you mean ResNet50_Weights",
+        ),
         ("torchvision:resnet50", "torchvision weights are written 'ResNet50_Weights.IMAGENET1K_V2'"),
     ],
 )
@@ -224,7 +232,12 @@ def suite_errors(directory: Path, weights: str, arch: str = "resnet10-mini") -> 
 def the_weights_error(errors: list[SpecError], directory: Path) -> str:
     assert len(errors) == 1, "\n".join(map(str, errors))
     (e,) = errors
-    assert (e.file, e.line, e.col, format_path(e.path)) == (str(directory / "suite.yaml"), WEIGHTS_LINE, WEIGHTS_COL, "models[0].weights")
+    assert (e.file, e.line, e.col, format_path(e.path)) == (
+        str(directory / "suite.yaml"),
+        WEIGHTS_LINE,
+        WEIGHTS_COL,
+        "models[0].weights",
+    )
     return e.message
 
 
@@ -276,7 +289,11 @@ def test_weights_error_in_a_named_model_points_into_models_yaml(tmp_path: Path) 
     (specs / "models.yaml").write_text("pre:\n  arch: resnet10-mini\n  weights: ../w.pt\n", encoding="utf-8")
     save(tmp_path / "w.pt", build_network("resnet10-small", 3).state_dict())
     path = tmp_path / "suite.yaml"
-    path.write_text(SUITE.format(arch="", weights="").split("models:")[0] + "models: [pre]\nexpect:\n  - source-accuracy: {min: 0.0}\n", encoding="utf-8")
+    path.write_text(
+        SUITE.format(arch="", weights="").split("models:")[0]
+        + "models: [pre]\nexpect:\n  - source-accuracy: {min: 0.0}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(SpecErrors) as info:
         load_suite(path)
     (e,) = info.value.errors
@@ -299,7 +316,11 @@ def test_collection_without_enums_does_not_import_torchvision(tmp_path: Path) ->
         "print('torchvision' in sys.modules)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
         env={**os.environ, "PYTHONPATH": str(tmp_path)},
     ).stdout
     assert out.strip().splitlines()[-1] == "False", out

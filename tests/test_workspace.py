@@ -46,7 +46,9 @@ def write_suite(dir: Path, data_line: str) -> Path:
 
 def test_imagefolder_suite_builds_once_and_evaluates(tmp_path: Path) -> None:
     write_tree(tmp_path / "office")
-    loaded = load_suite(write_suite(tmp_path, "{imagefolder: ../office, image-size: 32, test-fraction: 0.5}"), tmp_path / "specs")
+    loaded = load_suite(
+        write_suite(tmp_path, "{imagefolder: ../office, image-size: 32, test-fraction: 0.5}"), tmp_path / "specs"
+    )
     model = loaded.suite.models[0]
     store = Store(tmp_path / "store")
     ws = Workspace(store)

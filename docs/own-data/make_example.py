@@ -36,7 +36,9 @@ HERE = Path(__file__).resolve().parent
 DOMAINS = ("amazon", "webcam", "dslr")
 
 
-def write_tree(root: Path, *, classes: int = 5, images: int = 8, size: int = 224, seed: int = 0, quality: int = 90) -> Path:
+def write_tree(
+    root: Path, *, classes: int = 5, images: int = 8, size: int = 224, seed: int = 0, quality: int = 90
+) -> Path:
     """Write ``images`` JPEGs per class per domain under ``root`` in the Office-31 layout; returns ``root``."""
     synth = OfficeSynth(classes=classes, image_size=size, train_per_class=images, test_per_class=1, seed=seed)
     for domain in DOMAINS:
@@ -80,7 +82,9 @@ def write_standin_weights(path: Path, *, arch: str = "resnet50", classes: int = 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE, help="where office31/ and weights/ go (default: next to this script)")
+    parser.add_argument(
+        "--out", type=Path, default=HERE, help="where office31/ and weights/ go (default: next to this script)"
+    )
     parser.add_argument("--classes", type=int, default=5, help="classes per domain (2-16)")
     parser.add_argument("--images", type=int, default=8, help="images per class per domain")
     parser.add_argument("--size", type=int, default=224, help="side of the written JPEGs in pixels")

@@ -30,7 +30,9 @@ def measure(threads: int, images: int, batch_size: int, size: int, classes: int)
         torch.randint(0, classes, (images,), generator=g),
     )
     net = Normalized(build_network("resnet50", classes), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    recipe = TrainRecipe(epochs=1, batch_size=batch_size, optimizer=OptimizerSpec(name="sgd", lr=0.001), schedule="cosine")
+    recipe = TrainRecipe(
+        epochs=1, batch_size=batch_size, optimizer=OptimizerSpec(name="sgd", lr=0.001), schedule="cosine"
+    )
     # Warm-up: one small step so that one-time allocations do not count.
     train_supervised(net, Split(data.images[:batch_size], data.labels[:batch_size]), recipe, device=torch.device("cpu"))
     t = time.perf_counter()

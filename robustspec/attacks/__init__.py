@@ -11,7 +11,7 @@ __all__ = ["ATTACKS"]
 ATTACKS: Registry = Registry("attack")
 
 # Each attack module registers itself; one import per module.
-from . import (
+from . import (  # noqa: E402
     blackbox,  # noqa: F401
     ddn,  # noqa: F401
     gradient,  # noqa: F401

@@ -25,14 +25,19 @@ __all__ = ["Attack", "AttackParams", "Norm", "run_in_batches"]
 Norm = Literal["linf", "l2", "l0"]
 
 
-def run_in_batches(step: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: Any, generator: torch.Generator) -> torch.Tensor:
+def run_in_batches(
+    step: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: Any, generator: torch.Generator
+) -> torch.Tensor:
     """Apply ``step(model, xb, yb, params, generator)`` to batches of ``params.batch_size``, with autograd on.
 
     The driver may hold inference mode for its clean pass; attacks need gradients of the input.
     """
     bs = params.batch_size
     with torch.inference_mode(False), torch.enable_grad():
-        chunks = [step(model, x[s : s + bs].clone(), y[s : s + bs].clone(), params, generator) for s in range(0, x.shape[0], bs)]
+        chunks = [
+            step(model, x[s : s + bs].clone(), y[s : s + bs].clone(), params, generator)
+            for s in range(0, x.shape[0], bs)
+        ]
     return torch.cat(chunks) if chunks else x.clone()
 
 
@@ -61,5 +66,7 @@ class Attack(Protocol):
     def check(self, params: Any, num_classes: int) -> list[str]:
         """Problems knowable at collection (eps outside [0, 1], a norm the attack lacks, ...)."""
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: Any, generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: Any, generator: torch.Generator
+    ) -> torch.Tensor:
         """Adversarial examples for one batch."""

@@ -43,7 +43,9 @@ class SquareParams(AttackParams):
     """``{name: square, eps: 4/255, queries: 1000, p-init: 0.8}``."""
 
     eps: UnitEps = Field(description="L-inf budget on the [0,1] pixel scale")
-    queries: Int = Field(1000, ge=1, le=1_000_000, description="forward passes per sample (the initialisation included)")
+    queries: Int = Field(
+        1000, ge=1, le=1_000_000, description="forward passes per sample (the initialisation included)"
+    )
     p_init: Real = Field(0.8, gt=0.0, le=1.0, description="initial fraction of pixels changed per query")
 
 
@@ -80,7 +82,9 @@ class Square:
         return eps_problems(params, num_classes)
 
     @torch.no_grad()
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: SquareParams, generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: SquareParams, generator: torch.Generator
+    ) -> torch.Tensor:
         x = x.detach()
         n, c, h, w = x.shape
         eps, dev = params.eps, x.device
@@ -150,7 +154,9 @@ class AutoAttack:
         # APGD-T's targeted DLR loss reads the 4th largest logit, APGD-DLR the 3rd.
         need = 3 if params.version == "rand" else 4
         if num_classes < need:
-            problems.append(f"autoattack version {params.version!r} needs at least {need} classes (DLR loss), the data has {num_classes}")
+            problems.append(
+                f"autoattack version {params.version!r} needs at least {need} classes (DLR loss), the data has {num_classes}"
+            )
         return problems
 
     def _ensemble(self, model: nn.Module, params: AutoAttackParams, n_classes: int, seed: int):
@@ -176,7 +182,9 @@ class AutoAttack:
                 attacks += [fab_t, square]
         return torchattacks.MultiAttack(attacks)
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: AutoAttackParams, generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: AutoAttackParams, generator: torch.Generator
+    ) -> torch.Tensor:
         with torch.no_grad():
             n_classes = int(model(x[:1]).shape[1])
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))

@@ -34,11 +34,15 @@ _ALPHA_MIN = 0.01
 
 
 class DDNParams(AttackParams):
-    eps: Fraction | None = Field(None, description="L2 budget (pixel scale) at which success is scored; the research used 0.24")
+    eps: Fraction | None = Field(
+        None, description="L2 budget (pixel scale) at which success is scored; the research used 0.24"
+    )
     steps: Int = Field(100, ge=1, le=100_000, description="iterations, one forward and one backward pass each")
     init_epsilon: Real = Field(1.0, gt=0.0, description="initial L2 radius of every sample")
     gamma: Real = Field(0.05, gt=0.0, lt=1.0, description="radius factor per step: shrink by 1-gamma, grow by 1+gamma")
-    levels: Int | None = Field(256, ge=2, le=65_536, description="quantise every iterate to this many grey levels; null disables")
+    levels: Int | None = Field(
+        256, ge=2, le=65_536, description="quantise every iterate to this many grey levels; null disables"
+    )
 
 
 @ATTACKS.register("ddn")
@@ -60,7 +64,9 @@ class DDN:
             problems.append(f"needs at least 2 classes, got {num_classes}")
         return problems
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: DDNParams, generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: DDNParams, generator: torch.Generator
+    ) -> torch.Tensor:
         # The driver may hold inference mode for its clean pass; the attack needs autograd on the input.
         return run_in_batches(_ddn, model, x, y, params, generator)
 

@@ -36,7 +36,14 @@ from ..progress import Timer, report
 from . import ATTACKS
 from .base import AttackParams
 
-__all__ = ["FLAG_UNCHANGED", "FLAG_ZERO_GRADIENTS", "AttackCheckError", "AttackResult", "attack_defaults_ok", "evaluate_attack"]
+__all__ = [
+    "FLAG_UNCHANGED",
+    "FLAG_ZERO_GRADIENTS",
+    "AttackCheckError",
+    "AttackResult",
+    "attack_defaults_ok",
+    "evaluate_attack",
+]
 
 FLAG_ZERO_GRADIENTS = "all input gradients are zero (gradient masking or rounding?)"
 FLAG_UNCHANGED = "the attack changed no input"
@@ -156,7 +163,9 @@ def _check_batch(adv: torch.Tensor, x: torch.Tensor, eps: float | None, norm: st
         raise AttackCheckError(f"{name} returned NaN or inf in {rows} of {len(adv)} adversarial images")
     lo, hi = float(adv.min()), float(adv.max())
     if lo < -BOX_TOL or hi > 1.0 + BOX_TOL:
-        raise AttackCheckError(f"{name} returned pixels outside [0, 1]: min {lo:.6g}, max {hi:.6g} (tolerance {BOX_TOL:g})")
+        raise AttackCheckError(
+            f"{name} returned pixels outside [0, 1]: min {lo:.6g}, max {hi:.6g} (tolerance {BOX_TOL:g})"
+        )
     if not bounded or eps is None:
         return
     l2, linf, _ = _norms(adv - x)

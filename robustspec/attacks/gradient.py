@@ -92,7 +92,9 @@ class FGSM:
     def check(self, params: FGSMParams, num_classes: int) -> list[str]:
         return eps_problems(params, num_classes)
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: FGSMParams, generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: FGSMParams, generator: torch.Generator
+    ) -> torch.Tensor:
         grad, _ = input_gradient(model, x, y)
         return (x + params.eps * grad.sign()).clamp_(0.0, 1.0).detach()
 
@@ -132,7 +134,9 @@ class _PGD:
     def _project(self, delta: torch.Tensor, eps: float) -> torch.Tensor:
         raise NotImplementedError
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: PGDParams, generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: PGDParams, generator: torch.Generator
+    ) -> torch.Tensor:
         x = x.detach()
         eps, alpha = params.eps, params.step_size()
         adv = (x + self._start(x, eps, generator)).clamp_(0.0, 1.0) if params.random_start else x.clone()

@@ -44,9 +44,13 @@ Target = Literal["next", "random", "least-likely"]
 class JSMAParams(AttackParams):
     eps: Fraction | None = Field(None, description="L0 budget as a fraction of the 3*H*W input values; scores success")
     batch_size: Int = Field(32, ge=1, le=100_000)
-    theta: Real = Field(1.0, ge=-1.0, le=1.0, description="change per selected value; positive increases, negative decreases")
+    theta: Real = Field(
+        1.0, ge=-1.0, le=1.0, description="change per selected value; positive increases, negative decreases"
+    )
     gamma: Real = Field(0.1, gt=0.0, le=1.0, description="maximum fraction of input values changed")
-    target: Target = Field("random", description="target class per sample: random other class, (y+1) mod classes, or least likely")
+    target: Target = Field(
+        "random", description="target class per sample: random other class, (y+1) mod classes, or least likely"
+    )
 
     @field_validator("theta")
     @classmethod
@@ -73,7 +77,9 @@ class JSMA:
             problems.append(f"a targeted attack needs at least 2 classes, got {num_classes}")
         return problems
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: JSMAParams, generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: JSMAParams, generator: torch.Generator
+    ) -> torch.Tensor:
         return run_in_batches(_jsma, model, x, y, params, generator)
 
 

@@ -45,7 +45,9 @@ class CWParams(AttackParams):
 
     eps: UnitEps | None = Field(None, description="if set, a success counts only with an L2 norm <= eps")
     steps: Int = Field(50, ge=1, le=100_000, description="Adam steps per binary-search step")
-    c: Real = Field(1.0, gt=0.0, description="weight of the misclassification term (the starting value with binary search)")
+    c: Real = Field(
+        1.0, gt=0.0, description="weight of the misclassification term (the starting value with binary search)"
+    )
     kappa: Real = Field(0.0, ge=0.0, description="required margin of the wrong class over the true one")
     lr: Real = Field(0.01, gt=0.0, le=10.0, description="Adam learning rate in tanh space")
     binary_search_steps: Int = Field(1, ge=1, le=100, description="1: a fixed c; more: search c per sample")
@@ -72,7 +74,9 @@ class CarliniWagnerL2:
     def check(self, params: CWParams, num_classes: int) -> list[str]:
         return eps_problems(params, num_classes)
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: CWParams, generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: CWParams, generator: torch.Generator
+    ) -> torch.Tensor:
         x = x.detach()
         n = len(x)
         shape = (-1,) + (1,) * (x.dim() - 1)
@@ -116,8 +120,17 @@ class CarliniWagnerL2:
         return best.clamp_(0.0, 1.0)
 
 
-def _adam_step(w: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int, lr: float,
-               beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+def _adam_step(
+    w: torch.Tensor,
+    grad: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    t: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> None:
     """One Adam step in place, the arithmetic of ``torch.optim.Adam`` (single-tensor) without its per-step overhead."""
     m.lerp_(grad, 1 - beta1)
     v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
@@ -133,7 +146,9 @@ class DeepFoolParams(AttackParams):
 
     eps: UnitEps | None = Field(None, description="if set, a success counts only with a norm <= eps")
     steps: Int = Field(50, ge=1, le=10_000)
-    candidates: Int = Field(10, ge=2, le=10_000, description="classes tried per step (the top ones), capped at the class count")
+    candidates: Int = Field(
+        10, ge=2, le=10_000, description="classes tried per step (the top ones), capped at the class count"
+    )
     overshoot: Real = Field(0.02, ge=0.0, le=10.0)
     norm: Literal["l2", "linf"] = "l2"
 
@@ -173,7 +188,9 @@ class DeepFool:
     def check(self, params: DeepFoolParams, num_classes: int) -> list[str]:
         return eps_problems(params, num_classes)
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: DeepFoolParams, generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: DeepFoolParams, generator: torch.Generator
+    ) -> torch.Tensor:
         x = x.detach()
         n = len(x)
         adv = x.clone()

@@ -35,8 +35,12 @@ __all__ = ["AdaBN", "AdaBNParams", "reestimate_batchnorm"]
 class AdaBNParams(Strict):
     """``adabn: {target: webcam}`` or ``adabn: {target: dslr, images: 500, batch-size: 128}``."""
 
-    target: DomainName = Field(description="target domain (or a derived one, amazon+fog@3); its train split is used without labels")
-    images: Int | None = Field(None, ge=2, le=10_000_000, description="target train images to use (default: all of them)")
+    target: DomainName = Field(
+        description="target domain (or a derived one, amazon+fog@3); its train split is used without labels"
+    )
+    images: Int | None = Field(
+        None, ge=2, le=10_000_000, description="target train images to use (default: all of them)"
+    )
     batch_size: Int = Field(256, ge=2, le=100_000, description="images per forward pass")
     seed: Int = Field(0, ge=0, description="draws the images when `images` is set")
 
@@ -77,9 +81,12 @@ class AdaBN(AdaptationStep):
     """``adabn: {target: webcam}`` (BatchNorm statistics re-estimated on an unlabeled target domain)."""
 
     Params = AdaBNParams
+
     def check(self, params: AdaBNParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
         if "quantize" in position.previous:
-            return ["adabn cannot follow quantize: int8 conversion folds BatchNorm into the convolutions; put adabn before quantize"]
+            return [
+                "adabn cannot follow quantize: int8 conversion folds BatchNorm into the convolutions; put adabn before quantize"
+            ]
         return []
 
     def apply(self, parent: nn.Module, params: AdaBNParams, ctx: StepContext) -> StepResult:
@@ -93,7 +100,9 @@ class AdaBN(AdaptationStep):
         layers = reestimate_batchnorm(model, images, batch_size=params.batch_size, device=ctx.device)
         if layers == 0:
             raise ArtifactError(f"{ctx.label}: adabn found no BatchNorm layer to re-estimate")
-        report(f"{ctx.label}: BatchNorm statistics of {layers} layers re-estimated on {len(images)} unlabeled "
-               f"{params.target!r} images ({timer.seconds:.1f}s)")
+        report(
+            f"{ctx.label}: BatchNorm statistics of {layers} layers re-estimated on {len(images)} unlabeled "
+            f"{params.target!r} images ({timer.seconds:.1f}s)"
+        )
         state = self.weights_state(model)
         return StepResult(model.eval(), state, info={"target": params.target, "images": len(images), "layers": layers})

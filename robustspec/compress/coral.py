@@ -37,16 +37,23 @@ __all__ = ["Coral", "CoralParams"]
 class CoralParams(Strict):
     """``coral: {target: webcam}`` or ``coral: {target: dslr, weight: 10, layers: [layer4], epochs: 5}``."""
 
-    target: DomainName = Field(description="target domain (or a derived one, amazon+gaussian_noise@3); its train split is used without labels")
+    target: DomainName = Field(
+        description="target domain (or a derived one, amazon+gaussian_noise@3); its train split is used without labels"
+    )
     weight: Annotated[Real, Field(ge=0.0, le=1e6)] = Field(1.0, description="lambda: weight of the CORAL term")
     layers: list[Annotated[str, Field(min_length=1)]] | None = Field(
-        None, min_length=1,
+        None,
+        min_length=1,
         description=f"modules of the network whose outputs are aligned (4-D outputs are average-pooled); "
         f"default: the classifier's input ({CLASSIFIER_INPUT})",
     )
     epochs: Int = Field(3, ge=1, le=1000, description="passes over the source train split")
-    lr: Annotated[Real, Field(gt=0.0, le=10.0)] | None = Field(None, description="default: the suite recipe's learning rate / 10")
-    batch_size: Int | None = Field(None, ge=2, le=4096, description="source images per step (as many target images); default: the recipe's")
+    lr: Annotated[Real, Field(gt=0.0, le=10.0)] | None = Field(
+        None, description="default: the suite recipe's learning rate / 10"
+    )
+    batch_size: Int | None = Field(
+        None, ge=2, le=4096, description="source images per step (as many target images); default: the recipe's"
+    )
     seed: Int = Field(0, ge=0)
     batchnorm: Literal["joint", "source"] = Field(
         "joint",
@@ -77,10 +84,13 @@ class Coral(AdaptationStep):
     """``coral: {target: webcam, weight: 1.0}`` (Deep CORAL fine-tuning towards an unlabeled target domain)."""
 
     Params = CoralParams
+
     def check(self, params: CoralParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
         problems = []
         if "quantize" in position.previous:
-            problems.append("coral cannot follow quantize: an int8 model has no gradients to fine-tune; put coral before quantize")
+            problems.append(
+                "coral cannot follow quantize: an int8 model has no gradients to fine-tune; put coral before quantize"
+            )
         names = _module_names(arch) if params.layers else None
         if names is not None:
             for layer in params.layers or []:
@@ -93,20 +103,33 @@ class Coral(AdaptationStep):
     def apply(self, parent: nn.Module, params: CoralParams, ctx: StepContext) -> StepResult:
         recipe = ctx.recipe
         o = recipe.optimizer
-        recipe = recipe.model_copy(update={
-            "epochs": params.epochs,
-            "seed": params.seed,
-            "batch_size": params.batch_size or recipe.batch_size,
-            "optimizer": o.model_copy(update={"lr": params.lr if params.lr is not None else o.lr / 10}),
-        })
+        recipe = recipe.model_copy(
+            update={
+                "epochs": params.epochs,
+                "seed": params.seed,
+                "batch_size": params.batch_size or recipe.batch_size,
+                "optimizer": o.model_copy(update={"lr": params.lr if params.lr is not None else o.lr / 10}),
+            }
+        )
         layers = list(params.layers or [CLASSIFIER_INPUT])
         target = ctx.domain_train(params.target)
-        report(f"adapting {ctx.label} to {params.target!r} (CORAL, weight {params.weight:g}, layers {', '.join(layers)}, "
-               f"batchnorm {params.batchnorm}): "
-               f"{len(ctx.train)} source + {len(target)} unlabeled target images, {params.epochs} epochs")
+        report(
+            f"adapting {ctx.label} to {params.target!r} (CORAL, weight {params.weight:g}, layers {', '.join(layers)}, "
+            f"batchnorm {params.batchnorm}): "
+            f"{len(ctx.train)} source + {len(target)} unlabeled target images, {params.epochs} epochs"
+        )
         model = copy.deepcopy(parent)  # the parent is a cached artifact: never train it in place
-        stats = train_coral(model, ctx.train, target, recipe, weight=float(params.weight), layers=layers,
-                            batchnorm=params.batchnorm, device=ctx.device, label=ctx.label)
+        stats = train_coral(
+            model,
+            ctx.train,
+            target,
+            recipe,
+            weight=float(params.weight),
+            layers=layers,
+            batchnorm=params.batchnorm,
+            device=ctx.device,
+            label=ctx.label,
+        )
         state = self.weights_state(model)
         info = {"target": params.target, "final_coral": stats["final_coral"], "final_ce": stats["final_ce"]}
         return StepResult(model, state, info=info)

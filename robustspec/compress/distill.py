@@ -11,7 +11,7 @@ Teacher and student see the same augmented batch. The loss is a few lines, so no
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,15 +32,21 @@ class DistillParams(Strict):
     student: str = Field(min_length=1, description="zoo name (resnet18, ...) or package.module:function")
     student_params: dict[str, Any] = Field(default_factory=dict)
     temperature: Real = Field(4.0, gt=0.0, le=100.0)
-    alpha: Real = Field(0.9, ge=0.0, le=1.0, description="weight of the distillation term; 1 - alpha goes to the labels")
-    epochs: Optional[Int] = Field(None, ge=1, le=1000, description="default: the suite's training epochs")
+    alpha: Real = Field(
+        0.9, ge=0.0, le=1.0, description="weight of the distillation term; 1 - alpha goes to the labels"
+    )
+    epochs: Int | None = Field(None, ge=1, le=1000, description="default: the suite's training epochs")
     seed: Int = Field(0, ge=0)
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float, alpha: float) -> torch.Tensor:
+def kd_loss(
+    student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float, alpha: float
+) -> torch.Tensor:
     """Hinton's loss: softened KL (scaled by T^2 so its gradients match CE's scale) plus hard-label CE."""
     t = temperature
-    soft = F.kl_div(F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1), reduction="batchmean", log_target=True)
+    soft = F.kl_div(
+        F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1), reduction="batchmean", log_target=True
+    )
     return alpha * t * t * soft + (1.0 - alpha) * F.cross_entropy(student, labels)
 
 
@@ -67,7 +73,9 @@ class Distill:
             torch.manual_seed(params.seed)
             student = ctx.new_network(params.student, dict(params.student_params))
         recipe = ctx.recipe.model_copy(update={"epochs": params.epochs or ctx.recipe.epochs, "seed": params.seed})
-        report(f"distilling {ctx.label}: student {params.student} ({count_parameters(student) / 1e6:.2f}M), T={params.temperature}, alpha={params.alpha}")
+        report(
+            f"distilling {ctx.label}: student {params.student} ({count_parameters(student) / 1e6:.2f}M), T={params.temperature}, alpha={params.alpha}"
+        )
 
         def loss(logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
@@ -76,12 +84,16 @@ class Distill:
 
         was_training = teacher.training
         try:
-            stats = train_supervised(student, ctx.train, recipe, device=ctx.device, label=f"{ctx.label} (student)", loss_fn=loss)
+            stats = train_supervised(
+                student, ctx.train, recipe, device=ctx.device, label=f"{ctx.label} (student)", loss_fn=loss
+            )
         finally:
             teacher.train(was_training)
         student.eval()
         state = {"state_dict": {k: v.detach().cpu() for k, v in student.state_dict().items()}}
-        return StepResult(student, state, info={"student": params.student, "final_train_accuracy": stats["final_train_accuracy"]})
+        return StepResult(
+            student, state, info={"student": params.student, "final_train_accuracy": stats["final_train_accuracy"]}
+        )
 
     def restore(self, parent: nn.Module, params: DistillParams, state: dict[str, Any], ctx: StepContext) -> nn.Module:
         student = ctx.new_network(params.student, dict(params.student_params))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BeforeValidator, Field, model_validator
@@ -51,13 +51,17 @@ class LowRankParams(Strict):
     """``lowrank: {rank-ratio: 0.5}`` or ``lowrank: {params: 6.39M}``."""
 
     method: Literal["svd"] = "svd"
-    rank_ratio: Optional[Ratio] = Field(None, description="each layer keeps this fraction of its full rank")
-    params: Optional[Count] = Field(None, description="parameter budget; one rank ratio is searched to meet it")
-    finetune: Int = Field(0, ge=0, le=1000, description="epochs of fine-tuning at a tenth of the recipe's learning rate")
-    tolerance: Annotated[Real, Field(gt=0.0, lt=1.0)] = Field(0.01, description="relative distance allowed from the budget")
+    rank_ratio: Ratio | None = Field(None, description="each layer keeps this fraction of its full rank")
+    params: Count | None = Field(None, description="parameter budget; one rank ratio is searched to meet it")
+    finetune: Int = Field(
+        0, ge=0, le=1000, description="epochs of fine-tuning at a tenth of the recipe's learning rate"
+    )
+    tolerance: Annotated[Real, Field(gt=0.0, lt=1.0)] = Field(
+        0.01, description="relative distance allowed from the budget"
+    )
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "LowRankParams":
+    def _exactly_one(self) -> LowRankParams:
         if (self.rank_ratio is None) == (self.params is None):
             raise ValueError(
                 "give exactly one of rank-ratio (a fraction of each layer's rank, e.g. 0.5) "
@@ -90,7 +94,7 @@ def _candidates(model: nn.Module) -> list[_Layer]:
     """The layers that may be factorized: k>1 ungrouped convolutions but the first (stem), and the last Linear."""
     layers: list[_Layer] = []
     stem_seen = False
-    last_linear: Optional[tuple[str, nn.Linear]] = None
+    last_linear: tuple[str, nn.Linear] | None = None
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
             if not stem_seen:
@@ -98,7 +102,9 @@ def _candidates(model: nn.Module) -> list[_Layer]:
                 continue
             k = m.kernel_size[0] * m.kernel_size[1]
             if k > 1 and m.groups == 1:
-                layers.append(_Layer(name, m.out_channels, m.in_channels * k, m.out_channels if m.bias is not None else 0))
+                layers.append(
+                    _Layer(name, m.out_channels, m.in_channels * k, m.out_channels if m.bias is not None else 0)
+                )
         elif isinstance(m, nn.Linear):
             last_linear = (name, m)
     if last_linear is not None:
@@ -122,8 +128,15 @@ def plan_ranks(model: nn.Module, ratio: float) -> tuple[dict[str, int], int]:
 def _factorized_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
     like = {"device": conv.weight.device, "dtype": conv.weight.dtype}
     first = nn.Conv2d(
-        conv.in_channels, rank, conv.kernel_size, stride=conv.stride, padding=conv.padding,
-        dilation=conv.dilation, bias=False, padding_mode=conv.padding_mode, **like,
+        conv.in_channels,
+        rank,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        bias=False,
+        padding_mode=conv.padding_mode,
+        **like,
     )
     second = nn.Conv2d(rank, conv.out_channels, 1, bias=conv.bias is not None, **like)
     return nn.Sequential(first, second)
@@ -193,7 +206,9 @@ def factorize(model: nn.Module, ranks: dict[str, int], *, svd: bool = True) -> n
         elif isinstance(layer, nn.Linear):
             new = factorize_linear(layer, r) if svd else _factorized_linear(layer, r)
         else:
-            raise ArtifactError(f"low-rank state names {name!r}, which is a {type(layer).__name__}, not a Conv2d or Linear")
+            raise ArtifactError(
+                f"low-rank state names {name!r}, which is a {type(layer).__name__}, not a Conv2d or Linear"
+            )
         _replace(model, name, new)
     return model
 
@@ -201,8 +216,8 @@ def factorize(model: nn.Module, ranks: dict[str, int], *, svd: bool = True) -> n
 def _search_ratio(model: nn.Module, target: int, tolerance: float) -> tuple[float, dict[str, int], int]:
     """The rank ratio whose parameter count is closest to ``target`` (counts are non-decreasing in the ratio)."""
     lo, hi = 0.0, 1.0  # invariant: count(lo) <= target < count(hi) once both ends are evaluated
-    below: Optional[tuple[float, dict[str, int], int]] = None
-    above: Optional[tuple[float, dict[str, int], int]] = None
+    below: tuple[float, dict[str, int], int] | None = None
+    above: tuple[float, dict[str, int], int] | None = None
     for _ in range(60):
         mid = (lo + hi) / 2
         ranks, n = plan_ranks(model, mid)
@@ -262,11 +277,16 @@ class LowRank:
             ranks, _ = plan_ranks(model, ratio)
         factorize(model, ranks)
         n = sum(p.numel() for p in model.parameters())
-        report(f"low-rank {ctx.label}: {len(ranks)} layers factorized at rank ratio {ratio:.4f}, {n / 1e6:.2f}M parameters")
+        report(
+            f"low-rank {ctx.label}: {len(ranks)} layers factorized at rank ratio {ratio:.4f}, {n / 1e6:.2f}M parameters"
+        )
         if params.finetune:
             recipe = ctx.recipe
             recipe = recipe.model_copy(
-                update={"epochs": params.finetune, "optimizer": recipe.optimizer.model_copy(update={"lr": recipe.optimizer.lr / 10})}
+                update={
+                    "epochs": params.finetune,
+                    "optimizer": recipe.optimizer.model_copy(update={"lr": recipe.optimizer.lr / 10}),
+                }
             )
             train_supervised(model, ctx.train, recipe, device=ctx.device, label=f"{ctx.label} (low-rank fine-tuning)")
         model.eval()

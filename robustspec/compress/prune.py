@@ -30,7 +30,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from typing import Annotated, Any, Literal, Mapping, Optional
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import torch
 import torch_pruning as tp
@@ -56,6 +57,7 @@ MAX_PROBES = 12
 #: A budget below this fraction of the model's parameters is rejected at collection.
 MIN_BUDGET_FRACTION = 0.02
 
+
 def format_count(n: int) -> str:
     """``11190000`` -> ``"11.19M"``; ``51200`` -> ``"51.2k"``."""
     if abs(n) >= 10**6:
@@ -69,8 +71,8 @@ class PruneParams(Strict):
     """``prune: {ratio: 0.3}`` or ``prune: {params: 11.19M, finetune: 2}``."""
 
     method: Literal["l1-filter"] = "l1-filter"
-    ratio: Optional[Real] = Field(None, description="fraction of each group's filters to remove, in (0, 1)")
-    params: Optional[Annotated[int, BeforeValidator(parse_count)]] = Field(
+    ratio: Real | None = Field(None, description="fraction of each group's filters to remove, in (0, 1)")
+    params: Annotated[int, BeforeValidator(parse_count)] | None = Field(
         None, description="parameter budget (11.19M, 500k, 4510000); the ratio is searched to hit it"
     )
     finetune: Int = Field(0, ge=0, le=1000, description="fine-tuning epochs after pruning (lr: the recipe's / 10)")
@@ -78,7 +80,7 @@ class PruneParams(Strict):
 
     @field_validator("ratio")
     @classmethod
-    def _ratio_open(cls, v: Optional[float]) -> Optional[float]:
+    def _ratio_open(cls, v: float | None) -> float | None:
         if v is not None:
             if not v > 0.0:
                 raise ValueError("must be > 0")
@@ -88,13 +90,13 @@ class PruneParams(Strict):
 
     @field_validator("params")
     @classmethod
-    def _params_positive(cls, v: Optional[int]) -> Optional[int]:
+    def _params_positive(cls, v: int | None) -> int | None:
         if v is not None and v <= 0:
             raise ValueError("must be > 0")
         return v
 
     @model_validator(mode="after")
-    def _one_budget(self) -> "PruneParams":
+    def _one_budget(self) -> PruneParams:
         if self.ratio is not None and self.params is not None:
             raise ValueError("give either ratio or params, not both")
         if self.ratio is None and self.params is None:
@@ -172,7 +174,9 @@ class Prune:
             n = count_parameters(model)
             report(f"pruning {ctx.label}: ratio {ratio:.3f} -> {format_count(n)} parameters ({timer.seconds:.1f}s)")
         else:
-            ratio, model, history, n = self._search(parent, int(params.params), float(params.tolerance), example, ctx.label)
+            ratio, model, history, n = self._search(
+                parent, int(params.params), float(params.tolerance), example, ctx.label
+            )
             report(
                 f"pruning {ctx.label}: ratio {ratio:.3f} -> {format_count(n)} parameters "
                 f"(target {format_count(int(params.params))}, {timer.seconds:.1f}s)"
@@ -182,7 +186,9 @@ class Prune:
             recipe = ctx.recipe.model_copy(
                 update={"epochs": params.finetune, "optimizer": o.model_copy(update={"lr": o.lr / 10})}
             )
-            train_supervised(model, ctx.train, recipe, device=ctx.device, label=f"{ctx.label} (fine-tuning after pruning)")
+            train_supervised(
+                model, ctx.train, recipe, device=ctx.device, label=f"{ctx.label} (fine-tuning after pruning)"
+            )
         model.eval()
         state = {
             "history": history,
@@ -197,7 +203,9 @@ class Prune:
         """The ratio whose pruned copy of ``parent`` has ``target`` parameters within ``tolerance``."""
         base = count_parameters(parent)
         if target >= base:
-            raise ArtifactError(f"cannot prune {label} to {format_count(target)}: it has only {format_count(base)} parameters")
+            raise ArtifactError(
+                f"cannot prune {label} to {format_count(target)}: it has only {format_count(base)} parameters"
+            )
         # Bracket: count(lo) > target > count(hi); count(hi) is estimated until probed. Torch-Pruning
         # keeps int(channels * (1 - r)) channels and leaves a group whole when that would be 0, so the
         # count is monotone only while the narrowest layer keeps one channel: stay below that ratio.
@@ -205,7 +213,7 @@ class Prune:
         lo, n_lo = 0.0, base
         hi = min([MAX_RATIO] + [1.0 - 1.001 / w for w in widths if w > 1])
         n_hi = base * (1.0 - hi) ** 2
-        best: Optional[tuple[float, nn.Module, list[list[Any]], int]] = None
+        best: tuple[float, nn.Module, list[list[Any]], int] | None = None
         for probe in range(MAX_PROBES):
             # The count falls about as (1 - r)^2: interpolate sqrt(count) linearly inside the bracket.
             s_lo, s_hi, s_t = math.sqrt(n_lo), math.sqrt(max(n_hi, 0.0)), math.sqrt(target)

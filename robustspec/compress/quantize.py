@@ -35,7 +35,8 @@ import contextlib
 import copy
 import io
 import warnings
-from typing import Any, Iterator, Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -49,7 +50,13 @@ from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
 
 __all__ = [
-    "QuantizeParams", "Quantize", "to_quantizable", "fuse", "quantize_net", "model_size_bytes", "fake_quant_surrogate",
+    "QuantizeParams",
+    "Quantize",
+    "to_quantizable",
+    "fuse",
+    "quantize_net",
+    "model_size_bytes",
+    "fake_quant_surrogate",
 ]
 
 #: Calibration batch size.
@@ -88,7 +95,14 @@ def _quantizable_block(block: nn.Module) -> nn.Module:
         q.add_relu = torch.ao.nn.quantized.FloatFunctional()
     elif type(block) is tv.Bottleneck:
         q = _shell(qtv.QuantizableBottleneck)
-        q.conv1, q.bn1, q.conv2, q.bn2, q.conv3, q.bn3 = block.conv1, block.bn1, block.conv2, block.bn2, block.conv3, block.bn3
+        q.conv1, q.bn1, q.conv2, q.bn2, q.conv3, q.bn3 = (
+            block.conv1,
+            block.bn1,
+            block.conv2,
+            block.bn2,
+            block.conv3,
+            block.bn3,
+        )
         q.relu = nn.ReLU(inplace=False)  # unused by the quantizable forward; kept as torchvision has it
         q.downsample = block.downsample
         q.stride = block.stride
@@ -177,7 +191,9 @@ def _quiet() -> Iterator[None]:
             warnings.filterwarnings("ignore", category=category, module=r"torch\.ao\.(quantization|nn\.quantized)")
             warnings.filterwarnings("ignore", category=category, message=r".*torch\.ao\.quantization.*")
         # Raised from C++ when convert quantizes weights (quantized dtypes are deprecated upstream).
-        warnings.filterwarnings("ignore", category=UserWarning, message=r".*quantized tensor creation functions.*deprecated.*")
+        warnings.filterwarnings(
+            "ignore", category=UserWarning, message=r".*quantized tensor creation functions.*deprecated.*"
+        )
         warnings.filterwarnings("ignore", message=r".*must run observer before calling calculate_qparams.*")
         yield
 
@@ -247,7 +263,9 @@ class Quantize:
         engines = torch.backends.quantized.supported_engines
         if params.backend not in engines:
             available = ", ".join(e for e in engines if e != "none")
-            problems.append(f"quantization backend {params.backend!r} is not available in this torch build (available: {available})")
+            problems.append(
+                f"quantization backend {params.backend!r} is not available in this torch build (available: {available})"
+            )
         return problems
 
     def apply(self, parent: nn.Module, params: QuantizeParams, ctx: StepContext) -> StepResult:

@@ -40,8 +40,12 @@ class SparsifyParams(Strict):
 
     method: Literal["magnitude"] = "magnitude"
     sparsity: Ratio = Field(description="fraction of the Conv2d/Linear weights set to zero")
-    finetune: Int = Field(0, ge=0, le=1000, description="epochs of fine-tuning (masks kept) at a tenth of the recipe's learning rate")
-    scope: Literal["global", "layer"] = Field("global", description="one threshold for all weights, or the same fraction per layer")
+    finetune: Int = Field(
+        0, ge=0, le=1000, description="epochs of fine-tuning (masks kept) at a tenth of the recipe's learning rate"
+    )
+    scope: Literal["global", "layer"] = Field(
+        "global", description="one threshold for all weights, or the same fraction per layer"
+    )
 
 
 def _targets(model: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -73,7 +77,10 @@ class Sparsify:
         if params.finetune:
             recipe = ctx.recipe
             recipe = recipe.model_copy(
-                update={"epochs": params.finetune, "optimizer": recipe.optimizer.model_copy(update={"lr": recipe.optimizer.lr / 10})}
+                update={
+                    "epochs": params.finetune,
+                    "optimizer": recipe.optimizer.model_copy(update={"lr": recipe.optimizer.lr / 10}),
+                }
             )
             # The masks stay applied by their forward pre-hooks: zeros stay zero while the rest trains.
             train_supervised(model, ctx.train, recipe, device=ctx.device, label=f"{ctx.label} (sparse fine-tuning)")
@@ -85,7 +92,9 @@ class Sparsify:
             total = sum(m.weight.numel() for m, _ in targets)
             nonzero = sum(int((p != 0).sum()) for p in model.parameters())
         sparsity = zeros / max(total, 1)
-        report(f"sparsify {ctx.label}: {sparsity:.1%} of {total:,} weights are zero ({params.scope}); parameters are not removed")
+        report(
+            f"sparsify {ctx.label}: {sparsity:.1%} of {total:,} weights are zero ({params.scope}); parameters are not removed"
+        )
         state = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
         return StepResult(model, state, info={"sparsity": sparsity, "nonzero_parameters": nonzero})
 

@@ -21,7 +21,17 @@ import torch
 
 from ..registry import Registry
 
-__all__ = ["CORRUPTIONS", "SEVERITIES", "Corruption", "at_size", "check_images", "register", "size_of", "standard_corruptions", "warp"]
+__all__ = [
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "Corruption",
+    "at_size",
+    "check_images",
+    "register",
+    "size_of",
+    "standard_corruptions",
+    "warp",
+]
 
 #: Severity levels, as in ImageNet-C.
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -41,10 +51,13 @@ class Corruption(Protocol):
 
 
 #: Corruptions by name (``gaussian_noise``, ``defocus_blur``, ...).
-CORRUPTIONS: Registry[Corruption] = Registry("corruption", not_provided={
-    "frost": "ImageNet-C's frost blends in crops of six frost photographs that ship with the reference code, "
-             "not with robustspec (see robustspec/corrupt/weather.py); pick another weather corruption: fog, snow",
-})
+CORRUPTIONS: Registry[Corruption] = Registry(
+    "corruption",
+    not_provided={
+        "frost": "ImageNet-C's frost blends in crops of six frost photographs that ship with the reference code, "
+        "not with robustspec (see robustspec/corrupt/weather.py); pick another weather corruption: fog, snow",
+    },
+)
 
 
 def register(name: str, *, family: str, standard: bool) -> Callable[[Callable[..., torch.Tensor]], Corruption]:
@@ -72,7 +85,12 @@ def standard_corruptions() -> list[str]:
 
 
 def check_images(images: torch.Tensor, severity: int) -> None:
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim != 4 or images.shape[1] != 3:
+    if (
+        not isinstance(images, torch.Tensor)
+        or not images.is_floating_point()
+        or images.ndim != 4
+        or images.shape[1] != 3
+    ):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images must be a float tensor [N, 3, H, W] in [0, 1], got {got}")
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
@@ -106,4 +124,6 @@ def warp(images: torch.Tensor, offsets: torch.Tensor, padding_mode: str = "refle
     xs = (torch.arange(w, dtype=images.dtype, device=images.device) + 0.5) * (2.0 / w) - 1.0
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).expand(n, h, w, 2)
     scale = torch.tensor([2.0 / w, 2.0 / h], dtype=images.dtype, device=images.device)
-    return torch.nn.functional.grid_sample(images, grid + offsets * scale, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    return torch.nn.functional.grid_sample(
+        images, grid + offsets * scale, mode="bilinear", padding_mode=padding_mode, align_corners=False
+    )

@@ -34,14 +34,21 @@ import torch
 
 from .base import at_size, register, size_of, warp
 
-DEFOCUS = (((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)), ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)))
+DEFOCUS = (
+    ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)),
+    ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
+)
 MOTION = (((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)), ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)))
 GAUSSIAN = ((0.4, 0.6, 0.7, 0.8, 1.0), (1.0, 2.0, 3.0, 4.0, 6.0))
 # (largest zoom factor, step); (sigma, max displacement, iterations).
-ZOOM = (((1.06, 0.01), (1.11, 0.01), (1.15, 0.01), (1.20, 0.01), (1.25, 0.01)),
-        ((1.11, 0.01), (1.15, 0.01), (1.20, 0.02), (1.24, 0.02), (1.30, 0.03)))
-GLASS = (((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),
-         ((0.7, 1, 2), (0.9, 2, 1), (1.0, 2, 3), (1.1, 3, 2), (1.5, 4, 2)))
+ZOOM = (
+    ((1.06, 0.01), (1.11, 0.01), (1.15, 0.01), (1.20, 0.01), (1.25, 0.01)),
+    ((1.11, 0.01), (1.15, 0.01), (1.20, 0.02), (1.24, 0.02), (1.30, 0.03)),
+)
+GLASS = (
+    ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),
+    ((0.7, 1, 2), (0.9, 2, 1), (1.0, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
+)
 
 
 def _pair(table: tuple, i: int, severity: int, size: int) -> float:
@@ -74,8 +81,14 @@ def zoom(images: torch.Tensor, factor: float) -> torch.Tensor:
     from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as F
 
-    return F.affine(images, angle=0.0, translate=[0.0, 0.0], scale=factor, shear=[0.0, 0.0],
-                    interpolation=InterpolationMode.BILINEAR)
+    return F.affine(
+        images,
+        angle=0.0,
+        translate=[0.0, 0.0],
+        scale=factor,
+        shear=[0.0, 0.0],
+        interpolation=InterpolationMode.BILINEAR,
+    )
 
 
 def streak(images: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor) -> torch.Tensor:
@@ -83,7 +96,7 @@ def streak(images: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
     taps = min(2 * math.ceil(radius) + 1, math.ceil(3 * sigma) + 1)
     n, _, h, w = images.shape
     direction = torch.stack([angle.cos(), angle.sin()], dim=-1).to(images.dtype)  # [N, 2] (x, y)
-    weights = torch.exp(-torch.arange(taps, dtype=images.dtype) ** 2 / (2 * sigma**2))
+    weights = torch.exp(-(torch.arange(taps, dtype=images.dtype) ** 2) / (2 * sigma**2))
     weights = weights / weights.sum()
     out = images * weights[0]
     for i in range(1, taps):  # one batched warp per tap, never one per image

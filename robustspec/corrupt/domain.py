@@ -86,7 +86,7 @@ def corrupt_split(split: Split, corruption: str, severity: int, split_name: str,
     g = generator_for(corruption, severity, split_name, seed)
     parts = []
     for start in range(0, len(split), BATCH):
-        batch = split.images[start:start + BATCH].float().div_(255.0)
+        batch = split.images[start : start + BATCH].float().div_(255.0)
         parts.append(fn(batch, severity, g).mul_(255.0).round_().to(torch.uint8))
     images = torch.cat(parts) if parts else split.images.clone()
     return Split(images.contiguous(), split.labels.clone())

@@ -41,10 +41,22 @@ from .blur import streak, zoom
 
 # (thickness, decay) and (mean, std, zoom, threshold, blur radius, blur sigma, kept), as in the table above.
 FOG = (((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)), ((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)))
-SNOW = (((0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-         (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)),
-        ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
-         (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)))
+SNOW = (
+    (
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    ),
+    (
+        (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+        (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+        (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+        (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+    ),
+)
 
 
 def _column(table: tuple, i: int, severity: int, size: int) -> float:
@@ -52,7 +64,9 @@ def _column(table: tuple, i: int, severity: int, size: int) -> float:
     return at_size([p[i] for p in small], [p[i] for p in large], severity, size)
 
 
-def plasma_fractal(n: int, size: int, decay: float, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def plasma_fractal(
+    n: int, size: int, decay: float, generator: torch.Generator, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """``n`` diamond-square height maps ``[n, m, m]`` in [0, 1], ``m`` the smallest power of two >= ``size``.
 
     The map wraps around (neighbours are taken modulo ``m``), starts from zero and halves its step each
@@ -71,7 +85,7 @@ def plasma_fractal(n: int, size: int, decay: float, generator: torch.Generator, 
     def jittered_mean(total: torch.Tensor) -> torch.Tensor:
         nonlocal used
         k = total[0].numel()
-        jitter = noise[:, used:used + k].view(total.shape)
+        jitter = noise[:, used : used + k].view(total.shape)
         used += k
         return total / 4.0 + amplitude * jitter
 
@@ -83,8 +97,12 @@ def plasma_fractal(n: int, size: int, decay: float, generator: torch.Generator, 
         grid[:, half::step, half::step] = jittered_mean(square + square.roll(-1, dims=2))
         centres = grid[:, half::step, half::step]
         # Midpoints of horizontal edges: corners left and right, centres above and below; then vertical edges.
-        grid[:, ::step, half::step] = jittered_mean(corners + corners.roll(-1, dims=2) + centres + centres.roll(1, dims=1))
-        grid[:, half::step, ::step] = jittered_mean(corners + corners.roll(-1, dims=1) + centres + centres.roll(1, dims=2))
+        grid[:, ::step, half::step] = jittered_mean(
+            corners + corners.roll(-1, dims=2) + centres + centres.roll(1, dims=1)
+        )
+        grid[:, half::step, ::step] = jittered_mean(
+            corners + corners.roll(-1, dims=1) + centres + centres.roll(1, dims=2)
+        )
         step = half
         amplitude /= decay**2
     low, high = grid.amin(dim=(1, 2), keepdim=True), grid.amax(dim=(1, 2), keepdim=True)

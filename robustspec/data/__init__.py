@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import DATASETS, DomainDataset, Split, split_from_state, split_to_state
 from . import synthetic  # noqa: F401  (registers office-synth)
+from .base import DATASETS, DomainDataset, Split, split_from_state, split_to_state
 
 __all__ = ["DATASETS", "DomainDataset", "Split", "open_dataset", "split_from_state", "split_to_state"]
 

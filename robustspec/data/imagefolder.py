@@ -105,8 +105,10 @@ class ImageFolderDataset:
     ) -> None:
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
             raise DataError(f"imagefolder: image_size must be a positive integer, got {image_size!r}")
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not (
-            0.0 < float(test_fraction) < 1.0
+        if (
+            isinstance(test_fraction, bool)
+            or not isinstance(test_fraction, (int, float))
+            or not (0.0 < float(test_fraction) < 1.0)
         ):
             raise DataError(f"imagefolder: test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
         if isinstance(split_seed, bool) or not isinstance(split_seed, int):
@@ -274,9 +276,7 @@ class ImageFolderDataset:
                     log.info("imagefolder: domain %r: %d/%d images decoded", domain, done, total)
             labels = torch.tensor([label for label, _ in pairs], dtype=torch.int64)
             out[split_name] = Split(images, labels)
-        log.info(
-            "imagefolder: domain %r done: %d train, %d test images", domain, len(out["train"]), len(out["test"])
-        )
+        log.info("imagefolder: domain %r done: %d train, %d test images", domain, len(out["train"]), len(out["test"]))
         return out
 
     def _domain_files(self, domain: str) -> dict[str, list[Path]]:

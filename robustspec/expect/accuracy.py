@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pydantic import Field
 
 from ..spec.schema import DomainName, ExpectationBase, Probability
@@ -16,12 +14,12 @@ class SourceAccuracyParams(ExpectationBase):
 
 class TargetAccuracyParams(ExpectationBase):
     min: Probability = Field(description="minimum accuracy on each target domain")
-    domains: Optional[list[DomainName]] = Field(None, description="target domains (default: every target of the suite)")
+    domains: list[DomainName] | None = Field(None, description="target domains (default: every target of the suite)")
 
 
 class DropParams(ExpectationBase):
     max: Probability = Field(description="maximum drop: source accuracy minus target accuracy")
-    domains: Optional[list[DomainName]] = Field(None, description="target domains (default: every target of the suite)")
+    domains: list[DomainName] | None = Field(None, description="target domains (default: every target of the suite)")
 
 
 @EXPECTATIONS.register("source-accuracy")
@@ -73,6 +71,14 @@ class DropVsSource:
         drop, lo, hi = diff.value, diff.low, diff.high
         msg = f"drop from {source!r} ({src.value:.3f}, n={src.n}) to {target.label!r} ({tgt.value:.3f}, n={tgt.n}): {verdict}"
         return Outcome(
-            passed, drop, params.max, "<=", msg, tgt.n, lo, hi, params.confidence,
+            passed,
+            drop,
+            params.max,
+            "<=",
+            msg,
+            tgt.n,
+            lo,
+            hi,
+            params.confidence,
             extra={"source_accuracy": round(src.value, 6), "target_accuracy": round(tgt.value, 6)},
         )

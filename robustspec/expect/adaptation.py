@@ -17,7 +17,14 @@ from pydantic import Field
 from ..spec.schema import DomainName, ExpectationBase, Name, Real
 from .base import EXPECTATIONS, CheckTarget, Difference, Outcome
 
-__all__ = ["UNADAPTED_SUFFIX", "AdaptationGain", "AdaptationGainParams", "adaptation_kinds", "unadapted_name", "without_adaptation"]
+__all__ = [
+    "UNADAPTED_SUFFIX",
+    "AdaptationGain",
+    "AdaptationGainParams",
+    "adaptation_kinds",
+    "unadapted_name",
+    "without_adaptation",
+]
 
 #: Appended to a variant's name to measure its chain without adaptation steps (not a valid variant name).
 UNADAPTED_SUFFIX = "~unadapted"
@@ -46,7 +53,9 @@ class AdaptationGainParams(ExpectationBase):
     min: Annotated[Real, Field(ge=-1.0, le=1.0)] = Field(
         description="minimum gain: target accuracy of the adapted variant minus that of the same chain without adaptation"
     )
-    domains: list[DomainName] | None = Field(None, description="default: the target domains of the variant's adaptation steps")
+    domains: list[DomainName] | None = Field(
+        None, description="default: the target domains of the variant's adaptation steps"
+    )
     versus: Name | None = Field(
         None,
         description="compare with this variant of the same model instead of the chain without adaptation "
@@ -93,9 +102,18 @@ class AdaptationGain:
             f"{params.versus or 'the same chain without adaptation'} {plain.value:.3f} ({plain.correct}/{plain.n}): {verdict}"
         )
         return Outcome(
-            passed, gain, params.min, ">=", msg, adapted.n, lo, hi, params.confidence,
+            passed,
+            gain,
+            params.min,
+            ">=",
+            msg,
+            adapted.n,
+            lo,
+            hi,
+            params.confidence,
             extra={
-                "adapted_accuracy": round(adapted.value, 6), "unadapted_accuracy": round(plain.value, 6),
+                "adapted_accuracy": round(adapted.value, 6),
+                "unadapted_accuracy": round(plain.value, 6),
                 "versus": params.versus or "the chain without adaptation",
             },
         )

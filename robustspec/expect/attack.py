@@ -29,12 +29,17 @@ __all__ = ["AttackExpectation", "AttackGate", "attack_label", "attack_params_mod
 class AttackGate(ExpectationBase):
     """What every ``attack:`` expectation takes besides the attack's own parameters."""
 
-    name: str = Field(min_length=1, description="fgsm, pgd-linf, pgd-l2, cw-l2, deepfool, ddn, jsma, square, autoattack")
-    samples: Int = Field(256, ge=1, le=100_000, description="test images drawn with `seed` (fewer if the split is smaller)")
+    name: str = Field(
+        min_length=1, description="fgsm, pgd-linf, pgd-l2, cw-l2, deepfool, ddn, jsma, square, autoattack"
+    )
+    samples: Int = Field(
+        256, ge=1, le=100_000, description="test images drawn with `seed` (fewer if the split is smaller)"
+    )
     seed: Int = Field(0, ge=0)
     domain: DomainName | None = Field(None, description="domain whose test split is attacked (default: the source)")
     mode: Literal["transfer", "white-box"] = Field(
-        "transfer", description="int8 models: attack the float parent and score on int8 (transfer), or a fake-quant copy"
+        "transfer",
+        description="int8 models: attack the float parent and score on int8 (transfer), or a fake-quant copy",
     )
     max_degradation: Probability | None = Field(None, description="maximum clean minus adversarial accuracy")
     min_accuracy: Probability | None = Field(None, description="minimum adversarial (robust) accuracy")
@@ -125,7 +130,12 @@ class AttackExpectation:
         return list(ATTACKS.get(params.name)().check(params, num_classes))
 
     def expand(self, params: Any, source: str, targets: list[str], variant: str) -> list[CheckTarget]:
-        if params.max_degradation_vs_baseline is not None and params.max_degradation is None and params.min_accuracy is None and variant == BASELINE:
+        if (
+            params.max_degradation_vs_baseline is not None
+            and params.max_degradation is None
+            and params.min_accuracy is None
+            and variant == BASELINE
+        ):
             return []  # only a comparison with itself: nothing to measure on the baseline
         return [CheckTarget(attack_label(params), (params.domain or source,))]
 
@@ -146,26 +156,38 @@ class AttackExpectation:
             gated = deg_hi if conf else deg
             ok = at_most(gated, params.max_degradation)
             verdicts.append((ok, deg, params.max_degradation, "<=", deg_lo, deg_hi))
-            parts.append(f"degradation {deg:.3f} ({int(level * 100)}% CI [{deg_lo:.3f}, {deg_hi:.3f}]) {'<=' if ok else '>'} max {params.max_degradation:.3f}")
+            parts.append(
+                f"degradation {deg:.3f} ({int(level * 100)}% CI [{deg_lo:.3f}, {deg_hi:.3f}]) {'<=' if ok else '>'} max {params.max_degradation:.3f}"
+            )
         if params.min_accuracy is not None:
             gated = acc_lo if conf else acc
             ok = at_least(gated, params.min_accuracy)
             verdicts.append((ok, acc, params.min_accuracy, ">=", acc_lo, acc_hi))
-            parts.append(f"robust accuracy {acc:.3f} ({int(level * 100)}% CI [{acc_lo:.3f}, {acc_hi:.3f}]) {'>=' if ok else '<'} min {params.min_accuracy:.3f}")
+            parts.append(
+                f"robust accuracy {acc:.3f} ({int(level * 100)}% CI [{acc_lo:.3f}, {acc_hi:.3f}]) {'>=' if ok else '<'} min {params.min_accuracy:.3f}"
+            )
         if params.max_degradation_vs_baseline is not None and m.variant != BASELINE:
             base = m.attack(params, BASELINE)
             base_deg = (base["clean_correct"] - base["robust_correct"]) / base["n"] if base["n"] else 0.0
             diff = deg - base_deg
             ok = at_most(diff, params.max_degradation_vs_baseline)
             verdicts.append((ok, diff, params.max_degradation_vs_baseline, "<=", None, None))
-            parts.append(f"degradation vs baseline {deg:.3f} - {base_deg:.3f} = {diff:+.3f} {'<=' if ok else '>'} max {params.max_degradation_vs_baseline:+.3f}")
+            parts.append(
+                f"degradation vs baseline {deg:.3f} - {base_deg:.3f} = {diff:+.3f} {'<=' if ok else '>'} max {params.max_degradation_vs_baseline:+.3f}"
+            )
         passed = all(v[0] for v in verdicts)
         first = next((v for v in verdicts if not v[0]), verdicts[0])
         flags = list(result.get("flags") or [])
         if params.masking_check and params.name != "square" and getattr(params, "eps", None) is not None:
             square = _combined("square").model_validate(
-                {"name": "square", "eps": params.eps, "samples": params.samples, "seed": params.seed,
-                 "domain": params.domain, "max-degradation": 1.0}
+                {
+                    "name": "square",
+                    "eps": params.eps,
+                    "samples": params.samples,
+                    "seed": params.seed,
+                    "domain": params.domain,
+                    "max-degradation": 1.0,
+                }
             )
             sq = m.attack(square)
             if sq["robust_correct"] < robust - max(1, round(0.02 * n)):

@@ -9,7 +9,20 @@ from ..registry import Registry
 from ..spec.schema import ExpectationBase
 from ..stats import newcombe_difference, newcombe_paired_difference, wilson_interval
 
-__all__ = ["Accuracy", "Outcome", "Expectation", "Measurements", "EXPECTATIONS", "CheckTarget", "gate_min", "gate_max", "at_least", "at_most", "Difference", "paired_table"]
+__all__ = [
+    "Accuracy",
+    "Outcome",
+    "Expectation",
+    "Measurements",
+    "EXPECTATIONS",
+    "CheckTarget",
+    "gate_min",
+    "gate_max",
+    "at_least",
+    "at_most",
+    "Difference",
+    "paired_table",
+]
 
 
 @dataclass(frozen=True)
@@ -173,14 +186,16 @@ class Difference:
     paired: bool = False
 
     @classmethod
-    def of(cls, first: Accuracy, second: Accuracy, confidence: float | None, scale: float = 1.0) -> "Difference":
+    def of(cls, first: Accuracy, second: Accuracy, confidence: float | None, scale: float = 1.0) -> Difference:
         level = confidence or 0.95
         table = paired_table(first, second)
         if table is not None:
             lo, hi = newcombe_paired_difference(*table, level)
         else:
             lo, hi = newcombe_difference(first.correct, first.n, second.correct, second.n, level)
-        return cls((first.value - second.value) / scale, lo / scale, hi / scale, int(round(level * 100)), table is not None)
+        return cls(
+            (first.value - second.value) / scale, lo / scale, hi / scale, int(round(level * 100)), table is not None
+        )
 
     def gate(self, limit: float, confidence: float | None, *, maximum: bool, signed: bool = False) -> tuple[bool, str]:
         """Pass or fail against ``limit`` (a max or a min); with ``confidence``, on the interval's far bound.

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated
 
 from pydantic import Field
-from typing_extensions import Annotated
 
 from ..spec.schema import BASELINE, Count, DomainName, ExpectationBase, Probability, Real
-from .base import EXPECTATIONS, at_least, CheckTarget, Difference, Outcome, gate_max
+from .base import EXPECTATIONS, CheckTarget, Difference, Outcome, at_least, gate_max
+
 
 def _variants_only(variant: str, targets: list[CheckTarget]) -> list[CheckTarget]:
     # Comparing the baseline with itself measures nothing: these items exist for compressed variants only.
@@ -17,13 +17,13 @@ def _variants_only(variant: str, targets: list[CheckTarget]) -> list[CheckTarget
 
 class DropVsBaselineParams(ExpectationBase):
     max: Probability = Field(description="maximum accuracy drop against the uncompressed model")
-    domains: Optional[list[DomainName]] = Field(None, description="default: the source and every target domain")
+    domains: list[DomainName] | None = Field(None, description="default: the source and every target domain")
     relative: bool = Field(False, description="drop as a fraction of the baseline's accuracy")
 
 
 class RetainedParams(ExpectationBase):
     min: Probability = Field(description="minimum fraction of the baseline's accuracy kept")
-    domains: Optional[list[DomainName]] = Field(None, description="default: the source and every target domain")
+    domains: list[DomainName] | None = Field(None, description="default: the source and every target domain")
 
 
 class MaxParamsParams(ExpectationBase):
@@ -55,9 +55,21 @@ class DropVsBaseline:
         passed, verdict = diff.gate(params.max, params.confidence, maximum=True)
         drop, lo, hi = diff.value, diff.low, diff.high
         kind = "relative drop" if params.relative else "drop"
-        msg = f"{kind} on {d!r} from baseline ({base.value:.3f}, n={base.n}) to {m.variant} ({var.value:.3f}): {verdict}"
-        return Outcome(passed, drop, params.max, "<=", msg, var.n, lo, hi, params.confidence,
-                       extra={"baseline_accuracy": round(base.value, 6), "variant_accuracy": round(var.value, 6)})
+        msg = (
+            f"{kind} on {d!r} from baseline ({base.value:.3f}, n={base.n}) to {m.variant} ({var.value:.3f}): {verdict}"
+        )
+        return Outcome(
+            passed,
+            drop,
+            params.max,
+            "<=",
+            msg,
+            var.n,
+            lo,
+            hi,
+            params.confidence,
+            extra={"baseline_accuracy": round(base.value, 6), "variant_accuracy": round(var.value, 6)},
+        )
 
 
 @EXPECTATIONS.register("retained")
@@ -78,8 +90,15 @@ class Retained:
             f"accuracy kept on {d!r}: {m.variant} {var.value:.3f} / baseline {base.value:.3f} = measured {kept:.3f}; "
             f"{'>=' if passed else '<'} min {params.min:.3f}"
         )
-        return Outcome(passed, kept, params.min, ">=", msg, var.n,
-                       extra={"baseline_accuracy": round(base.value, 6), "variant_accuracy": round(var.value, 6)})
+        return Outcome(
+            passed,
+            kept,
+            params.min,
+            ">=",
+            msg,
+            var.n,
+            extra={"baseline_accuracy": round(base.value, 6), "variant_accuracy": round(var.value, 6)},
+        )
 
 
 @EXPECTATIONS.register("max-params")

@@ -62,7 +62,9 @@ class CorruptionParams(ExpectationBase):
     max_mce: Annotated[Real, Field(gt=0)] | None = Field(
         None, description="maximum mean corruption error relative to the uncompressed baseline (1 = as robust)"
     )
-    min_accuracy: Probability | None = Field(None, description="minimum mean accuracy over every corruption and severity")
+    min_accuracy: Probability | None = Field(
+        None, description="minimum mean accuracy over every corruption and severity"
+    )
 
     @field_validator("corruptions", "severities")
     @classmethod
@@ -105,7 +107,12 @@ def corruption_errors(
     return ce, (sum(ce.values()) / len(ce) if ce else math.nan)
 
 
-def _relative(variant: Mapping[str, Mapping[int, float]], baseline: Mapping[str, Mapping[int, float]], clean_v: float, clean_b: float) -> float | None:
+def _relative(
+    variant: Mapping[str, Mapping[int, float]],
+    baseline: Mapping[str, Mapping[int, float]],
+    clean_v: float,
+    clean_b: float,
+) -> float | None:
     """Mean relative CE over the corruptions where the baseline loses accuracy at all (None if none does)."""
     values = []
     for c, errs in variant.items():
@@ -150,12 +157,17 @@ class CorruptionExpectation:
         parts: list[str] = []
         if params.max_mce is not None and m.variant != BASELINE:
             err_v = {c: {s: 1.0 - a.value for s, a in row.items()} for c, row in acc.items()}
-            err_b = {c: {s: 1.0 - m.accuracy(derived_name(base, c, s), BASELINE).value for s in params.severities} for c in names}
+            err_b = {
+                c: {s: 1.0 - m.accuracy(derived_name(base, c, s), BASELINE).value for s in params.severities}
+                for c in names
+            }
             ce, mce = corruption_errors(err_v, err_b)
             ok = at_most(mce, params.max_mce)
             verdicts.append((ok, mce, params.max_mce, "<=", None, None))
             worst = max(ce, key=lambda c: ce[c])
-            parts.append(f"mCE vs baseline {mce:.3f} {'<=' if ok else '>'} max {params.max_mce:.3f} (worst {worst}: CE {ce[worst]:.3f})")
+            parts.append(
+                f"mCE vs baseline {mce:.3f} {'<=' if ok else '>'} max {params.max_mce:.3f} (worst {worst}: CE {ce[worst]:.3f})"
+            )
             extra["mce"] = round(mce, 6) if math.isfinite(mce) else str(mce)
             for c, v in ce.items():
                 extra[f"ce[{c}]"] = round(v, 6) if math.isfinite(v) else str(v)
@@ -176,7 +188,8 @@ class CorruptionExpectation:
         first = next((v for v in verdicts if not v[0]), verdicts[0])
         by_severity = ", ".join(f"{s}: {extra[f'corruption_accuracy@{s}']:.3f}" for s in params.severities)
         msg = (
-            f"{len(names)} corruptions x severities {params.severities} of {base!r}: " + "; ".join(parts)
+            f"{len(names)} corruptions x severities {params.severities} of {base!r}: "
+            + "; ".join(parts)
             + f"; accuracy by severity {by_severity}"
         )
         return Outcome(passed, first[1], first[2], first[3], msg, n, first[4], first[5], conf, extra=extra)

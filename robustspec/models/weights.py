@@ -65,7 +65,9 @@ def _weights_enums() -> dict[str, Any]:
     import torchvision.models as tvm
     from torchvision.models._api import WeightsEnum
 
-    modules = [tvm] + [m for _, m in inspect.getmembers(tvm, inspect.ismodule) if (m.__file__ or "").endswith("__init__.py")]
+    modules = [tvm] + [
+        m for _, m in inspect.getmembers(tvm, inspect.ismodule) if (m.__file__ or "").endswith("__init__.py")
+    ]
     found: dict[str, Any] = {}
     for module in modules:
         for name, value in vars(module).items():
@@ -148,7 +150,7 @@ def _unwrap(obj: Any) -> dict[str, torch.Tensor]:
         raise ModelError("the weights file does not hold a state dict (a mapping of names to tensors)")
     for prefix in _PREFIXES:
         if obj and all(k.startswith(prefix) for k in obj):
-            obj = {k[len(prefix):]: v for k, v in obj.items()}
+            obj = {k[len(prefix) :]: v for k, v in obj.items()}
     return obj
 
 
@@ -179,7 +181,9 @@ def _listed(keys: list[str], limit: int = 10) -> str:
     return f"{keys[:limit]}{f' ... ({len(keys)} in all)' if len(keys) > limit else ''}"
 
 
-def fit_problems(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], head: str) -> tuple[list[str], list[str]]:
+def fit_problems(
+    state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], head: str
+) -> tuple[list[str], list[str]]:
     """Compare a file's state dict with a network's: ``(skipped head keys, problems)``.
 
     Head keys (``<head>.*``) that differ only in their class count (the first dimension) are skipped, not
@@ -188,18 +192,23 @@ def fit_problems(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tens
     """
     prefix = head + "."
     skipped = [
-        k for k in state
-        if k.startswith(prefix) and k in own and state[k].shape != own[k].shape
+        k
+        for k in state
+        if k.startswith(prefix)
+        and k in own
+        and state[k].shape != own[k].shape
         and state[k].shape[1:] == own[k].shape[1:]
     ]
     missing = [
-        k for k in own
+        k
+        for k in own
         if k not in state and not k.endswith(".num_batches_tracked") and not (k.startswith(prefix) and skipped)
     ]
     unexpected = [k for k in state if k not in own]
     shape = [
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in state if k in own and k not in skipped and state[k].shape != own[k].shape
+        for k in state
+        if k in own and k not in skipped and state[k].shape != own[k].shape
     ]
     problems = []
     if missing:
@@ -235,7 +244,9 @@ def weights_fit_problems(path: str | os.PathLike, arch: str, params: Mapping[str
     Results are cached per (file fingerprint, arch, params, classes).
     """
     fp = weights_fingerprint(path)
-    key = json.dumps([fp["path"], fp["bytes"], fp["mtime_ns"], arch, dict(params), classes], sort_keys=True, default=str)
+    key = json.dumps(
+        [fp["path"], fp["bytes"], fp["mtime_ns"], arch, dict(params), classes], sort_keys=True, default=str
+    )
     return list(_fit_problems_cached(key))
 
 

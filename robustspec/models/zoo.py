@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -15,6 +16,7 @@ __all__ = ["MODELS", "build_network", "import_factory", "count_parameters", "cla
 
 #: Architectures by name. Each entry is ``fn(num_classes: int, **params) -> nn.Module``.
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+
 
 def _torchvision_resnet(depth: int) -> Callable[..., nn.Module]:
     def build(num_classes: int, **kw: Any) -> nn.Module:
@@ -32,7 +34,9 @@ for _depth in (18, 34, 50, 101, 152):
     MODELS.register(f"resnet{_depth}")(_torchvision_resnet(_depth))
 
 
-def narrow_resnet(num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128), layers: tuple[int, ...] = (1, 1, 1, 1)) -> nn.Module:
+def narrow_resnet(
+    num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128), layers: tuple[int, ...] = (1, 1, 1, 1)
+) -> nn.Module:
     """A torchvision ResNet (BasicBlock) with narrower stages: same module structure, a fraction of the cost.
 
     Being a plain ``torchvision.models.ResNet``, it works with everything that works on ResNet-18.
@@ -60,7 +64,9 @@ def narrow_resnet(num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128),
 
 
 MODELS.register("resnet10-mini")(lambda num_classes, **kw: narrow_resnet(num_classes, (16, 32, 64, 128), (1, 1, 1, 1)))
-MODELS.register("resnet10-small")(lambda num_classes, **kw: narrow_resnet(num_classes, (32, 64, 128, 256), (1, 1, 1, 1)))
+MODELS.register("resnet10-small")(
+    lambda num_classes, **kw: narrow_resnet(num_classes, (32, 64, 128, 256), (1, 1, 1, 1))
+)
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 

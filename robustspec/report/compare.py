@@ -17,8 +17,9 @@ The rule, shared by the pytest gate (``--robustspec-baseline``) and ``robustspec
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .results import items_by_id
 
@@ -60,7 +61,9 @@ def judge_metric(old: float, new: float, comparison: str, tolerance: float) -> s
 
 
 def _keys(props: Mapping[str, Any]) -> dict[str, str]:
-    return {k: str(v) for k, v in props.items() if k == "artifact_key" or (k.startswith("eval_key[") and k.endswith("]"))}
+    return {
+        k: str(v) for k, v in props.items() if k == "artifact_key" or (k.startswith("eval_key[") and k.endswith("]"))
+    }
 
 
 def stale_reason(old_props: Mapping[str, Any], new_props: Mapping[str, Any]) -> str | None:
@@ -242,15 +245,28 @@ def _md_table(deltas: list[ItemDelta]) -> list[str]:
         parts = d.id.split("::")
         item = "::".join(parts[1:]) if len(parts) > 1 else d.id
         lines.append(
-            "| " + " | ".join(_cell(c) for c in (
-                status, d.labels.get("suite", "") or parts[0], f"`{item}`", fmt_number(d.old), fmt_number(d.new),
-                fmt_number(d.delta, signed=True), "-" if d.tolerance is None else f"{d.tolerance:g}", d.reason,
-            )) + " |"
+            "| "
+            + " | ".join(
+                _cell(c)
+                for c in (
+                    status,
+                    d.labels.get("suite", "") or parts[0],
+                    f"`{item}`",
+                    fmt_number(d.old),
+                    fmt_number(d.new),
+                    fmt_number(d.delta, signed=True),
+                    "-" if d.tolerance is None else f"{d.tolerance:g}",
+                    d.reason,
+                )
+            )
+            + " |"
         )
     return lines
 
 
-def compare_documents(old: Mapping[str, Any], new: Mapping[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> Comparison:
+def compare_documents(
+    old: Mapping[str, Any], new: Mapping[str, Any], tolerance: float = DEFAULT_TOLERANCE
+) -> Comparison:
     """Every item of either document, compared; ``tolerance`` is the default for items without their own."""
     old_items, new_items = items_by_id(old, "baseline"), items_by_id(new, "results")
     ids = sorted(set(old_items) | set(new_items))

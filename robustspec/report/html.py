@@ -21,9 +21,10 @@ import base64
 import html
 import io
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .compare import fmt_number
 from .results import domain_accuracies
@@ -61,8 +62,6 @@ class Table1:
     subjects: list[Subject]
 
 
-
-
 def table1(doc: Mapping[str, Any]) -> list[Table1]:
     """Table 1 of every suite in a results document, rows in the order items appear (baseline first)."""
     by_suite: dict[str, dict[tuple[str, str], Subject]] = {}
@@ -93,7 +92,7 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
                 modes[(suite, model, row)] = (suite, model, variant)
             last = str(item.get("id", "")).rsplit("::", 1)[-1]
             if last.startswith("attack#"):
-                name += " #" + last[len("attack#"):].split("[", 1)[0]
+                name += " #" + last[len("attack#") :].split("[", 1)[0]
             value = _num(props.get("robust_accuracy", props.get("measured")))
             if value is not None:
                 subj.attacks[name] = value
@@ -116,7 +115,9 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
                 models.append(model)
         rows = sorted(subjects.values(), key=lambda s: (models.index(s.model), s.variant != BASELINE))
         # By name, a second expectation of one attack ("pgd-linf #2") after the first.
-        names = sorted(attacks.get(suite, []), key=lambda n: (n.split(" #")[0], int(n.split(" #")[1]) if " #" in n else 1))
+        names = sorted(
+            attacks.get(suite, []), key=lambda n: (n.split(" #")[0], int(n.split(" #")[1]) if " #" in n else 1)
+        )
         out.append(Table1(suite, domains.get(suite, []), names, rows))
     return out
 
@@ -179,8 +180,11 @@ def plot_pareto(t: Table1) -> bytes | None:
         ax = fig.add_subplot(rows, cols, i + 1)
         for m, model in enumerate(models):
             colour = f"C{m % 10}"
-            pts = [(s.parameters / 1e6, 100 * s.accuracy[domain], s.variant) for s in t.subjects
-                   if s.model == model and s.parameters and domain in s.accuracy]
+            pts = [
+                (s.parameters / 1e6, 100 * s.accuracy[domain], s.variant)
+                for s in t.subjects
+                if s.model == model and s.parameters and domain in s.accuracy
+            ]
             if not pts:
                 continue
             front = pareto_front([(x, y) for x, y, _ in pts])
@@ -189,10 +193,24 @@ def plot_pareto(t: Table1) -> bytes | None:
                 # Points within 1 % of size and 0.1 points of accuracy share a label (int8 keeps the parameter count).
                 near = next((k for k in labels if abs(k[0] - x) <= 0.01 * max(k[0], x) and abs(k[1] - y) < 0.1), (x, y))
                 labels.setdefault(near, []).append(v)
-                ax.scatter([x], [y], color=colour, marker="D" if v == BASELINE else "o", s=34, zorder=3,
-                           label=model if j == 0 else None)
-            ax.scatter([x for x, _ in front], [y for _, y in front], facecolors="none", edgecolors=colour, s=110,
-                       linewidths=1.2, zorder=2)
+                ax.scatter(
+                    [x],
+                    [y],
+                    color=colour,
+                    marker="D" if v == BASELINE else "o",
+                    s=34,
+                    zorder=3,
+                    label=model if j == 0 else None,
+                )
+            ax.scatter(
+                [x for x, _ in front],
+                [y for _, y in front],
+                facecolors="none",
+                edgecolors=colour,
+                s=110,
+                linewidths=1.2,
+                zorder=2,
+            )
             for (x, y), vs in labels.items():
                 ax.annotate(", ".join(vs), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7, color=colour)
             if len(front) > 1:
@@ -206,7 +224,9 @@ def plot_pareto(t: Table1) -> bytes | None:
         ax.margins(x=0.12, y=0.1)
         if i == 0:
             ax.legend(fontsize=8, loc="best")
-    fig.suptitle(f"{t.suite}: accuracy against parameters (◆ baseline, ringed: on the model's Pareto front)", fontsize=11)
+    fig.suptitle(
+        f"{t.suite}: accuracy against parameters (◆ baseline, ringed: on the model's Pareto front)", fontsize=11
+    )
     return _png(fig)
 
 
@@ -262,7 +282,9 @@ def plot_status(counts: Mapping[str, Mapping[str, int]]) -> bytes | None:
 @dataclass
 class Section:
     title: str
-    tables: list[tuple[list[str], list[list[str]], list[str | None]]] = field(default_factory=list)  # header, rows, row status
+    tables: list[tuple[list[str], list[list[str]], list[str | None]]] = field(
+        default_factory=list
+    )  # header, rows, row status
     images: list[tuple[str, bytes, str]] = field(default_factory=list)  # name, png, alt
     notes: list[str] = field(default_factory=list)
 
@@ -285,12 +307,18 @@ def _check_rows(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], lis
             base += f" ({fmt_number(_num(p.get('baseline_measured')))}, Δ {fmt_number(_num(p.get('baseline_delta')), signed=True)})"
         message = "" if status == "pass" else (item.get("message") or "").strip().splitlines()[-1:] or [""]
         parts = item["id"].split("::")
-        rows.append([
-            str(p.get("suite", parts[0])), "::".join(parts[1:]) or item["id"], status.upper(),
-            fmt_number(_num(p.get("measured"))),
-            f"{p.get('comparison', '')} {fmt_number(_num(p.get('threshold')))}".strip(), interval, base,
-            message if isinstance(message, str) else message[0],
-        ])
+        rows.append(
+            [
+                str(p.get("suite", parts[0])),
+                "::".join(parts[1:]) or item["id"],
+                status.upper(),
+                fmt_number(_num(p.get("measured"))),
+                f"{p.get('comparison', '')} {fmt_number(_num(p.get('threshold')))}".strip(),
+                interval,
+                base,
+                message if isinstance(message, str) else message[0],
+            ]
+        )
         statuses.append(status)
     return header, rows, statuses
 
@@ -300,8 +328,13 @@ def build_report(doc: Mapping[str, Any]) -> list[Section]:
     counts = _status_counts(doc)
     overview = Section("Overview")
     header = ["suite", *(s.upper() for s in STATUS_ORDER), "total"]
-    overview.tables.append((header, [[suite, *(str(c.get(s, 0)) for s in STATUS_ORDER), str(sum(c.values()))]
-                                     for suite, c in counts.items()], [None] * len(counts)))
+    overview.tables.append(
+        (
+            header,
+            [[suite, *(str(c.get(s, 0)) for s in STATUS_ORDER), str(sum(c.values()))] for suite, c in counts.items()],
+            [None] * len(counts),
+        )
+    )
     status_png = plot_status(counts)
     if status_png:
         overview.images.append(("status", status_png, "checks per suite by status"))
@@ -309,17 +342,31 @@ def build_report(doc: Mapping[str, Any]) -> list[Section]:
 
     for t in table1(doc):
         sec = Section(f"Table 1: {t.suite}")
-        head = ["model", "compression", "params (M)", "size (MB)", *(f"{d} (%)" for d in t.domains),
-                *(f"{a} (%)" for a in t.attacks)]
-        rows = [[s.model, s.variant if s.variant != BASELINE else "— (baseline)",
-                 "-" if s.parameters is None else f"{s.parameters / 1e6:.2f}",
-                 "-" if s.bytes is None else f"{s.bytes / 1e6:.1f}",
-                 *(_pct(s.accuracy.get(d)) for d in t.domains), *(_pct(s.attacks.get(a)) for a in t.attacks)]
-                for s in t.subjects]
+        head = [
+            "model",
+            "compression",
+            "params (M)",
+            "size (MB)",
+            *(f"{d} (%)" for d in t.domains),
+            *(f"{a} (%)" for a in t.attacks),
+        ]
+        rows = [
+            [
+                s.model,
+                s.variant if s.variant != BASELINE else "— (baseline)",
+                "-" if s.parameters is None else f"{s.parameters / 1e6:.2f}",
+                "-" if s.bytes is None else f"{s.bytes / 1e6:.1f}",
+                *(_pct(s.accuracy.get(d)) for d in t.domains),
+                *(_pct(s.attacks.get(a)) for a in t.attacks),
+            ]
+            for s in t.subjects
+        ]
         sec.tables.append((head, rows, [None] * len(rows)))
         if t.domains:
-            sec.notes.append(f"Accuracy in % on each domain's test split; {t.domains[0]} is the source domain."
-                             + (" Attack columns: accuracy under that attack." if t.attacks else ""))
+            sec.notes.append(
+                f"Accuracy in % on each domain's test split; {t.domains[0]} is the source domain."
+                + (" Attack columns: accuracy under that attack." if t.attacks else "")
+            )
         slug = "".join(c if c.isalnum() else "-" for c in t.suite)
         png = plot_pareto(t)
         if png:
@@ -333,8 +380,10 @@ def build_report(doc: Mapping[str, Any]) -> list[Section]:
     checks.tables.append(_check_rows(doc))
     base = doc.get("baseline")
     if isinstance(base, Mapping):
-        checks.notes.append(f"Compared with baseline {base.get('path')} (commit {str(base.get('git_commit') or 'unknown')[:10]}, "
-                            f"default tolerance {base.get('tolerance')}).")
+        checks.notes.append(
+            f"Compared with baseline {base.get('path')} (commit {str(base.get('git_commit') or 'unknown')[:10]}, "
+            f"default tolerance {base.get('tolerance')})."
+        )
     sections.append(checks)
 
     env = doc.get("environment", {}) or {}
@@ -395,12 +444,14 @@ def render_html(doc: Mapping[str, Any], sections: list[Section], title: str) -> 
     verdict, colour = _verdict(doc)
     s = _summary(doc)
     out = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
         f'<h1>{e(title)} <span class="verdict" style="background:{colour}">{verdict}</span></h1>',
-        f'<p class="meta">{s.get("items", 0)} checks: ' + ", ".join(f"{s.get(k, 0)} {k}" for k in STATUS_ORDER)
-        + f' · commit {e(str(doc.get("git_commit") or "-")[:10])} · {e(str(doc.get("created", "")))}</p>',
+        f'<p class="meta">{s.get("items", 0)} checks: '
+        + ", ".join(f"{s.get(k, 0)} {k}" for k in STATUS_ORDER)
+        + f" · commit {e(str(doc.get('git_commit') or '-')[:10])} · {e(str(doc.get('created', '')))}</p>",
     ]
     for sec in sections:
         out.append(f"<h2>{e(sec.title)}</h2>")
@@ -415,7 +466,9 @@ def render_html(doc: Mapping[str, Any], sections: list[Section], title: str) -> 
                 cls = f' class="{e(status)}"' if status else ""
                 cells = []
                 for h, cell in zip(header, row):
-                    kind = {"status": "status", "item": "nowrap", "interval": "nowrap", "threshold": "nowrap"}.get(h) or ("num" if _is_num(cell) else "")
+                    kind = {"status": "status", "item": "nowrap", "interval": "nowrap", "threshold": "nowrap"}.get(
+                        h
+                    ) or ("num" if _is_num(cell) else "")
                     cells.append(f'<td class="{kind}">{e(cell)}</td>' if kind else f"<td>{e(cell)}</td>")
                 out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
             out.append("</tbody></table>")
@@ -433,9 +486,14 @@ def _md_cell(text: str) -> str:
 def render_markdown(doc: Mapping[str, Any], sections: list[Section], title: str, images_dir: str) -> str:
     verdict, _ = _verdict(doc)
     s = _summary(doc)
-    out = [f"# {title}: {verdict}", "",
-           f"{s.get('items', 0)} checks: " + ", ".join(f"{s.get(k, 0)} {k}" for k in STATUS_ORDER)
-           + f"; commit `{str(doc.get('git_commit') or '-')[:10]}`; {doc.get('created', '')}", ""]
+    out = [
+        f"# {title}: {verdict}",
+        "",
+        f"{s.get('items', 0)} checks: "
+        + ", ".join(f"{s.get(k, 0)} {k}" for k in STATUS_ORDER)
+        + f"; commit `{str(doc.get('git_commit') or '-')[:10]}`; {doc.get('created', '')}",
+        "",
+    ]
     for sec in sections:
         out += [f"## {sec.title}", ""]
         for note in sec.notes:
@@ -445,7 +503,9 @@ def render_markdown(doc: Mapping[str, Any], sections: list[Section], title: str,
                 continue
             head = [h or " " for h in header]
             out.append("| " + " | ".join(_md_cell(h) for h in head) + " |")
-            out.append("|" + "|".join("---:" if rows and _is_num(rows[0][i]) else "---" for i in range(len(head))) + "|")
+            out.append(
+                "|" + "|".join("---:" if rows and _is_num(rows[0][i]) else "---" for i in range(len(head))) + "|"
+            )
             for row in rows:
                 out.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
             out.append("")

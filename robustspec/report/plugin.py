@@ -101,8 +101,11 @@ class ReportState:
             return
         extra: dict[str, Any] = {"exitstatus": int(exitstatus)}
         if self.baseline is not None:
-            extra["baseline"] = {"path": str(self.baseline_path), "git_commit": self.baseline.get("git_commit"),
-                                 "tolerance": self.tolerance}
+            extra["baseline"] = {
+                "path": str(self.baseline_path),
+                "git_commit": self.baseline.get("git_commit"),
+                "tolerance": self.tolerance,
+            }
         doc = make_document(records, _environment(self), git_commit(session.config.rootpath), extra)
         try:
             write_document(self.results_path, doc)
@@ -131,7 +134,6 @@ class ReportState:
             tr.write_line("robustspec: no robustspec items ran; no baseline saved", yellow=True)
 
 
-
 def _tolerance(raw: Any) -> float:
     try:
         value = float(raw)
@@ -151,17 +153,36 @@ def report_state(config: pytest.Config) -> ReportState | None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("robustspec", "robustness suites for compressed networks")
-    group.addoption("--robustspec-results", dest="robustspec_results", default=None, metavar="PATH",
-                    help="where the session's results file goes (default .robustspec/results.json under rootdir)")
-    group.addoption("--robustspec-baseline", dest="robustspec_baseline", default=None, metavar="PATH",
-                    help="compare every check with this results file; a regression fails the item")
-    group.addoption("--robustspec-save-baseline", dest="robustspec_save_baseline", default=None, metavar="PATH",
-                    help="also save this session's results as a baseline to PATH")
-    group.addoption("--robustspec-regression-tolerance", dest="robustspec_regression_tolerance",
-                    default=DEFAULT_TOLERANCE, metavar="T",
-                    help="how far a measured value may move the wrong way against the baseline, unless the "
-                         "expectation sets regression: {max-drop: ...} (default %(default)s; absolute within "
-                         "[-1, 1], relative beyond)")
+    group.addoption(
+        "--robustspec-results",
+        dest="robustspec_results",
+        default=None,
+        metavar="PATH",
+        help="where the session's results file goes (default .robustspec/results.json under rootdir)",
+    )
+    group.addoption(
+        "--robustspec-baseline",
+        dest="robustspec_baseline",
+        default=None,
+        metavar="PATH",
+        help="compare every check with this results file; a regression fails the item",
+    )
+    group.addoption(
+        "--robustspec-save-baseline",
+        dest="robustspec_save_baseline",
+        default=None,
+        metavar="PATH",
+        help="also save this session's results as a baseline to PATH",
+    )
+    group.addoption(
+        "--robustspec-regression-tolerance",
+        dest="robustspec_regression_tolerance",
+        default=DEFAULT_TOLERANCE,
+        metavar="T",
+        help="how far a measured value may move the wrong way against the baseline, unless the "
+        "expectation sets regression: {max-drop: ...} (default %(default)s; absolute within "
+        "[-1, 1], relative beyond)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -180,7 +201,7 @@ def _device(config: pytest.Config) -> str | None:
     try:
         from .. import pytest_plugin
 
-        main_state = config.stash.get(getattr(pytest_plugin, "_state_key"), None)
+        main_state = config.stash.get(pytest_plugin._state_key, None)
         workspace = getattr(main_state, "workspace", None)
         return str(workspace.device) if workspace is not None else None
     except Exception:  # noqa: BLE001 - the device is informative only
@@ -191,7 +212,9 @@ def _environment(state: ReportState) -> dict[str, Any]:
     env = static_environment()
     runtime = list(state.worker_envs.values()) or [runtime_environment(_device(state.config))]
     for key in ("torch_threads", "device"):
-        values = sorted({str(r[key]) if key == "device" else r[key] for r in runtime if r.get(key) is not None}, key=str)
+        values = sorted(
+            {str(r[key]) if key == "device" else r[key] for r in runtime if r.get(key) is not None}, key=str
+        )
         env[key] = values[0] if len(values) == 1 else (values or None)
     env["workers"] = len(state.worker_envs)
     if state.worker_envs:
@@ -220,17 +243,21 @@ def _baseline_summary(tr: Any, state: ReportState, records: list[dict[str, Any]]
         if status == "ok":
             ok += 1
         elif status == "regression":
-            text = (f"{r['id']}: measured {fmt_number(_f(props.get('measured')))} vs baseline "
-                    f"{fmt_number(_f(props.get('baseline_measured')))} ({fmt_number(_f(props.get('baseline_delta')), signed=True)}"
-                    f", tolerance {props.get('regression_tolerance')})")
+            text = (
+                f"{r['id']}: measured {fmt_number(_f(props.get('measured')))} vs baseline "
+                f"{fmt_number(_f(props.get('baseline_measured')))} ({fmt_number(_f(props.get('baseline_delta')), signed=True)}"
+                f", tolerance {props.get('regression_tolerance')})"
+            )
             groups["regression"].append(text + (" [warn]" if r.get("status") == "warn" else ""))
         elif status == "new":
             groups["new"].append(f"{r['id']}: {props.get('baseline_reason', 'not in the baseline')}")
         elif status == "stale":
             groups["stale"].append(f"{r['id']}: {props.get('baseline_reason', '')}")
         else:
-            groups["not compared"].append(f"{r['id']}: {r.get('status')}: could not be compared "
-                                          f"({(r.get('message') or 'no numbers').strip().splitlines()[-1]})")
+            groups["not compared"].append(
+                f"{r['id']}: {r.get('status')}: could not be compared "
+                f"({(r.get('message') or 'no numbers').strip().splitlines()[-1]})"
+            )
     ran = {r["id"] for r in records}
     gone = sorted(set(state.baseline_items) - ran)
     counts = [f"{ok} ok"] + [f"{len(v)} {k}" for k, v in groups.items() if v or k in ("regression", "new")]

@@ -80,7 +80,12 @@ _ATTACK_ORDER = ["deepfool", "pgd-linf", "pgd-l2", "fgsm", "cw-l2", "ddn", "jsma
 
 SUPPORTS, CONTRADICTS, NOISE = "supports", "contradicts", "within noise"
 HOLDS, DOES_NOT_HOLD, MIXED, WITHIN_NOISE, NOT_MEASURED = (
-    "holds", "does not hold", "mixed", "within noise", "not measured")
+    "holds",
+    "does not hold",
+    "mixed",
+    "within noise",
+    "not measured",
+)
 
 
 # --- the data ------------------------------------------------------------------------------------------
@@ -128,7 +133,7 @@ class Row:
 
     @property
     def kind(self) -> str:
-        """"" for the baseline, the single method of a one-step variant, "+"-joined for chains."""
+        """ "" for the baseline, the single method of a one-step variant, "+"-joined for chains."""
         return "" if self.variant == BASELINE else "+".join(self.steps) or self.variant
 
     @property
@@ -164,7 +169,8 @@ class Comparison:
             self.low, self.high = newcombe_paired_difference(*self.pairs, CONFIDENCE)
         elif self.n_a and self.n_b:
             self.low, self.high = newcombe_difference(
-                round(self.a * self.n_a), self.n_a, round(self.b * self.n_b), self.n_b, CONFIDENCE)
+                round(self.a * self.n_a), self.n_a, round(self.b * self.n_b), self.n_b, CONFIDENCE
+            )
         if self.tolerance is not None:
             # "b keeps a's accuracy": within the tolerance by the point estimate supports; a loss beyond it
             # contradicts only when the interval excludes no loss at all.
@@ -190,11 +196,11 @@ class Comparison:
 
     def describe(self) -> str:
         if self.tolerance is not None:
-            text = (f"{self.what}: {self.b_label} {_pct(self.b)} vs {self.a_label} {_pct(self.a)} "
-                    f"(drop {_pts(self.diff)}")
+            text = (
+                f"{self.what}: {self.b_label} {_pct(self.b)} vs {self.a_label} {_pct(self.a)} (drop {_pts(self.diff)}"
+            )
         else:
-            text = (f"{self.what}: {self.a_label} {_pct(self.a)} vs {self.b_label} {_pct(self.b)} "
-                    f"(Δ {_pts(self.diff)}")
+            text = f"{self.what}: {self.a_label} {_pct(self.a)} vs {self.b_label} {_pct(self.b)} (Δ {_pts(self.diff)}"
         if self.low is not None and self.high is not None:
             kind = "paired CI" if self.pairs is not None else "CI"
             text += f", {CONFIDENCE:.0%} {kind} [{_pts(self.low)}, {_pts(self.high)}]"
@@ -235,8 +241,10 @@ class Trend:
         if not self.comparisons:
             return "no comparison possible"
         c = self.counts
-        return (f"{len(self.comparisons)} comparison{'s' if len(self.comparisons) != 1 else ''}: "
-                f"{c[SUPPORTS]} support, {c[CONTRADICTS]} contradict, {c[NOISE]} within noise")
+        return (
+            f"{len(self.comparisons)} comparison{'s' if len(self.comparisons) != 1 else ''}: "
+            f"{c[SUPPORTS]} support, {c[CONTRADICTS]} contradict, {c[NOISE]} within noise"
+        )
 
 
 @dataclass
@@ -257,8 +265,6 @@ class Research:
     @property
     def table2_rows(self) -> list[Row]:
         return [r for r in self.rows if r.attacks]
-
-
 
 
 def _int(v: Any) -> int | None:
@@ -286,7 +292,7 @@ def _attack_column(item: Mapping[str, Any], domain: str) -> str:
     name = domain or "attack"
     last = str(item.get("id", "")).rsplit("::", 1)[-1]
     if last.startswith("attack#"):
-        name += " #" + last[len("attack#"):].split("[", 1)[0]
+        name += " #" + last[len("attack#") :].split("[", 1)[0]
     return name
 
 
@@ -298,7 +304,10 @@ def _collect(doc: Mapping[str, Any]) -> tuple[dict[tuple[str, str, str], Row], l
     failed = 0
     for item in doc.get("items", []):
         props = item.get("properties", {}) or {}
-        model, variant = str(props.get("model") or item.get("model") or ""), str(props.get("variant") or item.get("variant") or "")
+        model, variant = (
+            str(props.get("model") or item.get("model") or ""),
+            str(props.get("variant") or item.get("variant") or ""),
+        )
         if not model or not variant:
             continue
         if item.get("status") in ("fail", "error"):
@@ -332,10 +341,14 @@ def _collect(doc: Mapping[str, Any]) -> tuple[dict[tuple[str, str, str], Row], l
                 continue
             name = _attack_column(item, domain)
             row.attacks[name] = AttackCell(
-                robust=robust, clean=_num(props.get("clean_accuracy")), n=_int(props.get("n")),
-                mode=str(props["attack_mode"]) if props.get("attack_mode") else None, eps=_num(props.get("eps")),
+                robust=robust,
+                clean=_num(props.get("clean_accuracy")),
+                n=_int(props.get("n")),
+                mode=str(props["attack_mode"]) if props.get("attack_mode") else None,
+                eps=_num(props.get("eps")),
                 attack=str(props.get("attack") or name),
-                outcomes=props["outcomes"] if isinstance(props.get("outcomes"), str) else None)
+                outcomes=props["outcomes"] if isinstance(props.get("outcomes"), str) else None,
+            )
             if name not in attacks:
                 attacks.append(name)
             continue
@@ -380,12 +393,19 @@ def research(doc: Mapping[str, Any]) -> Research:
             size[model] = row.parameters
     models = sorted(size, key=lambda m: (size[m], m))
     # Within a model: baseline, FP by size (largest first), KD, PTSQ, then chains, as in the research.
-    rows = sorted(by_key.values(), key=lambda r: (
-        models.index(r.model), _KIND_ORDER.get(r.kind, 9), -(r.parameters or 0), r.variant, r.mode))
+    rows = sorted(
+        by_key.values(),
+        key=lambda r: (models.index(r.model), _KIND_ORDER.get(r.kind, 9), -(r.parameters or 0), r.variant, r.mode),
+    )
     # The research's column order; other attacks after, by name; "pgd-linf #2" after "pgd-linf".
-    names = sorted(attacks, key=lambda n: (
-        _ATTACK_ORDER.index(n.split(" #")[0]) if n.split(" #")[0] in _ATTACK_ORDER else len(_ATTACK_ORDER),
-        n.split(" #")[0], int(n.split(" #")[1]) if " #" in n else 1))
+    names = sorted(
+        attacks,
+        key=lambda n: (
+            _ATTACK_ORDER.index(n.split(" #")[0]) if n.split(" #")[0] in _ATTACK_ORDER else len(_ATTACK_ORDER),
+            n.split(" #")[0],
+            int(n.split(" #")[1]) if " #" in n else 1,
+        ),
+    )
     result = Research(source, targets, names, rows, [], failed)
     result.trends = trends(result)
     return result
@@ -408,9 +428,17 @@ def _acc_pair(what: str, a: Row, b: Row, domain: str, **kw: Any) -> Comparison |
     if domain not in a.accuracy or domain not in b.accuracy:
         return None
     same = a.model == b.model
-    return Comparison(what, a.variant_label if same else a.label(), a.accuracy[domain], a.n.get(domain),
-                      b.variant_label if same else b.label(), b.accuracy[domain], b.n.get(domain),
-                      pairs=paired_counts(a.outcomes.get(domain), b.outcomes.get(domain)), **kw)
+    return Comparison(
+        what,
+        a.variant_label if same else a.label(),
+        a.accuracy[domain],
+        a.n.get(domain),
+        b.variant_label if same else b.label(),
+        b.accuracy[domain],
+        b.n.get(domain),
+        pairs=paired_counts(a.outcomes.get(domain), b.outcomes.get(domain)),
+        **kw,
+    )
 
 
 def _attack_pair(what: str, a: Row, b: Row, attack: str) -> Comparison | None:
@@ -418,8 +446,16 @@ def _attack_pair(what: str, a: Row, b: Row, attack: str) -> Comparison | None:
     if ca is None or cb is None:
         return None
     same = a.model == b.model
-    return Comparison(what, a.variant_label if same else a.label(), ca.robust, ca.n,
-                      b.variant_label if same else b.label(), cb.robust, cb.n, pairs=paired_counts(ca.outcomes, cb.outcomes))
+    return Comparison(
+        what,
+        a.variant_label if same else a.label(),
+        ca.robust,
+        ca.n,
+        b.variant_label if same else b.label(),
+        cb.robust,
+        cb.n,
+        pairs=paired_counts(ca.outcomes, cb.outcomes),
+    )
 
 
 def _add(trend: Trend, c: Comparison | None) -> None:
@@ -436,21 +472,28 @@ def trends(r: Research) -> list[Trend]:
     tgt = ", ".join(r.targets) or "the target domains"
 
     # 1. Deeper pruning loses more target accuracy.
-    t = Trend("pruning-depth", "As the compression ratio increases, pruned models lose more target-domain accuracy.",
-              f"per model, the baseline and its FP variants ordered by parameter count: each smaller model "
-              f"should be less accurate than the next larger one, on {tgt}.")
+    t = Trend(
+        "pruning-depth",
+        "As the compression ratio increases, pruned models lose more target-domain accuracy.",
+        f"per model, the baseline and its FP variants ordered by parameter count: each smaller model "
+        f"should be less accurate than the next larger one, on {tgt}.",
+    )
     for model, base in base1.items():
-        chain = [base] + sorted((x for x in t1 if x.model == model and x.kind == "FP"),
-                                key=lambda x: -(x.parameters or 0))
+        chain = [base] + sorted(
+            (x for x in t1 if x.model == model and x.kind == "FP"), key=lambda x: -(x.parameters or 0)
+        )
         for big, small in itertools.pairwise(chain):
             for d in r.targets:
                 _add(t, _acc_pair(f"{model} {d}", big, small, d))
     out.append(t)
 
     # 2. KD beats FP at equal size.
-    t = Trend("kd-vs-fp", "Distilled (KD) students keep more target-domain accuracy than pruned (FP) models of the same size.",
-              f"each KD variant against the FP variants of the same model within {SIZE_TOLERANCE:.0%} of its "
-              f"parameter count, on {tgt}.")
+    t = Trend(
+        "kd-vs-fp",
+        "Distilled (KD) students keep more target-domain accuracy than pruned (FP) models of the same size.",
+        f"each KD variant against the FP variants of the same model within {SIZE_TOLERANCE:.0%} of its "
+        f"parameter count, on {tgt}.",
+    )
     for kd in (x for x in t1 if x.kind == "KD"):
         for fp in (x for x in t1 if x.kind == "FP" and x.model == kd.model and _same_size(x, kd)):
             for d in r.targets:
@@ -458,11 +501,13 @@ def trends(r: Research) -> list[Trend]:
     out.append(t)
 
     # 3. Compressed from a smaller original generalises better at equal size.
-    t = Trend("smaller-original", "At equal size, a network from a smaller original generalises better than one pruned from a "
-              "larger original.",
-              f"baselines and FP variants grouped by parameter count (within {SIZE_TOLERANCE:.0%}), ordered by "
-              f"the size of the baseline they come from: each should beat the one from the next larger "
-              f"baseline, on {tgt}.")
+    t = Trend(
+        "smaller-original",
+        "At equal size, a network from a smaller original generalises better than one pruned from a larger original.",
+        f"baselines and FP variants grouped by parameter count (within {SIZE_TOLERANCE:.0%}), ordered by "
+        f"the size of the baseline they come from: each should beat the one from the next larger "
+        f"baseline, on {tgt}.",
+    )
     pool = [x for x in t1 if x.parameters and (x.kind == "FP" or x.variant == BASELINE) and x.model in base1]
     for group in _size_groups(pool):
         if len({x.model for x in group}) < 2:
@@ -477,10 +522,13 @@ def trends(r: Research) -> list[Trend]:
     out.append(t)
 
     # 4. int8 keeps accuracy.
-    t = Trend("int8-keeps-accuracy", "Quantized (int8 PTSQ) networks keep their float parent's accuracy on the target domains.",
-              f"each PTSQ variant against its baseline on {tgt}: a drop of at most {100 * INT8_TOLERANCE:.0f} "
-              f"point supports; a larger drop contradicts only when the interval excludes no drop.",
-              note="the research saw int8 gain target accuracy for some models; a gain counts as keeping it.")
+    t = Trend(
+        "int8-keeps-accuracy",
+        "Quantized (int8 PTSQ) networks keep their float parent's accuracy on the target domains.",
+        f"each PTSQ variant against its baseline on {tgt}: a drop of at most {100 * INT8_TOLERANCE:.0f} "
+        f"point supports; a larger drop contradicts only when the interval excludes no drop.",
+        note="the research saw int8 gain target accuracy for some models; a gain counts as keeping it.",
+    )
     for q in (x for x in t1 if x.kind == "PTSQ"):
         base = base1.get(q.model)
         if base is None:
@@ -490,8 +538,11 @@ def trends(r: Research) -> list[Trend]:
     out.append(t)
 
     # 5. Deeper baselines are more accurate.
-    t = Trend("deeper-baseline", "Deeper (larger) baselines are more accurate on the target domains.",
-              f"baselines ordered by parameter count: each should beat the next smaller one, on {tgt}.")
+    t = Trend(
+        "deeper-baseline",
+        "Deeper (larger) baselines are more accurate on the target domains.",
+        f"baselines ordered by parameter count: each should beat the next smaller one, on {tgt}.",
+    )
     chain = sorted(base1.values(), key=lambda x: x.parameters or 0)
     for small, big in itertools.pairwise(chain):
         for d in r.targets:
@@ -499,8 +550,11 @@ def trends(r: Research) -> list[Trend]:
     out.append(t)
 
     # 6. Pruned models are more vulnerable to attacks.
-    t = Trend("pruned-vulnerable", "Pruned (FP) models are more vulnerable to adversarial attacks than their baseline.",
-              "each FP variant's robust accuracy against its baseline's, under every attack both ran.")
+    t = Trend(
+        "pruned-vulnerable",
+        "Pruned (FP) models are more vulnerable to adversarial attacks than their baseline.",
+        "each FP variant's robust accuracy against its baseline's, under every attack both ran.",
+    )
     for fp in (x for x in t2 if x.kind == "FP"):
         base = base2.get(fp.model)
         if base is None:
@@ -510,9 +564,12 @@ def trends(r: Research) -> list[Trend]:
     out.append(t)
 
     # 7. KD students are more robust than FP models at equal size.
-    t = Trend("kd-robust-vs-fp", "Distilled (KD) students are more robust to attacks than pruned (FP) models of the same size.",
-              f"each KD variant against the FP variants of the same model within {SIZE_TOLERANCE:.0%} of its "
-              "parameter count (as for accuracy), under every attack both ran.")
+    t = Trend(
+        "kd-robust-vs-fp",
+        "Distilled (KD) students are more robust to attacks than pruned (FP) models of the same size.",
+        f"each KD variant against the FP variants of the same model within {SIZE_TOLERANCE:.0%} of its "
+        "parameter count (as for accuracy), under every attack both ran.",
+    )
     kds = [x for x in t2 if x.kind == "KD"]
     fps = [x for x in t2 if x.kind == "FP"]
     for kd in kds:
@@ -520,16 +577,20 @@ def trends(r: Research) -> list[Trend]:
             for a in r.attacks:
                 _add(t, _attack_pair(f"{kd.model} {a}", kd, fp, a))
     if not t.comparisons and kds:
-        t.note = ("no FP variant of a KD student's model within {:.0%} of its size was attacked (KD: {}; FP: {})".format(
-            SIZE_TOLERANCE, ", ".join(f"{x.label()} {_mparams(x.parameters)}" for x in kds),
-            ", ".join(f"{x.label()} {_mparams(x.parameters)}" for x in fps) or "none"))
+        t.note = "no FP variant of a KD student's model within {:.0%} of its size was attacked (KD: {}; FP: {})".format(
+            SIZE_TOLERANCE,
+            ", ".join(f"{x.label()} {_mparams(x.parameters)}" for x in kds),
+            ", ".join(f"{x.label()} {_mparams(x.parameters)}" for x in fps) or "none",
+        )
     out.append(t)
 
     # 7b. KD students against the same architecture trained directly.
-    t = Trend("kd-robust-vs-baseline", "Distilled (KD) students are more robust to attacks than a baseline of the same size trained "
-              "directly.",
-              f"each KD variant against every baseline within {SIZE_TOLERANCE:.0%} of its parameter count, under "
-              "every attack both ran.")
+    t = Trend(
+        "kd-robust-vs-baseline",
+        "Distilled (KD) students are more robust to attacks than a baseline of the same size trained directly.",
+        f"each KD variant against every baseline within {SIZE_TOLERANCE:.0%} of its parameter count, under "
+        "every attack both ran.",
+    )
     for kd in kds:
         for base in (x for x in base2.values() if _same_size(x, kd)):
             for a in r.attacks:
@@ -545,13 +606,17 @@ def trends(r: Research) -> list[Trend]:
             if q not in modes.setdefault(mode, []):
                 modes[mode].append(q)
     for mode, quantized in sorted(modes.items()):
-        t = Trend(f"int8-robust[{mode}]",
-                  f"Quantized (int8 PTSQ) models are more robust to attacks than their float parent (attacked {mode}).",
-                  "each PTSQ variant's robust accuracy against its baseline's, under every attack both ran, "
-                  f"counting only the int8 results of mode {mode}.",
-                  note="under transfer, adversarials are crafted on the float parent: a minimum-norm perturbation "
-                       "that barely crosses the parent's boundary often does not fool the int8 model, which is not "
-                       "robustness." if mode == "transfer" else "")
+        t = Trend(
+            f"int8-robust[{mode}]",
+            f"Quantized (int8 PTSQ) models are more robust to attacks than their float parent (attacked {mode}).",
+            "each PTSQ variant's robust accuracy against its baseline's, under every attack both ran, "
+            f"counting only the int8 results of mode {mode}.",
+            note="under transfer, adversarials are crafted on the float parent: a minimum-norm perturbation "
+            "that barely crosses the parent's boundary often does not fool the int8 model, which is not "
+            "robustness."
+            if mode == "transfer"
+            else "",
+        )
         for q in quantized:
             base = base2.get(q.model)
             if base is None:
@@ -563,16 +628,30 @@ def trends(r: Research) -> list[Trend]:
         out.append(t)
 
     # 8. Iterative attacks are stronger than one-step ones.
-    t = Trend("pgd-vs-fgsm", "Iterative attacks (PGD) are stronger than one-step ones (FGSM) at the same budget.",
-              "per model, robust accuracy under FGSM against PGD at the same eps: PGD should leave less.")
+    t = Trend(
+        "pgd-vs-fgsm",
+        "Iterative attacks (PGD) are stronger than one-step ones (FGSM) at the same budget.",
+        "per model, robust accuracy under FGSM against PGD at the same eps: PGD should leave less.",
+    )
     for row in r.table2_rows:
         for fg_name, fg in row.attacks.items():
             if fg.attack != "fgsm" or fg.eps is None:
                 continue
             for pgd_name, pgd in row.attacks.items():
                 if pgd.attack.startswith("pgd") and pgd.eps is not None and math.isclose(pgd.eps, fg.eps, rel_tol=1e-3):
-                    _add(t, Comparison(f"{row.label()} ε {_eps(fg.eps)}", fg_name, fg.robust, fg.n,
-                                       pgd_name, pgd.robust, pgd.n, pairs=paired_counts(fg.outcomes, pgd.outcomes)))
+                    _add(
+                        t,
+                        Comparison(
+                            f"{row.label()} ε {_eps(fg.eps)}",
+                            fg_name,
+                            fg.robust,
+                            fg.n,
+                            pgd_name,
+                            pgd.robust,
+                            pgd.n,
+                            pairs=paired_counts(fg.outcomes, pgd.outcomes),
+                        ),
+                    )
     out.append(t)
     return out
 
@@ -608,9 +687,13 @@ def _table1(r: Research) -> tuple[list[str], list[list[str]]]:
     body = []
     last = None
     for row in r.table1_rows:
-        cells = [row.model if row.model != last else "", row.variant, row.method,
-                 "-" if row.parameters is None else f"{row.parameters / 1e6:.2f}",
-                 "-" if row.bytes is None else f"{row.bytes / 1e6:.1f}"]
+        cells = [
+            row.model if row.model != last else "",
+            row.variant,
+            row.method,
+            "-" if row.parameters is None else f"{row.parameters / 1e6:.2f}",
+            "-" if row.bytes is None else f"{row.bytes / 1e6:.1f}",
+        ]
         if r.source:
             cells.append(_pct(row.accuracy.get(r.source)))
         cells += [_pct(row.accuracy.get(d)) for d in r.targets]
@@ -626,7 +709,16 @@ def _attack_header(r: Research, name: str) -> str:
 
 
 def _table2(r: Research) -> tuple[list[str], list[list[str]]]:
-    head = ["model", "variant", "method", "params (M)", "n", "clean", *(_attack_header(r, a) for a in r.attacks), "mode"]
+    head = [
+        "model",
+        "variant",
+        "method",
+        "params (M)",
+        "n",
+        "clean",
+        *(_attack_header(r, a) for a in r.attacks),
+        "mode",
+    ]
     body = []
     last = None
     for row in r.table2_rows:
@@ -634,24 +726,35 @@ def _table2(r: Research) -> tuple[list[str], list[list[str]]]:
         widest = max(cells, key=lambda c: c.n or 0)
         ns = sorted({c.n for c in cells if c.n})
         modes = sorted({c.mode for c in cells if c.mode})
-        body.append([row.model if row.model != last else "", row.variant, row.method,
-                     "-" if row.parameters is None else f"{row.parameters / 1e6:.2f}",
-                     "/".join(str(n) for n in ns) or "-", _pct(widest.clean),
-                     *(_pct(row.attacks[a].robust) if a in row.attacks else "-" for a in r.attacks),
-                     ", ".join(modes) or "-"])
+        body.append(
+            [
+                row.model if row.model != last else "",
+                row.variant,
+                row.method,
+                "-" if row.parameters is None else f"{row.parameters / 1e6:.2f}",
+                "/".join(str(n) for n in ns) or "-",
+                _pct(widest.clean),
+                *(_pct(row.attacks[a].robust) if a in row.attacks else "-" for a in r.attacks),
+                ", ".join(modes) or "-",
+            ]
+        )
         last = row.model
     return head, body
 
 
 def _notes(r: Research) -> tuple[str, str]:
     n1 = sorted({n for row in r.table1_rows for n in row.n.values()})
-    one = ("Accuracy (%) on each domain's test split"
-           + (f" (n = {', '.join(map(str, n1))} images per domain)" if n1 else "")
-           + (f"; {r.source} is the source domain, the others are targets." if r.source else "."))
-    two = ("Robust accuracy (%) on n test images of the source domain; clean: their accuracy without attack. "
-           "mode: white-box (gradients of the model itself; for int8, of a fake-quant copy with its scales) or "
-           "transfer (adversarials crafted on the float parent, scored on the int8 model, whose kernels have no "
-           "gradients).")
+    one = (
+        "Accuracy (%) on each domain's test split"
+        + (f" (n = {', '.join(map(str, n1))} images per domain)" if n1 else "")
+        + (f"; {r.source} is the source domain, the others are targets." if r.source else ".")
+    )
+    two = (
+        "Robust accuracy (%) on n test images of the source domain; clean: their accuracy without attack. "
+        "mode: white-box (gradients of the model itself; for int8, of a fake-quant copy with its scales) or "
+        "transfer (adversarials crafted on the float parent, scored on the int8 model, whose kernels have no "
+        "gradients)."
+    )
     return one, two
 
 
@@ -668,13 +771,15 @@ def _trend_lines(r: Research) -> list[tuple[str, list[str]]]:
 
 
 def _noise_note() -> str:
-    return (f"Each comparison is judged with Newcombe's {CONFIDENCE:.0%} interval for a difference of two "
-            "proportions: the paired one (marked \"paired CI\") when the results recorded both sides' per-image "
-            "outcomes on the same images, else the one for independent samples with the n recorded in the "
-            "results. It supports the trend when the interval is on the trend's side of zero, contradicts it "
-            "when on the other side, and is within noise otherwise. A trend holds when none contradicts it and "
-            "at least as many support it as are within noise, does not hold in the mirror case, is mixed when "
-            "some support it and others contradict it, and is within noise otherwise.")
+    return (
+        f"Each comparison is judged with Newcombe's {CONFIDENCE:.0%} interval for a difference of two "
+        'proportions: the paired one (marked "paired CI") when the results recorded both sides\' per-image '
+        "outcomes on the same images, else the one for independent samples with the n recorded in the "
+        "results. It supports the trend when the interval is on the trend's side of zero, contradicts it "
+        "when on the other side, and is within noise otherwise. A trend holds when none contradicts it and "
+        "at least as many support it as are within noise, does not hold in the mirror case, is mixed when "
+        "some support it and others contradict it, and is within noise otherwise."
+    )
 
 
 def _text_table(head: list[str], body: list[list[str]]) -> list[str]:
@@ -683,8 +788,9 @@ def _text_table(head: list[str], body: list[list[str]]) -> list[str]:
     numeric = {i for i in range(len(head)) if i >= 3 and all(_numeric(x[i]) for x in body)}
     lines = []
     for x in rows:
-        lines.append("  ".join(c.rjust(widths[i]) if i in numeric else c.ljust(widths[i])
-                               for i, c in enumerate(x)).rstrip())
+        lines.append(
+            "  ".join(c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(x)).rstrip()
+        )
     return lines
 
 
@@ -722,8 +828,10 @@ def _failed_note(failed: int) -> str:
 def _md_table(head: list[str], body: list[list[str]]) -> list[str]:
     esc = [[c.replace("|", "\\|") for c in x] for x in (head, *body)]
     numeric = {i for i in range(len(head)) if i >= 3 and all(_numeric(x[i]) for x in body)}
-    lines = ["| " + " | ".join(esc[0]) + " |",
-             "|" + "|".join("---:" if i in numeric else "---" for i in range(len(head))) + "|"]
+    lines = [
+        "| " + " | ".join(esc[0]) + " |",
+        "|" + "|".join("---:" if i in numeric else "---" for i in range(len(head))) + "|",
+    ]
     lines += ["| " + " | ".join(x) + " |" for x in esc[1:]]
     return lines
 
@@ -761,8 +869,9 @@ def suite_paths(root: Path, deep: bool = False, full: bool = False) -> list[Path
     return paths
 
 
-def pytest_command(suites: Sequence[Path], results: Path, workers: str | None = None,
-                   store: str | None = None) -> list[str]:
+def pytest_command(
+    suites: Sequence[Path], results: Path, workers: str | None = None, store: str | None = None
+) -> list[str]:
     cmd = [sys.executable, "-m", "pytest", *(str(s) for s in suites), "--robustspec-results", str(results)]
     if workers is not None:
         cmd += ["-n", str(workers)]

@@ -28,9 +28,10 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..errors import RobustSpecError
 
@@ -106,7 +107,12 @@ class ResultsCollector:
         entry = self.items.get(report.nodeid)
         if entry is None:
             entry = self.items[report.nodeid] = {
-                "id": report.nodeid, "outcome": None, "status": None, "message": None, "duration": 0.0, "properties": {},
+                "id": report.nodeid,
+                "outcome": None,
+                "status": None,
+                "message": None,
+                "duration": 0.0,
+                "properties": {},
             }
         entry["duration"] = round(entry["duration"] + float(getattr(report, "duration", 0.0) or 0.0), 6)
         props = {str(k): _plain(v) for k, v in (getattr(report, "user_properties", None) or [])}
@@ -160,7 +166,7 @@ def artifacts_of(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]
         entry = out.setdefault(subject, {"artifact_key": props["artifact_key"], "eval_keys": {}})
         for k, v in props.items():
             if k.startswith("eval_key[") and k.endswith("]"):
-                entry["eval_keys"][k[len("eval_key["):-1]] = v
+                entry["eval_keys"][k[len("eval_key[") : -1]] = v
     return dict(sorted(out.items()))
 
 
@@ -271,12 +277,12 @@ def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{p}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ResultsError(f"{p}: not a robustspec results file (no \"format\": \"{FORMAT}\")")
+        raise ResultsError(f'{p}: not a robustspec results file (no "format": "{FORMAT}")')
     if doc.get("version") != VERSION:
         raise ResultsError(f"{p}: results format version {doc.get('version')!r}; this robustspec reads {VERSION}")
     items = doc.get("items")
     if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in items):
-        raise ResultsError(f"{p}: \"items\" must be a list of objects with an \"id\"")
+        raise ResultsError(f'{p}: "items" must be a list of objects with an "id"')
     items_by_id(doc, source=str(p))
     return doc
 
@@ -308,5 +314,5 @@ def domain_accuracies(props: Mapping[str, Any]) -> dict[str, float]:
     for k, v in props.items():
         x = finite_number(v)
         if k.startswith("accuracy[") and k.endswith("]") and x is not None:
-            out[k[len("accuracy["):-1]] = x
+            out[k[len("accuracy[") : -1]] = x
     return out

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Callable, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, TypeAdapter, ValidationError
 
@@ -110,7 +111,7 @@ class _Collector:
                 continue
             msg = err["msg"]
             if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
+                msg = msg[len("Value error, ") :]
             msg = msg[0].lower() + msg[1:] if msg else msg
             if walked.union:
                 union_msgs.setdefault(path, []).append(msg)
@@ -122,7 +123,7 @@ class _Collector:
                 msg = msgs[0]
             else:
                 lead = "input should be "
-                parts = [m[len(lead):] if m.startswith(lead) else m for m in msgs]
+                parts = [m[len(lead) :] if m.startswith(lead) else m for m in msgs]
                 msg = lead + ", ".join(parts[:-1]) + " or " + parts[-1]
             self.at(loc, file, path, msg + _got("", union_inputs[path], msg))
 
@@ -136,11 +137,11 @@ def _got(kind: str, got: Any, msg: str) -> str:
 
 @dataclass
 class _Walked:
-    path: tuple                      # where in the data the error is
-    missing: str | None = None       # for a missing key: its name
+    path: tuple  # where in the data the error is
+    missing: str | None = None  # for a missing key: its name
     allowed: list[str] = field(default_factory=list)  # keys the innermost model accepts
-    union: bool = False              # the location went through a member of a plain union
-    key: bool = False                # the error is about a mapping key, not its value
+    union: bool = False  # the location went through a member of a plain union
+    key: bool = False  # the error is about a mapping key, not its value
 
 
 def _strip(tp: Any) -> Any:
@@ -215,7 +216,11 @@ def _map_loc(data: Any, prefix: tuple, loc: tuple, tp: Any = None) -> _Walked:
             if origin in (list, set, frozenset) and args:
                 tp = args[0]
             elif origin is tuple and args:
-                tp = args[0] if len(args) == 2 and args[1] is Ellipsis else (args[part] if isinstance(part, int) and part < len(args) else None)
+                tp = (
+                    args[0]
+                    if len(args) == 2 and args[1] is Ellipsis
+                    else (args[part] if isinstance(part, int) and part < len(args) else None)
+                )
             elif origin is dict and len(args) == 2:
                 tp = args[1]
             else:
@@ -251,7 +256,9 @@ def _validate(
             return model.validate_python(value)
         return model.model_validate(value)
     except ValidationError as exc:
-        col.validation(exc, loc, file, prefix, tp if tp is not None else (None if isinstance(model, TypeAdapter) else model))
+        col.validation(
+            exc, loc, file, prefix, tp if tp is not None else (None if isinstance(model, TypeAdapter) else model)
+        )
         return None
 
 
@@ -334,7 +341,9 @@ class _Resolver:
         return ["default"]
 
 
-def _parse_variants(col: _Collector, loc: Located, file: str, raw: Any, prefix: tuple) -> dict[str, list[ParsedStep]] | None:
+def _parse_variants(
+    col: _Collector, loc: Located, file: str, raw: Any, prefix: tuple
+) -> dict[str, list[ParsedStep]] | None:
     """Validate a ``variants:`` mapping (name -> step or list of steps); None when anything is wrong."""
     if raw is None:
         return {}
@@ -345,7 +354,13 @@ def _parse_variants(col: _Collector, loc: Located, file: str, raw: Any, prefix: 
     chains: dict[str, list[ParsedStep]] = {}
     for name, chain in raw.items():
         if name == BASELINE:
-            col.at(loc, file, prefix + (name,), f"'{BASELINE}' is the uncompressed model and cannot be redefined as a variant", key=True)
+            col.at(
+                loc,
+                file,
+                prefix + (name,),
+                f"'{BASELINE}' is the uncompressed model and cannot be redefined as a variant",
+                key=True,
+            )
             ok = False
             continue
         steps = chain if isinstance(chain, list) else [chain]
@@ -357,7 +372,12 @@ def _parse_variants(col: _Collector, loc: Located, file: str, raw: Any, prefix: 
         for j, step in enumerate(steps):
             spath = prefix + (name,) + ((j,) if isinstance(chain, list) else ())
             if not isinstance(step, dict) or len(step) != 1:
-                col.at(loc, file, spath, f"each compression step is a one-key mapping like {{quantize: ptsq}} (steps: {', '.join(COMPRESSIONS.names())})")
+                col.at(
+                    loc,
+                    file,
+                    spath,
+                    f"each compression step is a one-key mapping like {{quantize: ptsq}} (steps: {', '.join(COMPRESSIONS.names())})",
+                )
                 ok = False
                 continue
             ((kind, value),) = step.items()
@@ -366,7 +386,9 @@ def _parse_variants(col: _Collector, loc: Located, file: str, raw: Any, prefix: 
                 ok = False
                 continue
             impl = COMPRESSIONS.get(kind)()
-            params = _validate(col, impl.Params, impl.parse(value if value is not None else {}), loc, file, spath + (kind,))
+            params = _validate(
+                col, impl.Params, impl.parse(value if value is not None else {}), loc, file, spath + (kind,)
+            )
             if params is None:
                 ok = False
                 continue
@@ -391,7 +413,9 @@ def _baseline_parameters(arch: str, params: dict[str, Any], classes: int) -> int
     return sum(p.numel() for p in net.parameters())
 
 
-def _check_chains(col: _Collector, models: list[ModelSpec], variants: dict[str, dict[str, list[ParsedStep]]], classes: int) -> None:
+def _check_chains(
+    col: _Collector, models: list[ModelSpec], variants: dict[str, dict[str, list[ParsedStep]]], classes: int
+) -> None:
     from ..compress.base import ChainPosition
 
     for model in models:
@@ -401,16 +425,26 @@ def _check_chains(col: _Collector, models: list[ModelSpec], variants: dict[str, 
         try:
             base = _baseline_parameters(model.arch, model.params, classes)
         except Exception as exc:  # a user factory that fails to build is reported, not raised
-            col.errors.append(SpecError(col_file(chains), 0, 0, ("models",), f"model {model.name!r} cannot be built: {exc}"))
+            col.errors.append(
+                SpecError(col_file(chains), 0, 0, ("models",), f"model {model.name!r} cannot be built: {exc}")
+            )
             continue
         for vname, steps in chains.items():
             kinds = tuple(s.kind for s in steps)
             # What each step starts from: the model, a distilled student, or a budget an earlier step set.
             arch, current = model.arch, base
             for i, step in enumerate(steps):
-                position = ChainPosition(i, kinds[:i], kinds[i + 1:])
+                position = ChainPosition(i, kinds[:i], kinds[i + 1 :])
                 for message in COMPRESSIONS.get(step.kind)().check(step.params, position, arch, current):
-                    col.errors.append(SpecError(step.file, step.line, step.col, step.path, f"{message} (model {model.name!r}, variant {vname!r})"))
+                    col.errors.append(
+                        SpecError(
+                            step.file,
+                            step.line,
+                            step.col,
+                            step.path,
+                            f"{message} (model {model.name!r}, variant {vname!r})",
+                        )
+                    )
                 student = getattr(step.params, "student", None)
                 if student is not None and (":" in student or student in MODELS):
                     try:
@@ -435,7 +469,9 @@ def domain_problem(name: str, domains: list[str]) -> str | None:
     return f"unknown domain {name!r}{hint} (the dataset has: {_fmt_list(domains)})"
 
 
-def _check_weights(col: _Collector, models: list[ModelSpec], where: dict[str, tuple[Located, str, tuple]], classes: int) -> None:
+def _check_weights(
+    col: _Collector, models: list[ModelSpec], where: dict[str, tuple[Located, str, tuple]], classes: int
+) -> None:
     """Each model's weights file fits its architecture (names and shapes; a head of another size is fine)."""
     from ..models.weights import weights_fit_problems
 
@@ -489,7 +525,13 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
     loc = load_yaml_file(p)  # raises SpecErrors on YAML problems
     data = loc.data
     if not isinstance(data, dict):
-        raise SpecErrors([SpecError(file, *loc.where(()), (), "a suite is a mapping with keys suite, data, source, models, expect, ...")])
+        raise SpecErrors(
+            [
+                SpecError(
+                    file, *loc.where(()), (), "a suite is a mapping with keys suite, data, source, models, expect, ..."
+                )
+            ]
+        )
     sdir = Path(specs_dir) if specs_dir is not None else find_specs_dir(p.resolve())
     res = _Resolver(col, sdir, p.resolve().parent)
     model_variants: dict[str, dict[str, list[ParsedStep]]] = {}
@@ -520,7 +562,9 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
         if name is not None:
             value.setdefault("name", name)
         if isinstance(value.get("train"), str):
-            recipe = res.block("training", value["train"], l, f, pa + ("train",), v_train, builtin_train, "training recipe")
+            recipe = res.block(
+                "training", value["train"], l, f, pa + ("train",), v_train, builtin_train, "training recipe"
+            )
             if recipe is None:
                 # Still check the rest of the model, so that all its problems are reported at once.
                 value.pop("train")
@@ -583,7 +627,9 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
     resolved.setdefault("suite", p.stem)
     ok = True
 
-    dataset = res.block("datasets", data.get("data", "office-synth"), loc, file, ("data",), v_data, builtin_data, "dataset")
+    dataset = res.block(
+        "datasets", data.get("data", "office-synth"), loc, file, ("data",), v_data, builtin_data, "dataset"
+    )
     ok &= dataset is not None
     resolved["data"] = dataset
 
@@ -615,7 +661,9 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
                         known = sorted(set(res.known_names("models") + MODELS.names()))
                         close = difflib.get_close_matches(m, known, n=3, cutoff=0.6)
                         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-                        col.at(loc, file, ("models", i), f"unknown model {m!r}: not in specs/models.yaml nor the zoo{hint}")
+                        col.at(
+                            loc, file, ("models", i), f"unknown model {m!r}: not in specs/models.yaml nor the zoo{hint}"
+                        )
             else:
                 built = v_model(m, loc, file, ("models", i))
             ok &= built is not None
@@ -623,7 +671,9 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
             if built is not None:
                 if built.name in first_model:
                     col.at(
-                        loc, file, ("models", i),
+                        loc,
+                        file,
+                        ("models", i),
                         f"model name {built.name!r} appears twice (first at models[{first_model[built.name]}]); "
                         "give one of them another name: {name: other, arch: ...}",
                     )
@@ -645,7 +695,7 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
                 col.at(loc, file, pa, "each expectation is a one-key mapping like {target-accuracy: {min: 0.5}}")
                 ok = False
                 continue
-            (kind, params), = entry.items()
+            ((kind, params),) = entry.items()
             if kind not in EXPECTATIONS:
                 col.at(loc, file, pa + (kind,), EXPECTATIONS.unknown_message(kind), key=True)
                 ok = False
@@ -674,7 +724,13 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
             continue
         own = model_variants.get(m.name, {})
         for clash in sorted(set(own) & set(suite_chains)):
-            col.at(loc, file, ("variants", clash), f"variant {clash!r} is defined both here and in model {m.name!r}", key=True)
+            col.at(
+                loc,
+                file,
+                ("variants", clash),
+                f"variant {clash!r} is defined both here and in model {m.name!r}",
+                key=True,
+            )
         variants_by_model[m.name] = {**suite_chains, **own}
 
     # Validate the rest (top-level scalars, names, presence) against the Suite model.
@@ -701,10 +757,22 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
     domains: list[str] = []
     if dataset is not None:
         source = data.get("source") if isinstance(data.get("source"), str) else None
-        targets = [t for t in data.get("targets") or [] if isinstance(t, str)] if isinstance(data.get("targets"), list) else []
+        targets = (
+            [t for t in data.get("targets") or [] if isinstance(t, str)]
+            if isinstance(data.get("targets"), list)
+            else []
+        )
         all_variants = sorted({v for chains in variants_by_model.values() for v in chains})
         domains, classes = _check_domains(
-            col, loc, file, dataset, source, targets, parsed, [m.name for m in models if m is not None], all_variants,
+            col,
+            loc,
+            file,
+            dataset,
+            source,
+            targets,
+            parsed,
+            [m.name for m in models if m is not None],
+            all_variants,
         )
         if domains:
             _check_step_targets(col, variants_by_model, domains, source)
@@ -713,7 +781,7 @@ def load_suite(path: str | os.PathLike, specs_dir: str | os.PathLike | None = No
             _check_weights(col, [m for m in models if m is not None], weights_at, classes)
             for e in parsed:
                 exp = EXPECTATIONS.get(e.kind)()
-                for message in (exp.check(e.params, classes) if hasattr(exp, "check") else []):
+                for message in exp.check(e.params, classes) if hasattr(exp, "check") else []:
                     col.at(loc, file, ("expect", e.index, e.kind), message)
     if col.errors:
         raise SpecErrors(col.errors)
@@ -732,8 +800,15 @@ def dataset_domains(data: SynthData | FolderData, suite_dir: Path) -> tuple[list
 
 
 def _check_domains(
-    col: _Collector, loc: Located, file: str, dataset: Any, source: str | None, targets: list[str],
-    parsed: list[ParsedExpectation], model_names: list[str], variant_names: list[str],
+    col: _Collector,
+    loc: Located,
+    file: str,
+    dataset: Any,
+    source: str | None,
+    targets: list[str],
+    parsed: list[ParsedExpectation],
+    model_names: list[str],
+    variant_names: list[str],
 ) -> tuple[list[str], int]:
     try:
         domains, classes = dataset_domains(dataset, Path(file).resolve().parent)
@@ -763,10 +838,14 @@ def _check_domains(
                 col.at(loc, file, base + ("domains", j), f"{d!r} is the source domain; use source-accuracy for it")
         for j, n in enumerate(getattr(e.params, "models", None) or []):
             if n not in model_names:
-                col.at(loc, file, base + ("models", j), f"unknown model {n!r} (the suite has: {_fmt_list(model_names)})")
+                col.at(
+                    loc, file, base + ("models", j), f"unknown model {n!r} (the suite has: {_fmt_list(model_names)})"
+                )
         for j, n in enumerate(getattr(e.params, "variants", None) or []):
             if n not in known_v:
-                col.at(loc, file, base + ("variants", j), f"unknown variant {n!r} (the suite has: {_fmt_list(known_v)})")
+                col.at(
+                    loc, file, base + ("variants", j), f"unknown variant {n!r} (the suite has: {_fmt_list(known_v)})"
+                )
         versus = getattr(e.params, "versus", None)
         if versus is not None and versus not in known_v:
             col.at(loc, file, base + ("versus",), f"unknown variant {versus!r} (the suite has: {_fmt_list(known_v)})")

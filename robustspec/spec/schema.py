@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -174,7 +174,7 @@ class FolderData(Strict):
     image_size: Int = Field(224, ge=16, le=1024)
     test_fraction: Probability = 0.3
     split_seed: Int = Field(0, ge=0)
-    domains: Optional[list[Name]] = None
+    domains: list[Name] | None = None
 
     @field_validator("test_fraction")
     @classmethod
@@ -193,7 +193,7 @@ def _data_tag(value: Any) -> str:
 
 
 DataSpec = Annotated[
-    Union[Annotated[SynthData, Tag("office-synth")], Annotated[FolderData, Tag("imagefolder")]],
+    Annotated[SynthData, Tag("office-synth")] | Annotated[FolderData, Tag("imagefolder")],
     Discriminator(_data_tag),
 ]
 
@@ -242,16 +242,18 @@ class ModelSpec(Strict):
     """One model of a suite: an architecture, optional local weights, optional training override."""
 
     name: Name
-    arch: str = Field(min_length=1, description="zoo name (resnet18 ... resnet152, resnet10-mini) or package.module:function")
-    params: dict[str, Union[int, float, str, bool, list[int]]] = Field(default_factory=dict)
-    weights: Optional[str] = Field(
+    arch: str = Field(
+        min_length=1, description="zoo name (resnet18 ... resnet152, resnet10-mini) or package.module:function"
+    )
+    params: dict[str, int | float | str | bool | list[int]] = Field(default_factory=dict)
+    weights: str | None = Field(
         None,
         description="pretrained weights, never downloaded: a local state-dict file (relative to this file, loaded "
         "with weights_only=True) or a torchvision enum like ResNet50_Weights.IMAGENET1K_V2 (the file torchvision "
         "caches under TORCH_HOME); a classifier head of another size is replaced and trained for the data's classes",
     )
     normalize: NormalizeSpec = NormalizeSpec()
-    train: Optional[TrainRecipe] = None
+    train: TrainRecipe | None = None
     variants: dict[Name, Any] = Field(default_factory=dict, description="compression variants of this model only")
 
 
@@ -271,12 +273,12 @@ class RegressionSpec(Strict):
 class ExpectationBase(Strict):
     """Fields every expectation accepts."""
 
-    models: Optional[list[Name]] = Field(None, description="only these models (default: all)")
-    variants: Optional[list[Name]] = Field(None, description="only these variants (default: all, baseline included)")
-    confidence: Optional[Confidence] = Field(
+    models: list[Name] | None = Field(None, description="only these models (default: all)")
+    variants: list[Name] | None = Field(None, description="only these variants (default: all, baseline included)")
+    confidence: Confidence | None = Field(
         None, description="gate on the Wilson interval at this level instead of the point estimate"
     )
-    regression: Optional[RegressionSpec] = Field(
+    regression: RegressionSpec | None = Field(
         None, description="tolerance against a saved baseline (default: --robustspec-regression-tolerance)"
     )
     severity: Literal["fail", "warn"] = Field(
@@ -300,7 +302,7 @@ class Suite(Strict):
     expect: list[Any] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_models(self) -> "Suite":
+    def _unique_models(self) -> Suite:
         seen: set[str] = set()
         for m in self.models:
             if m.name in seen:

@@ -30,6 +30,7 @@ from robustspec.errors import SpecError, SpecErrors
 
 __all__ = ["Located", "load_yaml", "load_yaml_file"]
 
+
 @dataclass(frozen=True)
 class Located:
     """Plain data loaded from YAML plus the source position of every node."""
@@ -93,7 +94,7 @@ def _resolve_plain(text: str) -> tuple[Any, str | None]:
 def _show_tag(tag: str) -> str:
     """Render a resolved tag the way it was probably written (``!!str`` rather than the URI)."""
     prefix = "tag:yaml.org,2002:"
-    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
+    return "!!" + tag[len(prefix) :] if tag.startswith(prefix) else tag
 
 
 # --------------------------------------------------------------------------- builder
@@ -118,24 +119,24 @@ class _Fatal(Exception):
 @dataclass
 class _Anchor:
     value: Any
-    count: int                       # nodes in the subtree, alias expansions included
-    height: int                      # nesting levels of collections in the subtree (0 for scalars)
-    positions: list[tuple[tuple, tuple[int, int]]]      # relative path -> position
+    count: int  # nodes in the subtree, alias expansions included
+    height: int  # nesting levels of collections in the subtree (0 for scalars)
+    positions: list[tuple[tuple, tuple[int, int]]]  # relative path -> position
     key_positions: list[tuple[tuple, tuple[int, int]]]  # relative path -> key position
-    key_text: str | None             # original text if the anchored node is a scalar (usable as key)
+    key_text: str | None  # original text if the anchored node is a scalar (usable as key)
 
 
 @dataclass
 class _Frame:
     container: dict | list
     path: tuple
-    is_key: bool                     # this collection is being used as a mapping key (an error)
+    is_key: bool  # this collection is being used as a mapping key (an error)
     anchor: str | None
     start_nodes: int
     log_start: int
     key_log_start: int
     height: int = 1
-    key: Any = _NO_KEY               # mappings: pending key (str or _COMPLEX) or _NO_KEY
+    key: Any = _NO_KEY  # mappings: pending key (str or _COMPLEX) or _NO_KEY
     seen: dict[str, int] = field(default_factory=dict)  # mappings: key -> line of first definition
 
     @property
@@ -224,9 +225,7 @@ class _Builder:
     def count(self, n: int, pos: tuple[int, int], path: tuple) -> None:
         self.nodes += n
         if self.nodes > self.max_nodes:
-            raise self.fatal(
-                pos, path, f"document too large (alias expansion?): more than {self.max_nodes} nodes"
-            )
+            raise self.fatal(pos, path, f"document too large (alias expansion?): more than {self.max_nodes} nodes")
 
     def check_tag(self, event: Any, path: tuple) -> None:
         if event.tag is not None:
@@ -278,8 +277,7 @@ class _Builder:
                 raise self.fatal(
                     _mark(event.start_mark),
                     (),
-                    "expected a single YAML document, but found another one ('---'); "
-                    "put everything in one document",
+                    "expected a single YAML document, but found another one ('---'); put everything in one document",
                 )
         # StreamStart/End and DocumentEnd carry nothing we need.
 
@@ -344,8 +342,8 @@ class _Builder:
                 value=frame.container,
                 count=self.nodes - frame.start_nodes,
                 height=frame.height,
-                positions=[(p[cut:], q) for p, q in self.pos_log[frame.log_start:]],
-                key_positions=[(p[cut:], q) for p, q in self.key_log[frame.key_log_start:]],
+                positions=[(p[cut:], q) for p, q in self.pos_log[frame.log_start :]],
+                key_positions=[(p[cut:], q) for p, q in self.key_log[frame.key_log_start :]],
                 key_text=None,
             )
         if frame.is_key:

@@ -8,7 +8,9 @@ import torch.nn.functional as F
 __all__ = ["augment_batch"]
 
 
-def augment_batch(x: torch.Tensor, g: torch.Generator, *, crop_pad: int = 0, flip: bool = False, jitter: float = 0.0) -> torch.Tensor:
+def augment_batch(
+    x: torch.Tensor, g: torch.Generator, *, crop_pad: int = 0, flip: bool = False, jitter: float = 0.0
+) -> torch.Tensor:
     """Random translation by up to ``crop_pad`` pixels (pad-and-crop), horizontal flips and brightness/contrast jitter.
 
     ``x`` is float in [0, 1], ``[N, C, H, W]``; every random draw comes from ``g`` so a seed fixes the result.

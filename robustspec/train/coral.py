@@ -97,11 +97,19 @@ def capture(net: nn.Module, layers: Sequence[str]) -> Iterator[dict[str, torch.T
     try:
         for name in layers:
             if name == CLASSIFIER_INPUT:
-                handles.append(_classifier(net).register_forward_pre_hook(lambda m, args, n=name: feats.__setitem__(n, flat(args[0]))))
+                handles.append(
+                    _classifier(net).register_forward_pre_hook(
+                        lambda m, args, n=name: feats.__setitem__(n, flat(args[0]))
+                    )
+                )
             elif name in modules:
-                handles.append(modules[name].register_forward_hook(lambda m, args, out, n=name: feats.__setitem__(n, flat(out))))
+                handles.append(
+                    modules[name].register_forward_hook(lambda m, args, out, n=name: feats.__setitem__(n, flat(out)))
+                )
             else:
-                raise ArtifactError(f"CORAL layer {name!r} is not a module of the network (it has e.g. {', '.join(list(modules)[1:6])})")
+                raise ArtifactError(
+                    f"CORAL layer {name!r} is not a module of the network (it has e.g. {', '.join(list(modules)[1:6])})"
+                )
         yield feats
     finally:
         for h in handles:
@@ -190,4 +198,3 @@ def train_coral(
         "final_train_accuracy": correct / max(seen, 1),
         "seconds": timer.seconds,
     }
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -20,15 +20,21 @@ __all__ = ["train_supervised", "make_optimizer", "make_schedule"]
 def make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
     o = recipe.optimizer
     if o.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.momentum > 0)
+        return torch.optim.SGD(
+            model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.momentum > 0
+        )
     if o.name == "adam":
         return torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     return torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
 
 
-def make_schedule(opt: torch.optim.Optimizer, recipe: TrainRecipe, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def make_schedule(
+    opt: torch.optim.Optimizer, recipe: TrainRecipe, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     if recipe.schedule == "onecycle" and total_steps > 0:
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.optimizer.lr, total_steps=total_steps, pct_start=0.15)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=recipe.optimizer.lr, total_steps=total_steps, pct_start=0.15
+        )
     if recipe.schedule == "cosine" and total_steps > 0:
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
@@ -88,4 +94,8 @@ def train_supervised(
             f"train-acc {correct / max(seen, 1):.3f} ({timer.seconds:.0f}s)"
         )
     model.eval()
-    return {"final_loss": loss_sum / max(seen, 1), "final_train_accuracy": correct / max(seen, 1), "seconds": timer.seconds}
+    return {
+        "final_loss": loss_sum / max(seen, 1),
+        "final_train_accuracy": correct / max(seen, 1),
+        "seconds": timer.seconds,
+    }
