@@ -29,9 +29,10 @@ from .data.base import DomainDataset, Split
 from .evaluate import correctness
 from .expect import Accuracy
 from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
+from .fingerprint import CORE_LIBRARIES, library_versions, source_fingerprint
 from .metrics import is_quantized, macs, nonzero_parameters, parameter_count, stored_bytes
 from .models import Normalized, build_network, count_parameters
-from .models.weights import load_local_weights, weights_fingerprint
+from .models.weights import load_local_weights, weights_digest
 from .outcomes import encode_outcomes
 from .progress import Timer, report
 from .spec.loader import LoadedSuite, ParsedStep
@@ -81,15 +82,18 @@ class Workspace:
         )
 
     def model_recipe(self, suite: Suite, model: ModelSpec) -> dict[str, Any]:
+        """Everything that decides a trained model: recipe, the factory's source, weights' bytes, libraries."""
         recipe: TrainRecipe = model.train or suite.train
         return {
             "arch": model.arch,
             "params": model.params,
-            "weights": weights_fingerprint(model.weights) if model.weights else None,
+            "weights": weights_digest(model.weights) if model.weights else None,
             "normalize": model.normalize.model_dump(mode="json"),
             "classes": len(self.dataset(suite).classes),
             "source": suite.source,
             "train": recipe.model_dump(mode="json"),
+            "code": source_fingerprint(model.arch.split(":")[0]) if ":" in model.arch else None,
+            "libraries": library_versions(*CORE_LIBRARIES),
         }
 
     def model_key(self, suite: Suite, model: ModelSpec) -> str:
@@ -110,9 +114,27 @@ class Workspace:
         """Keys along the chain: the trained model's, then one per step."""
         keys = [self.model_key(loaded.suite, model)]
         for step in self.steps(loaded, model, variant):
-            recipe = {"step": step.kind, "params": step.params.model_dump(mode="json")}
+            recipe = self.step_recipe(step)
             keys.append(content_key("variant", recipe, (keys[-1],), BUILDER_VERSIONS["variant"]))
         return keys
+
+    @staticmethod
+    def step_recipe(step: ParsedStep) -> dict[str, Any]:
+        """A step's kind, canonical parameters and the versions of the libraries it runs on."""
+        libraries = getattr(COMPRESSIONS.get(step.kind), "libraries", ())
+        return {
+            "step": step.kind,
+            "params": step.params.model_dump(mode="json"),
+            "libraries": library_versions(*CORE_LIBRARIES, *libraries),
+        }
+
+    def subject_recipe(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> dict[str, Any]:
+        """What built one model/variant, for saying in words what changed against a baseline."""
+        return {
+            "data": self.dataset(loaded.suite).recipe(),
+            "model": self.model_recipe(loaded.suite, model),
+            "steps": [self.step_recipe(step) for step in self.steps(loaded, model, variant)],
+        }
 
     def variant_key(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> str:
         return self.step_keys(loaded, model, variant)[-1]

@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robustspec.cli import main
+from robustspec.outcomes import encode_outcomes
 from robustspec.report.compare import (
     allowed_move,
     compare_documents,
     compare_item,
     judge_metric,
-    stale_reason,
 )
 from robustspec.report.results import (
     ResultsCollector,
@@ -139,15 +139,62 @@ def test_per_expectation_tolerance_wins_over_the_default() -> None:
     assert compare_item(old["id"], old, item("source-accuracy", 0.75), tolerance=0.02).status == "regressed"
 
 
-def test_stale_baseline_is_detected_and_not_compared() -> None:
+def recipe(ratio: float = 0.2, **model: Any) -> str:
+    return json.dumps(
+        {
+            "data": {"name": "office-synth"},
+            "model": {"arch": "resnet18", "train": {"epochs": 10}, "libraries": {"torch": "2.14.1"}, **model},
+            "steps": [{"step": "prune", "params": {"ratio": ratio}, "libraries": {"torch-pruning": "1.6"}}],
+            "check": {"min": 0.5},
+        }
+    )
+
+
+def test_a_changed_recipe_is_compared_and_the_change_named() -> None:
+    """The change under review: other keys are not a reason to skip the comparison (it is the point)."""
+    old = item("source-accuracy", 0.862, variant="fp-half", recipe=recipe(0.2), **{"eval_key[amazon]": "eval-a"})
+    new = item("source-accuracy", 0.204, variant="fp-half", recipe=recipe(0.5), **{"eval_key[amazon]": "eval-b"})
+    d = compare_item(old["id"], old, new)
+    assert d.status == "regressed" and d.fails
+    assert d.changes == ["variant fp-half: prune.ratio 0.2 → 0.5"]
+    assert "0.204 vs baseline 0.862" in d.message() and "changed: variant fp-half: prune.ratio 0.2 → 0.5" in d.message()
+    comment = compare_documents(doc(old), doc(new)).markdown()
+    assert "FAIL: 1 regressed" in comment and "prune.ratio 0.2 → 0.5" in comment
+
+
+def test_an_unchanged_recipe_records_no_change_and_a_key_change_without_recipes_says_so() -> None:
+    same = item("source-accuracy", 0.8, recipe=recipe())
+    assert compare_item(same["id"], same, same).changes == []
     old = item("target-accuracy[webcam]", 0.9, **{"eval_key[webcam]": "eval-aaaa"})
     new = item("target-accuracy[webcam]", 0.1, **{"eval_key[webcam]": "eval-bbbb"})
-    reason = stale_reason(old["properties"], new["properties"])
-    assert reason is not None and "eval_key[webcam]" in reason and "eval-aaaa" in reason and "eval-bbbb" in reason
     d = compare_item(old["id"], old, new)
-    assert d.status == "stale" and not d.fails  # a drop from 0.9 to 0.1, but of another model
-    # Keys present on one side only (an older file) do not make it stale.
-    assert stale_reason({"artifact_key": "a"}, {"artifact_key": "a", "eval_key[dslr]": "x"}) is None
+    assert d.status == "regressed" and d.fails  # never skipped, whatever the keys
+    assert d.changes == ["artifact keys differ (the baseline records no recipe: it predates recipe records)"]
+
+
+def test_paired_confidence_decides_whether_a_drop_beyond_tolerance_is_beyond_noise() -> None:
+    def outcomes(bits: list[bool]) -> str:
+        return encode_outcomes(bits, "data-x")
+
+    base = [True] * 80 + [False] * 20
+    few_swaps = [True] * 75 + [False] * 5 + [True] * 2 + [False] * 18  # 0.80 -> 0.77, images swap both ways
+    kw = {"regression_max_drop": 0.02, "regression_confidence": 0.95}
+    old = item("source-accuracy[amazon]", 0.80, **{"outcomes[amazon]": outcomes(base)})
+    noisy = item("source-accuracy[amazon]", 0.77, **kw, **{"outcomes[amazon]": outcomes(few_swaps)})
+    d = compare_item(old["id"], old, noisy)
+    assert d.status == "unchanged" and d.interval is not None and d.interval[0] < 0 < d.interval[1]
+    assert "within noise" in d.reason
+    worse = [True] * 60 + [False] * 40  # 0.80 -> 0.60, only losses: beyond noise
+    bad = item("source-accuracy[amazon]", 0.60, **kw, **{"outcomes[amazon]": outcomes(worse)})
+    d = compare_item(old["id"], old, bad)
+    assert d.status == "regressed" and d.interval is not None and d.interval[1] < 0
+    assert "paired 95% CI of the move" in d.message()
+    # The tolerance rule alone (no confidence) regresses the noisy one too.
+    plain = item("source-accuracy[amazon]", 0.77, **{"outcomes[amazon]": outcomes(few_swaps)})
+    assert compare_item(old["id"], old, plain).status == "regressed"
+    # Without outcomes on both sides, the tolerance decides and the reason says why.
+    d = compare_item(old["id"], item("source-accuracy[amazon]", 0.80), noisy)
+    assert d.status == "regressed" and "confidence not applied" in d.reason
 
 
 def test_new_gone_and_could_not_run() -> None:
@@ -205,7 +252,7 @@ def documents(draw: Any, ids: list[str] | None = None) -> dict[str, Any]:
 def test_no_regression_against_itself(d: dict[str, Any]) -> None:
     c = compare_documents(d, json.loads(json.dumps(d)), 0.0)
     assert c.regressions == []
-    assert not c.by_status("new") and not c.by_status("gone") and not c.by_status("stale")
+    assert not c.by_status("new") and not c.by_status("gone") and not any(d.changes for d in c.deltas)
 
 
 @settings(max_examples=150, deadline=None)

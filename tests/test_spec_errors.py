@@ -331,6 +331,22 @@ CASES = [
         "models[0].params.a",
         "input should be a valid integer, a valid number, a valid string",
     ),
+    (
+        "regression-confidence-one",
+        suite_with("expect:\n  - source-accuracy: {min: 0.5, regression: {max-drop: 0.02, confidence: 1}}"),
+        7,
+        74,
+        "expect[0].source-accuracy.regression.confidence",
+        "less than 1",
+    ),
+    (
+        "regression-confidence-zero",
+        suite_with("expect:\n  - source-accuracy: {min: 0.5, regression: {confidence: 0}}"),
+        7,
+        58,
+        "expect[0].source-accuracy.regression.confidence",
+        "greater than 0",
+    ),
     ("bad-suite-name", suite_with("suite: 'bad name!'"), 1, 8, "suite", "should match pattern"),
     ("not-a-mapping", "- source: amazon\n", 1, 1, "<document>", "a suite is a mapping"),
 ]

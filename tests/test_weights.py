@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from robustspec.models.weights import (
     is_weights_enum,
     load_local_weights,
     resolve_weights,
+    weights_digest,
     weights_fingerprint,
     weights_fit_problems,
 )
@@ -200,6 +202,10 @@ def test_cached_enum_resolves_and_loads(torch_home: Path) -> None:
     assert resolve_weights("torchvision:ResNet18_Weights.DEFAULT") == cached
     fp = weights_fingerprint("ResNet18_Weights.IMAGENET1K_V1")
     assert fp == {"path": str(cached), "bytes": cached.stat().st_size, "mtime_ns": cached.stat().st_mtime_ns}
+    assert weights_digest("ResNet18_Weights.DEFAULT") == {
+        "sha256": hashlib.sha256(cached.read_bytes()).hexdigest(),
+        "bytes": cached.stat().st_size,
+    }
     net = build_network("resnet18", 5)
     assert load_local_weights(net, "ResNet18_Weights.IMAGENET1K_V1") == ["fc.weight", "fc.bias"]
     assert net.fc.out_features == 5
@@ -347,6 +353,14 @@ def test_model_key_follows_the_resolved_file(tmp_path: Path, torch_home: Path) -
     assert key(None) != by_enum
     assert key("torchvision:ResNet18_Weights.DEFAULT") == by_enum == key(str(cached))  # keyed by the file
     os.utime(cached, ns=(cached.stat().st_atime_ns, cached.stat().st_mtime_ns + 10**9))
+    assert key("ResNet18_Weights.IMAGENET1K_V1") == by_enum  # a fresh clone's mtimes keep the key
+    copy = tmp_path / "elsewhere" / "r18.pth"
+    copy.parent.mkdir()
+    copy.write_bytes(cached.read_bytes())
+    assert key(str(copy)) == by_enum  # keyed by the bytes, not where they lie
+    state = build_network("resnet18", 1000).state_dict()
+    state["fc.bias"] = state["fc.bias"] + 1.0
+    save(cached, state)
     assert key("ResNet18_Weights.IMAGENET1K_V1") != by_enum  # the file changed: a new key
 
 

@@ -64,6 +64,8 @@ class CompressionStep(Protocol):
     """One kind of compression, registered under its YAML key in ``COMPRESSIONS``."""
 
     Params: ClassVar[type[Strict]]
+    #: Distributions besides torch whose version decides the step's output (enters its content key).
+    libraries: ClassVar[tuple[str, ...]]
 
     def parse(self, value: Any) -> Any:
         """Shorthand forms to a mapping before validation (``quantize: ptsq`` -> ``{method: ptsq}``)."""

@@ -146,6 +146,8 @@ class Prune:
     """``prune: {ratio: 0.3}`` or ``prune: {params: 11.19M, finetune: 2}`` (L1 filter pruning)."""
 
     Params = PruneParams
+    #: Distributions whose version enters this step's content key (their code decides its output).
+    libraries = ("torch-pruning",)
 
     def parse(self, value: Any) -> Any:
         return value  # a mapping passes through; anything else is left for validation to reject

@@ -16,6 +16,7 @@ it is skipped and trained anew, sized to the data's classes.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -35,6 +36,7 @@ __all__ = [
     "is_weights_enum",
     "load_local_weights",
     "resolve_weights",
+    "weights_digest",
     "weights_fingerprint",
     "weights_fit_problems",
 ]
@@ -137,6 +139,25 @@ def weights_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     resolved = resolve_weights(path)
     st = resolved.stat()
     return {"path": str(resolved), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def weights_digest(path: str | os.PathLike) -> dict[str, Any]:
+    """Content identity of a weights file for content keys: its SHA-256 and size, not where it lies.
+
+    A fresh clone (new mtimes) or another checkout directory keeps the key; an edited file changes it.
+    Hashed once per process per (path, size, mtime).
+    """
+    fp = weights_fingerprint(path)
+    return {"sha256": _sha256(fp["path"], fp["bytes"], fp["mtime_ns"]), "bytes": fp["bytes"]}
+
+
+@lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # --- does it fit ---------------------------------------------------------------------------------------

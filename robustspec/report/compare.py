@@ -9,8 +9,13 @@ The rule, shared by the pytest gate (``--robustspec-baseline``) and ``robustspec
   ``--tolerance``, 0.02); the allowed move is ``tolerance * max(1, |baseline|)``: absolute for values
   within [-1, 1], relative beyond (parameter counts, bytes);
 - worse by more than that is a regression; better by anything is an improvement;
-- an item whose artifact or evaluation keys differ from the baseline's measured another model (its recipe
-  or the code that builds it changed): it is *stale* and not compared;
+- an item whose recipe, code or content keys differ from the baseline's entry is compared all the same:
+  that difference is the change under review, recorded in words (:mod:`robustspec.report.changes`) in
+  ``ItemDelta.changes``; no item is ever left out of the comparison;
+- with ``regression: {confidence: 0.95}`` and per-image outcomes on both sides (accuracies, robust
+  accuracies), a worse value regresses only when the paired interval (Newcombe) of the move lies beyond
+  zero, i.e. the drop is more than the test images' noise; without outcomes the tolerance alone decides
+  and the reason says so;
 - an item without a number (it could not run) regresses against a baseline that had one.
 """
 
@@ -21,6 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..outcomes import paired_counts
+from ..stats import newcombe_paired_difference
+from .changes import describe_changes, recipe_of
 from .results import items_by_id
 
 __all__ = [
@@ -29,7 +37,6 @@ __all__ = [
     "Comparison",
     "allowed_move",
     "judge_metric",
-    "stale_reason",
     "compare_item",
     "compare_documents",
     "fmt_number",
@@ -38,7 +45,7 @@ __all__ = [
 DEFAULT_TOLERANCE = 0.02
 EPS = 1e-9
 #: Order of the categories in tables and summaries.
-CATEGORIES = ("regressed", "error", "stale", "new", "gone", "skipped", "improved", "unchanged")
+CATEGORIES = ("regressed", "error", "new", "gone", "skipped", "improved", "unchanged")
 
 
 def allowed_move(baseline: float, tolerance: float) -> float:
@@ -58,24 +65,6 @@ def judge_metric(old: float, new: float, comparison: str, tolerance: float) -> s
     if worse < -EPS:
         return "improved"
     return "unchanged"
-
-
-def _keys(props: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        k: str(v) for k, v in props.items() if k == "artifact_key" or (k.startswith("eval_key[") and k.endswith("]"))
-    }
-
-
-def stale_reason(old_props: Mapping[str, Any], new_props: Mapping[str, Any]) -> str | None:
-    """Why a baseline entry measured something else than this item (a differing content key), or None."""
-    old, new = _keys(old_props), _keys(new_props)
-    for k in sorted(set(old) & set(new)):
-        if old[k] != new[k]:
-            return (
-                f"{k} differs (baseline {old[k][:17]}, now {new[k][:17]}): the baseline measured an artifact "
-                "built from another recipe or code version; comparison skipped, save a new baseline"
-            )
-    return None
 
 
 def _number(value: Any) -> float | None:
@@ -111,6 +100,11 @@ class ItemDelta:
     severity: str = "fail"
     reason: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    #: What differs between what the baseline and this run measured, in words (empty: the same recipe).
+    changes: list[str] = field(default_factory=list)
+    #: Paired interval of the move (new - old) when ``regression.confidence`` applied, else None.
+    interval: tuple[float, float] | None = None
+    confidence: float | None = None
 
     @property
     def delta(self) -> float | None:
@@ -133,8 +127,17 @@ class ItemDelta:
                 f"measured {fmt_number(self.new)} vs baseline {fmt_number(self.old)} "
                 f"({fmt_number(move, signed=True)}; allowed {worse} {fmt_number(allowed)}, tolerance {self.tolerance:g})"
             )
-            return f"{self.status}: {text}" + (f"; {self.reason}" if self.reason else "")
-        return f"{self.status}: {self.reason}" if self.reason else self.status
+            if self.interval is not None:
+                lo, hi = self.interval
+                text += f", paired {self.confidence:.0%} CI of the move [{lo:+.3f}, {hi:+.3f}]"
+            return f"{self.status}: {text}" + "".join(f"; {x}" for x in (self.reason, self.changed) if x)
+        notes = [x for x in (self.reason, self.changed) if x]
+        return f"{self.status}: " + "; ".join(notes) if notes else self.status
+
+    @property
+    def changed(self) -> str:
+        """``changed: variant fp-half: prune.ratio 0.2 → 0.5; ...`` or empty."""
+        return "changed: " + "; ".join(self.changes) if self.changes else ""
 
 
 def compare_item(
@@ -166,10 +169,7 @@ def compare_item(
         if n is None:
             d.status, d.reason = "error", f"could not run: {_first_line(new.get('message'))}"
         return d
-    reason = stale_reason(old_props, new_props)
-    if reason is not None:
-        d.status, d.reason = "stale", reason
-        return d
+    d.changes = describe_changes(old_props, new_props)
     if n is None:
         if o is None:
             d.status, d.reason = "error", f"could not run here nor in the baseline: {_first_line(new.get('message'))}"
@@ -180,7 +180,40 @@ def compare_item(
         d.status, d.reason = "new", "the baseline has no number for it (it could not run there)"
         return d
     d.status = judge_metric(o, n, comparison, tol)
+    confidence = _number(new_props.get("regression_confidence"))
+    if confidence is not None and d.status == "regressed":
+        _judge_paired(d, old_props, new_props, confidence)
     return d
+
+
+def _outcomes_property(props: Mapping[str, Any]) -> str | None:
+    """The property holding the per-image outcomes behind ``measured``, when it is one proportion."""
+    check, domain = str(props.get("check", "")), str(props.get("domain", ""))
+    if check == "source-accuracy" and not domain:
+        domain = str((recipe_of(props) or {}).get("model", {}).get("source", ""))
+    if check in ("source-accuracy", "target-accuracy") and domain:
+        return f"outcomes[{domain}]"
+    if check == "attack" and str(props.get("comparison", "")) == ">=":  # min-accuracy: the robust accuracy
+        return "outcomes"
+    return None
+
+
+def _judge_paired(d: ItemDelta, old_props: Mapping[str, Any], new_props: Mapping[str, Any], confidence: float) -> None:
+    """A regression by the tolerance stands only if the paired interval says the move is beyond noise."""
+    prop = _outcomes_property(new_props)
+    counts = paired_counts(old_props.get(prop), new_props.get(prop)) if prop else None
+    if counts is None:
+        d.reason = "confidence not applied: no per-image outcomes of the same images on both sides; tolerance rule"
+        return
+    both, old_only, new_only, neither = counts
+    # (new - old): the new run is the first proportion of the pair.
+    lo, hi = newcombe_paired_difference(both, new_only, old_only, neither, confidence)
+    d.interval, d.confidence = (lo, hi), confidence
+    if hi >= 0.0:
+        d.status = "unchanged"
+        d.reason = (
+            f"worse beyond the tolerance but within noise: paired {confidence:.0%} CI [{lo:+.3f}, {hi:+.3f}] holds 0"
+        )
 
 
 def _first_line(text: Any) -> str:
@@ -235,8 +268,8 @@ def _cell(text: Any) -> str:
 
 def _md_table(deltas: list[ItemDelta]) -> list[str]:
     lines = [
-        "| status | suite | item | baseline | now | Δ | tolerance | note |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| status | suite | item | baseline | now | Δ | tolerance | what changed | note |",
+        "|---|---|---|---:|---:|---:|---:|---|---|",
     ]
     for d in deltas:
         status = f"**{d.status}**" if d.status == "regressed" else d.status
@@ -256,6 +289,7 @@ def _md_table(deltas: list[ItemDelta]) -> list[str]:
                     fmt_number(d.new),
                     fmt_number(d.delta, signed=True),
                     "-" if d.tolerance is None else f"{d.tolerance:g}",
+                    "; ".join(d.changes) or "-",
                     d.reason,
                 )
             )

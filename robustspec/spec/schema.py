@@ -264,10 +264,17 @@ class RegressionSpec(Strict):
     """How far an item's measured value may move the wrong way against a saved baseline (``--robustspec-baseline``).
 
     ``max-drop`` is absolute for values within [-1, 1] (accuracies, drops) and relative to the baseline value
-    beyond (parameter counts, bytes): the allowed move is ``max-drop * max(1, |baseline|)``.
+    beyond (parameter counts, bytes): the allowed move is ``max-drop * max(1, |baseline|)``. With
+    ``confidence``, a move beyond that regresses only when the paired interval (Newcombe) of the move,
+    from both runs' per-image outcomes, lies beyond zero: the drop is more than the test images' noise.
     """
 
     max_drop: Probability = 0.02
+    confidence: Confidence | None = Field(
+        None,
+        description="also require the paired interval of the move at this level to exclude 0 (needs per-image "
+        "outcomes: accuracies and robust accuracies); default: the tolerance alone decides",
+    )
 
 
 class ExpectationBase(Strict):
