@@ -24,7 +24,9 @@ Examples::
 
     robustspec --version
 
-The store is ``--store DIR``, else ``$ROBUSTSPEC_STORE``, else ``./.robustspec/store``.
+The store is ``--store DIR``, else ``$ROBUSTSPEC_STORE``, else the ini key ``robustspec_store`` (relative to
+pytest's rootdir), else ``.robustspec/store`` under the rootdir: the same resolution as the pytest plugin
+(:mod:`robustspec.config`), so ``robustspec cache`` looks where ``pytest`` builds.
 
 ``compare`` exits 0 without regressions, 1 with one, 2 on usage errors (a file that is not a results file).
 ``validate`` exits 0 when every file is valid, 1 when any is not, and 2 on usage errors (a path that does
@@ -44,16 +46,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .config import DEFAULT_STORE, STORE_ENV
+from .errors import UsageError
+
 __all__ = ["main", "suite_json_schema", "find_suite_files"]
 
-STORE_ENV = "ROBUSTSPEC_STORE"
-DEFAULT_STORE = Path(".robustspec") / "store"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _SUITE_SUFFIXES = (".yaml", ".yml")
-
-
-class UsageError(Exception):
-    """A command line that cannot be carried out (exit status 2)."""
 
 
 def _version() -> str:
@@ -332,9 +331,14 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def store_root(option: str | None) -> Path:
-    """``--store``, else ``$ROBUSTSPEC_STORE``, else ``./.robustspec/store``; absolute."""
-    raw = option or os.environ.get(STORE_ENV) or str(DEFAULT_STORE)
-    return Path(raw).expanduser().absolute()
+    """``--store``, else ``$ROBUSTSPEC_STORE``, else ini ``robustspec_store``, else ``.robustspec/store`` under
+    pytest's rootdir (found from the working directory as pytest finds it); absolute."""
+    from .config import STORE_INI, find_rootdir
+    from .config import store_root as resolve
+
+    root = find_rootdir()
+    ini = root.options.get(STORE_INI)
+    return resolve(option, os.environ, str(ini) if ini else None, root.path)
 
 
 def _human(n: float) -> str:
@@ -476,10 +480,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if out.suffix.lower() in (".md", ".markdown"):
         raise UsageError(f"-o names the HTML file (the markdown goes next to it): got {str(out)!r}")
     doc = _load_results(args.results)
-    try:
-        from .report.html import write_report
-    except ImportError as exc:  # matplotlib is an extra
-        raise UsageError(f"the report needs matplotlib (pip install 'robustspec[report]'): {exc}") from None
+    from .report.html import has_plots, write_report
+
+    if not has_plots():  # matplotlib is the extra robustspec[report]
+        print(
+            "robustspec report: matplotlib is not installed: tables only, no plots "
+            "(pip install 'robustspec[report]' for them)",
+            file=sys.stderr,
+        )
     try:
         html_path, md_path = write_report(doc, out, title=args.title)
     except OSError as exc:
@@ -567,7 +575,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="prune: list what would be removed, remove nothing")
     p.add_argument(
-        "--store", metavar="DIR", default=None, help=f"store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})"
+        "--store",
+        metavar="DIR",
+        default=None,
+        help=f"store directory (default: ${STORE_ENV}, else ini robustspec_store, else {DEFAULT_STORE} under pytest's rootdir)",
     )
     p.set_defaults(func=_cmd_cache)
 
@@ -617,7 +628,8 @@ def _parser() -> argparse.ArgumentParser:
         "--store",
         metavar="DIR",
         default=None,
-        help=f"artifact store directory (default: ${STORE_ENV}, else {DEFAULT_STORE})",
+        help=f"artifact store directory (default: ${STORE_ENV}, else ini robustspec_store, else {DEFAULT_STORE} "
+        "under pytest's rootdir)",
     )
     p.add_argument(
         "--save-results",

@@ -8,7 +8,14 @@
     ├── RegistryError               unknown or duplicate component name
     ├── DataError                   a dataset cannot be read (missing path, mismatched classes, ...)
     ├── ModelError                  a model cannot be built or its weights do not fit
-    └── ArtifactError               the artifact store cannot build or read an artifact
+    ├── ArtifactError               the artifact store cannot build or read an artifact
+    ├── AttackCheckError            an attack broke its contract (eps-ball, [0, 1], NaN) or cannot run
+    ├── ResultsError                a results or baseline file cannot be read
+    ├── SuiteError                  a suite file cannot be collected for a reason that is not a SpecError
+    ├── UsageError                  a command line (``robustspec ...``) that cannot be carried out: exit 2
+    └── CheckFailed                 a check item's verdict fails it (one line with the numbers, no traceback)
+        ├── BaselineRegression      the measured value regressed against the baseline beyond the tolerance
+        └── CheckFlagged            the attack looks gradient-masked (``on-masking: fail``)
 
     RobustSpecWarning (UserWarning) an expectation with ``severity: warn`` failed, or a baseline is stale
 """
@@ -25,6 +32,13 @@ __all__ = [
     "DataError",
     "ModelError",
     "ArtifactError",
+    "AttackCheckError",
+    "ResultsError",
+    "SuiteError",
+    "UsageError",
+    "CheckFailed",
+    "BaselineRegression",
+    "CheckFlagged",
     "RobustSpecWarning",
     "format_path",
 ]
@@ -97,6 +111,34 @@ class ModelError(RobustSpecError):
 
 class ArtifactError(RobustSpecError):
     """The artifact store cannot build or read an artifact."""
+
+
+class AttackCheckError(RobustSpecError):
+    """An attack returned images that break its contract (outside [0, 1] or the eps-ball, NaN/inf), or cannot run."""
+
+
+class ResultsError(RobustSpecError):
+    """A results or baseline file cannot be read, or is not a robustspec results document."""
+
+
+class SuiteError(RobustSpecError):
+    """A suite file cannot be collected for a reason other than its content (shown as a collection error)."""
+
+
+class UsageError(RobustSpecError):
+    """A ``robustspec`` command line that cannot be carried out (exit status 2)."""
+
+
+class CheckFailed(RobustSpecError):
+    """A check item's verdict fails it: raised by the pytest gate, shown as one line with the numbers."""
+
+
+class BaselineRegression(CheckFailed):
+    """The measured value moved the wrong way against the baseline by more than the tolerance."""
+
+
+class CheckFlagged(CheckFailed):
+    """An attack check is flagged (suspected gradient masking) and its expectation says ``on-masking: fail``."""
 
 
 class RobustSpecWarning(UserWarning):

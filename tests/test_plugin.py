@@ -385,7 +385,7 @@ def test_unrelated_project_is_untouched(pytester: pytest.Pytester, monkeypatch: 
         import sys
 
         def test_plugin_loaded_without_torch():
-            assert "robustspec.pytest_plugin" in sys.modules
+            assert "robustspec.pytest.plugin" in sys.modules
             heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))
             assert not heavy, heavy
         """

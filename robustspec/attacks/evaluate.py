@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from torch import nn
 
-from ..errors import RegistryError, RobustSpecError
+from ..errors import AttackCheckError, RegistryError
 from ..metrics import is_quantized
 from ..progress import Timer, report
 from . import ATTACKS
@@ -60,10 +60,6 @@ L2_ROUNDING = 6e-8
 def l2_limit(eps: float, dims: int) -> float:
     """The largest L2 norm a correct attack with budget ``eps`` can show in float32 over ``dims`` pixels."""
     return eps * (1.0 + L2_REL_TOL) + L2_ROUNDING * dims**0.5
-
-
-class AttackCheckError(RobustSpecError):
-    """An attack returned images that break its contract (outside [0, 1] or the eps-ball, NaN/inf), or cannot run."""
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 - :mod:`.results`  the results document (one per session, merged from every xdist worker), read and write;
 - :mod:`.compare`  metric against baseline: the one rule the gate and ``robustspec compare`` share;
-- :mod:`.gate`     what a check item does after it is judged (baseline comparison, severity);
-- :mod:`.html`     ``robustspec report``: HTML (self-contained) and markdown with Table 1 and plots;
-- :mod:`.plugin`   the pytest hooks (a second ``pytest11`` entry point).
+- :mod:`.html`     ``robustspec report``: HTML (self-contained) and markdown with Table 1 and plots
+                   (tables only when matplotlib, the extra ``robustspec[report]``, is missing).
+
+The pytest hooks that use them are :mod:`robustspec.pytest.gate`; the verdict is :mod:`robustspec.verdict`.
 
 Nothing here imports torch.
 """

@@ -146,6 +146,18 @@ def _status_counts(doc: Mapping[str, Any]) -> dict[str, dict[str, int]]:
 # --- plots ---------------------------------------------------------------------------------------------
 
 
+NO_PLOTS = "matplotlib is not installed: no plots (pip install 'robustspec[report]' for them); the tables are complete."
+
+
+def has_plots() -> bool:
+    """Whether matplotlib can be imported; without it the report has its tables and no plots."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _png(fig: Any) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -167,6 +179,8 @@ def plot_pareto(t: Table1) -> bytes | None:
     Baselines are diamonds; variants on the front are ringed; points that coincide (an int8 variant has its
     baseline's parameter count) share one label. The x axis is logarithmic when sizes span more than 10x.
     """
+    if not has_plots():
+        return None
     if not t.domains or not any(s.parameters for s in t.subjects):
         return None
     n = len(t.domains)
@@ -232,6 +246,8 @@ def plot_pareto(t: Table1) -> bytes | None:
 
 def plot_attacks(t: Table1) -> bytes | None:
     """Clean accuracy minus accuracy under attack, in points, per attack and subject."""
+    if not has_plots():
+        return None
     if not t.attacks:
         return None
     subjects = [s for s in t.subjects if s.attacks]
@@ -254,6 +270,8 @@ def plot_attacks(t: Table1) -> bytes | None:
 
 
 def plot_status(counts: Mapping[str, Mapping[str, int]]) -> bytes | None:
+    if not has_plots():
+        return None
     if not counts:
         return None
     suites = list(counts)
@@ -338,6 +356,8 @@ def build_report(doc: Mapping[str, Any]) -> list[Section]:
     status_png = plot_status(counts)
     if status_png:
         overview.images.append(("status", status_png, "checks per suite by status"))
+    if not has_plots():
+        overview.notes.append(NO_PLOTS)
     sections.append(overview)
 
     for t in table1(doc):

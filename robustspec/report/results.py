@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import RobustSpecError
+from ..errors import ResultsError
 
 __all__ = [
     "finite_number",
@@ -60,10 +60,6 @@ STATUSES = ("pass", "fail", "warn", "error", "skip")
 PACKAGES = ("robustspec", "torch", "torchvision", "pytest", "pytest-xdist")
 _MESSAGE_LIMIT = 4000
 _LABELS = ("suite", "model", "variant", "check", "domain")
-
-
-class ResultsError(RobustSpecError):
-    """A results or baseline file cannot be read, or is not a robustspec results document."""
 
 
 # --- building the document from pytest reports ----------------------------------------------------------

@@ -1,0 +1,74 @@
+"""Per-session state shared by the hook modules, kept in ``config.stash`` (no attributes on Config)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .. import config as rsconfig
+
+__all__ = ["PluginState", "plugin_state", "STATE_KEY", "verbosity"]
+
+
+class PluginState:
+    """What the plugin resolved from options once, and the workspace, created on first use in each process."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.workspace: Any = None
+        self.invalid_suites: list[str] = []
+        self.build_threads = self._build_threads()  # a bad value stops the session in pytest_configure
+
+    def store_root(self) -> Path:
+        """The same resolution as ``robustspec cache`` (:func:`robustspec.config.store_root`)."""
+        return rsconfig.store_root(
+            self.config.getoption("robustspec_store"),
+            os.environ,
+            str(self.config.getini("robustspec_store") or ""),
+            self.config.rootpath,
+        )
+
+    def _build_threads(self) -> int | None:
+        """Torch threads while building (None: auto)."""
+        threads = str(
+            self.config.getoption("robustspec_build_threads") or self.config.getini("robustspec_build_threads")
+        )
+        if threads != "auto" and not (threads.isdigit() and int(threads) > 0):
+            raise pytest.UsageError(f"--robustspec-build-threads: expected a positive number or auto, got {threads!r}")
+        return None if threads == "auto" else int(threads)
+
+    def specs_dir(self) -> Path | None:
+        opt = self.config.getoption("robustspec_specs") or self.config.getini("robustspec_specs")
+        return (self.config.rootpath / str(opt)).resolve() if opt else None
+
+    def get_workspace(self) -> Any:
+        if self.workspace is None:
+            import torch
+
+            from ..store import Store
+            from ..workspace import Workspace
+
+            workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+            if workers:
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+                torch.set_num_threads(max(1, cores // workers))
+            device = self.config.getoption("robustspec_device")
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.workspace = Workspace(Store(self.store_root()), torch.device(device), build_threads=self.build_threads)
+        return self.workspace
+
+
+STATE_KEY = pytest.StashKey[PluginState]()
+
+
+def plugin_state(config: pytest.Config) -> PluginState:
+    return config.stash[STATE_KEY]
+
+
+def verbosity(config: pytest.Config) -> int:
+    """pytest's verbosity: 0 by default, -1 with ``-q``, -2 with ``-qq``, 1 with ``-v``."""
+    return int(config.get_verbosity())
