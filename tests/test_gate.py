@@ -127,7 +127,7 @@ def test_results_merged_from_two_workers_and_warn_severity(project: pytest.Pytes
 
 
 def doctor(baseline: dict[str, Any]) -> dict[str, Any]:
-    """A baseline against which this run regresses, warns, is new, within tolerance, stale and gone."""
+    """A baseline against which this run regresses, warns, is new, within tolerance, changed and gone."""
     items = {i["id"]: i for i in baseline["items"]}
     props = {k: v["properties"] for k, v in items.items()}
     props[ID + "source-accuracy"]["measured"] += 0.3  # now 0.3 lower: a regression (default tolerance 0.02)
@@ -135,13 +135,13 @@ def doctor(baseline: dict[str, Any]) -> dict[str, Any]:
     del items[ID + "target-accuracy[dslr]"]  # new
     props[ID + "drop-vs-source[webcam]"]["measured"] -= 0.04  # a drop rose by 0.04: within max-drop 0.05
     props[ID + "drop-vs-source[dslr]"]["measured"] -= 0.1  # rose by 0.1: beyond max-drop 0.05
-    props[ID + "source-accuracy#2"]["artifact_key"] = "model-0123456789abcdef"  # measured another model: stale
+    props[ID + "source-accuracy#2"]["artifact_key"] = "model-0123456789abcdef"  # another model: compared, named
     props[ID + "source-accuracy#2"]["measured"] += 0.5
     items[ID + "retired-check"] = {"id": ID + "retired-check", "status": "pass", "properties": {"measured": 1.0}}
     return {**baseline, "items": list(items.values())}
 
 
-def test_baseline_against_itself_then_regressions_new_stale_in_junit(project: pytest.Pytester, store: Path) -> None:
+def test_baseline_against_itself_then_regressions_new_changed_in_junit(project: pytest.Pytester, store: Path) -> None:
     junitparser = pytest.importorskip("junitparser")
     first = run(project, store, "--robustspec-save-baseline", "base.json")
     assert first.ret == 0, output(first)
@@ -170,28 +170,27 @@ def test_baseline_against_itself_then_regressions_new_stale_in_junit(project: py
         "out/results.json",
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED, output(result)
-    result.assert_outcomes(passed=4, failed=2, warnings=3)  # two warn items, one stale
+    result.assert_outcomes(passed=3, failed=3, warnings=2)  # two warn items
     assert "Traceback" not in output(result)
     measured = {k: v["properties"]["measured"] for k, v in items_of(project.path / "base.json").items()}
 
-    # The summary says what was compared, and lists what is new, stale and gone ("[" is literal here).
+    # The summary says what was compared, and lists what is new, changed and gone ("[" is literal here).
     result.stdout.fnmatch_lines(
         [
             line.replace("[", "[[]")
             for line in [
                 "*robustspec baseline: doctored.json*",
-                "compared with the baseline: 1 ok, 3 regression, 1 new, 1 stale, 1 in the baseline but not run",
+                "compared with the baseline: 1 ok, 4 regression, 1 new, 1 in the baseline but not run",
                 f"regression: {ID}drop-vs-source[dslr]: measured -0.250 vs baseline -0.350 (+0.100, tolerance 0.05)",
                 f"regression: {ID}source-accuracy: measured {measured[ID + 'source-accuracy']:.3f} vs baseline "
                 f"{measured[ID + 'source-accuracy'] + 0.3:.3f} (-0.300, tolerance 0.02)",
+                f"regression: {ID}source-accuracy#2: * (-0.500, tolerance 0.02) [changed: *]",
                 f"regression: {ID}target-accuracy[webcam]: * [warn]",
                 f"new: {ID}target-accuracy[dslr]: not in the baseline",
-                f"stale: {ID}source-accuracy#2: artifact_key differs (baseline model-0123456789a*, now model-*): * comparison skipped*",
                 f"gone: {ID}retired-check: in the baseline, not in this run",
             ]
         ]
     )
-    assert re.search(r"RobustSpecWarning: baseline not compared: artifact_key differs", output(result))
 
     # JUnit XML from -n 2: every number is a property; failures carry measured, threshold, interval, baseline.
     xml = junitparser.JUnitXml.fromfile(str(project.path / "junit.xml"))
@@ -209,7 +208,7 @@ def test_baseline_against_itself_then_regressions_new_stale_in_junit(project: py
         "resnet10-mini::baseline::target-accuracy[dslr]": "new",
         "resnet10-mini::baseline::drop-vs-source[webcam]": "ok",
         "resnet10-mini::baseline::drop-vs-source[dslr]": "regression",
-        "resnet10-mini::baseline::source-accuracy#2": "stale",
+        "resnet10-mini::baseline::source-accuracy#2": "regression",
     }
     for key, (props, failures) in cases.items():
         assert {
@@ -233,11 +232,11 @@ def test_baseline_against_itself_then_regressions_new_stale_in_junit(project: py
     props, failures = cases["resnet10-mini::baseline::target-accuracy[webcam]"]
     assert failures == [] and props["status"] == "warn" and "baseline" in props["warning"]
     props, failures = cases["resnet10-mini::baseline::source-accuracy#2"]
-    assert failures == [] and props["status"] == "pass" and "artifact_key differs" in props["baseline_reason"]
+    assert failures and props["status"] == "fail" and props["verdict"] == "fail" and props["baseline_change"]
 
     # The results file records the baseline; compare on the two files agrees with the gate.
     doc = json.loads((project.path / "out" / "results.json").read_text())
-    assert doc["baseline"]["path"].endswith("doctored.json") and doc["summary"]["fail"] == 2
+    assert doc["baseline"]["path"].endswith("doctored.json") and doc["summary"]["fail"] == 3
     assert (
         main(
             [
@@ -251,7 +250,7 @@ def test_baseline_against_itself_then_regressions_new_stale_in_junit(project: py
         == 1
     )
     comment = (project.path / "comment.md").read_text()
-    assert comment.startswith("### robustspec compare: FAIL: 3 regressed, 1 stale, 1 new, 1 gone")
+    assert comment.startswith("### robustspec compare: FAIL: 4 regressed, 1 new, 1 gone")
     assert "**regressed** (warn)" in comment
 
 

@@ -163,9 +163,8 @@ def conclude(item: Any, outcome: Any) -> Verdict:
     props.append(("verdict", verdict.status))
     if verdict.status in ("warn", "flagged") and not verdict.fails:
         props.append(("warning", verdict.message))
-    for text in verdict.warnings:
-        c = item.check
-        _warn(item, f"{c.model.name}/{c.variant} {item.name}: {text}")
+    for text in verdict.warnings:  # pytest's warnings summary names the item above each
+        _warn(item, text)
     if not verdict.fails:
         return verdict
     if verdict.status == "flagged":
