@@ -152,3 +152,27 @@ def test_a_progress_line_starts_a_line_of_its_own(pytester: pytest.Pytester) -> 
     i = lines.index("[robustspec] mid-line")
     assert lines[i - 1].endswith("...") and lines[i + 1] == "[robustspec] at the start"
     assert lines[i + 2] == ".." and lines[i + 3] == "[robustspec] after dots"
+
+
+def test_ini_store_is_used_by_pytest_and_by_robustspec_cache(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    project.makepyprojecttoml('[tool.pytest.ini_options]\nrobustspec_store = "x/store"\n')
+    result = project.runpytest_subprocess("-p", "no:hypothesispytest", "-p", "no:cacheprovider", timeout=RUN_TIMEOUT)
+    result.assert_outcomes(passed=3, failed=2)
+    store = project.path / "x" / "store"
+    assert (store / "builds.jsonl").is_file()
+    # From a subdirectory, as pytest would find the rootdir from there.
+    listed = subprocess.run(
+        [sys.executable, "-m", "robustspec.cli", "cache", "list"],
+        cwd=project.path / "suites",
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip().endswith(f"in {store.resolve()}"), listed.stdout
+    assert "model" in listed.stdout

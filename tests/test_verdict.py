@@ -105,3 +105,19 @@ def test_verdict_is_frozen() -> None:
     v = decide(True, "ok")
     with pytest.raises(AttributeError):
         v.status = "fail"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("props", "word"),
+    [
+        pytest.param({"verdict": "flagged", "status": "fail"}, "FLAGGED", id="flagged"),
+        pytest.param({"verdict": "warn", "status": "warn"}, "WARN", id="warn"),
+        pytest.param({"verdict": "pass", "status": "pass"}, "PASS", id="pass"),
+        pytest.param({"status": "fail"}, "FAIL", id="before-verdict-was-recorded"),
+        pytest.param({}, "FAIL", id="could-not-run"),
+    ],
+)
+def test_summary_shows_the_verdict(props: dict, word: str) -> None:
+    from robustspec.pytest.summary import _word
+
+    assert _word(props) == word
