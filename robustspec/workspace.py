@@ -43,7 +43,7 @@ from .train import train_supervised
 __all__ = ["Workspace", "BUILDER_VERSIONS"]
 
 #: Bump one of these when the code that builds that kind of artifact changes its output.
-BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2", "attack": "3"}
+BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2", "attack": "4"}
 
 
 @dataclass
@@ -345,7 +345,9 @@ class Workspace:
         """One attack evaluation (an artifact): robust accuracy, success rate, norms, flags, mode.
 
         ``transfer_from`` names another variant of the same model (a float one) to attack instead; its
-        adversarials are scored on this variant (the transfer half of the gradient-masking check).
+        adversarials are scored on this variant (the transfer half of the gradient-masking check). An int8
+        model attacked with gradients uses its float parent (``mode`` transfer; ``worst-case`` is keyed and
+        built as transfer, the judge combines the modes) or a fake-quant copy (``mode: white-box``).
         """
         from .expect.attack import attack_settings
 

@@ -305,6 +305,98 @@ class _Rounding(nn.Module):
         return self.inner(torch.round(x * 255) / 255)
 
 
+class _Saturated(nn.Module):
+    """Logits times 1e6: the softmax saturates, so cross-entropy has exactly zero input gradients; the margin does not."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x) * 1e6
+
+
+def test_the_zero_gradient_check_uses_the_attacks_own_loss(trained, data):
+    test = data["test"]
+    pgd = evaluate_attack(
+        _Saturated(trained),
+        "pgd-linf",
+        {"eps": "8/255", "steps": 2},
+        test.images,
+        test.labels,
+        n=16,
+        seed=0,
+        device=CPU,
+    )
+    cw = evaluate_attack(
+        _Saturated(trained), "cw-l2", {"eps": 1.0, "steps": 2}, test.images, test.labels, n=16, seed=0, device=CPU
+    )
+    assert FLAG_ZERO_GRADIENTS in pgd.flags  # PGD follows cross-entropy, which is flat here
+    assert FLAG_ZERO_GRADIENTS not in cw.flags  # C&W follows the margin, which is not
+    assert {ATTACKS.get(n).loss for n in ("fgsm", "pgd-linf", "pgd-l2", "ddn")} == {"ce"}
+    assert {ATTACKS.get(n).loss for n in ("cw-l2", "deepfool")} == {"margin"} and ATTACKS.get("jsma").loss
+
+
+class _Measured:
+    """The attack expectation's measurements for one float model, through the driver (no store, memoised)."""
+
+    source = "amazon"
+    variant = "baseline"
+
+    def __init__(self, model: nn.Module, split) -> None:
+        self.model, self.split, self.memo = model, split, {}
+
+    def metrics(self, variant=None) -> dict:
+        return {"quantized": 0}
+
+    def attack(self, params, variant=None, transfer_from=None) -> dict:
+        from robustspec.outcomes import encode_outcomes
+
+        key = params.model_dump_json()
+        if key not in self.memo:
+            r = evaluate_attack(
+                self.model, params.name, params, self.split.images, self.split.labels, n=params.samples,
+                seed=params.seed, device=CPU,
+            )  # fmt: skip
+            self.memo[key] = r.as_dict() | {"robust": encode_outcomes(r.robust, f"test.seed{params.seed}")}
+        return self.memo[key]
+
+
+#: One L-inf, two L2 and the L0 attack; gates that always pass, so only the masking checks decide.
+MASKED = {
+    "pgd-linf": ({"eps": "8/255", "steps": 5}, "square-linf"),
+    "pgd-l2": ({"eps": 1.0, "steps": 5}, "square-l2"),
+    "ddn": ({"eps": 1.0, "steps": 20}, "square-l2"),
+    "jsma": ({"gamma": 0.1, "target": "least-likely"}, "sparse-rs"),
+}
+
+
+@pytest.mark.parametrize("name", list(MASKED))
+def test_an_input_rounding_model_fails_by_default_and_its_honest_twin_passes(trained, data, name):
+    from robustspec.expect import EXPECTATIONS, CheckTarget
+    from robustspec.expect.attack import attack_params_model
+
+    entry, blackbox = MASKED[name]
+    expectation = EXPECTATIONS.get("attack")()
+
+    def judge(model, **more):
+        values = {"name": name, "samples": 32, "max-degradation": 1.0, **entry, **more}
+        p = attack_params_model(values).model_validate(values)
+        out = expectation.judge(p, CheckTarget(name, ("amazon",)), _Measured(model, data["test"]))
+        return out, dict(out.properties())
+
+    out, props = judge(_Rounding(trained))
+    assert not out.passed and out.message.startswith("FLAGGED: ") and props["flagged"] == "1"
+    assert FLAG_ZERO_GRADIENTS in props["attack_flags"] and props["masking_check"] == blackbox
+    # The black-box attack in the same threat model is not fooled by the rounding.
+    assert props["robust_accuracy[black-box]"] < props["robust_accuracy"]
+    out, props = judge(_Rounding(trained), **{"on-masking": "warn"})
+    assert out.passed and "WARNING: " in out.message and FLAG_ZERO_GRADIENTS in props["attack_flags"]
+    out, props = judge(trained)
+    assert out.passed and "attack_flags" not in props and "flagged" not in props, out.message
+    assert props["masking_check"] == blackbox and props["masking_gap_low[black-box]"] <= 0
+
+
 @pytest.mark.parametrize("name", ["fgsm", "pgd-linf", "deepfool"])
 def test_zero_gradients_are_flagged(trained, data, name):
     test = data["test"]
@@ -431,6 +523,36 @@ def test_autoattack_fast_is_seeded_and_leaves_the_global_rng_alone(tiny):
 def test_check_messages(name, params, classes, message):
     problems = attack_defaults_ok(name, params, classes)
     assert any(message in p for p in problems), problems
+
+
+@settings(max_examples=15, deadline=None)
+@given(eps=st.floats(0.0, 1.0), seed=st.integers(0, 2**16), pixels=st.booleans())
+def test_square_l2_stays_in_its_ball_and_the_box(tiny, eps, seed, pixels):
+    x, y = _batch(seed, pixels=pixels)
+    adv = _run(tiny, "square", x, y, seed=seed, eps=eps, norm="l2", queries=20)
+    assert adv.min() >= 0.0 and adv.max() <= 1.0 and torch.isfinite(adv).all()
+    delta = (adv - x).flatten(1)
+    assert delta.norm(dim=1).max() <= l2_limit(eps, delta.shape[1])
+
+
+@settings(max_examples=15, deadline=None)
+@given(eps=st.floats(0.0, 0.2), seed=st.integers(0, 2**16), pixels=st.booleans())
+def test_sparse_rs_changes_at_most_its_budget(tiny, eps, seed, pixels):
+    x, y = _batch(seed, pixels=pixels)
+    adv = _run(tiny, "sparse-rs", x, y, seed=seed, eps=eps, queries=20)
+    assert adv.min() >= 0.0 and adv.max() <= 1.0
+    changed = (adv != x).flatten(1).sum(1)
+    assert int(changed.max()) <= int(eps * x[0].numel() + 1e-9)
+
+
+@pytest.mark.parametrize(
+    "name, params", [("square", {"eps": 1.0, "norm": "l2", "queries": 300}), ("sparse-rs", {"eps": 0.05})]
+)
+def test_black_box_attacks_fool_a_trained_model_deterministically(trained, data, name, params):
+    test = data["test"]
+    runs = [evaluate_attack(trained, name, params, test.images, test.labels, n=24, seed=0, device=CPU) for _ in "ab"]
+    assert runs[0].successes > runs[0].clean_correct // 2 and runs[0].flags == []
+    assert runs[0].robust == runs[1].robust and runs[0].norm == ("l2" if name == "square" else "l0")
 
 
 @pytest.mark.parametrize("name", MINE)

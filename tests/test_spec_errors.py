@@ -179,6 +179,14 @@ CASES = [
         "fraction like 4/255",
     ),
     (
+        "attack-on-masking-unknown",
+        suite_with("expect:\n  - attack: {name: fgsm, eps: 4/255, min-accuracy: 0.1, on-masking: ignore}"),
+        7,
+        69,
+        "expect[0].attack.on-masking",
+        "input should be 'fail' or 'warn' (got 'ignore')",
+    ),
+    (
         "missing-min",
         suite_with("expect:\n  - source-accuracy: {}"),
         7,

@@ -7,7 +7,7 @@ from ..registry import Registry
 
 __all__ = ["ATTACKS"]
 
-#: Attacks by their YAML name (``fgsm``, ``pgd-linf``, ``pgd-l2``, ``cw-l2``, ``deepfool``, ``ddn``, ``jsma``, ...).
+#: Attacks by their YAML name (``fgsm``, ``pgd-linf``, ``pgd-l2``, ``cw-l2``, ``deepfool``, ``ddn``, ``jsma``, ``square``, ``sparse-rs``, ...).
 ATTACKS: Registry = Registry("attack")
 
 # Each attack module registers itself; one import per module.
@@ -17,4 +17,5 @@ from . import (  # noqa: E402
     gradient,  # noqa: F401
     jsma,  # noqa: F401
     minimum_norm,  # noqa: F401
+    sparse_rs,  # noqa: F401
 )

@@ -20,9 +20,30 @@ from torch import nn
 
 from ..spec.schema import Fraction, Int, Strict
 
-__all__ = ["Attack", "AttackParams", "Norm", "run_in_batches"]
+__all__ = ["Attack", "AttackParams", "Loss", "Norm", "attack_loss", "run_in_batches"]
 
 Norm = Literal["linf", "l2", "l0"]
+#: The loss whose input gradient an attack follows: ``ce`` (cross-entropy: FGSM, PGD, DDN, APGD-CE),
+#: ``margin`` (true logit minus the largest other: C&W, DeepFool, Square) or ``target-logit`` (one other
+#: class's logit: JSMA's saliency; the most likely other class stands in for the attack's target).
+Loss = Literal["ce", "margin", "target-logit"]
+
+
+def attack_loss(kind: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The summed loss ``kind`` of a batch (summed: a sample's gradient does not depend on the batch size).
+
+    Used by the driver's zero-gradient check, so that an attack is judged by the gradient it follows: a
+    saturated softmax has an exactly zero cross-entropy gradient where the margin's is not zero.
+    """
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
+    if kind == "ce":
+        return torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+    if kind == "margin":
+        return (true - other).sum()
+    if kind == "target-logit":
+        return other.sum()
+    raise ValueError(f"unknown attack loss {kind!r} (known: ce, margin, target-logit)")
 
 
 def run_in_batches(
@@ -58,6 +79,9 @@ class Attack(Protocol):
     bounded: ClassVar[bool]
     #: True for attacks that need no gradients (Square): they run on int8 models directly.
     gradient_free: ClassVar[bool]
+    #: The loss the attack takes gradients of (:data:`Loss`); the zero-gradient check uses it. Optional:
+    #: an attack without one is checked with cross-entropy.
+    # loss: ClassVar[Loss]
     #: Optional: the algorithm's revision, raised when a change alters results. An attack without one is
     #: revision 1; from 2 on it is part of the evaluation's artifact key, so stored results of the earlier
     #: revision are not reused (and those of other attacks are kept).

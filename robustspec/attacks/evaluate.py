@@ -5,10 +5,14 @@ correctly classified ones are attacked (the others count as failures already); r
 fraction still correct after the attack, over all ``n``.
 
 Every adversarial batch is checked: finite, inside [0, 1] (tolerance 1e-6) and, for bounded attacks,
-inside the eps-ball (L-inf: max |delta| <= eps + 1e-6; L2: per-sample norm <= eps * (1 + 1e-5)). A
-violation raises :class:`AttackCheckError`. Two silent failures are reported as flags instead: all-zero
-input gradients on the first batch (gradient masking, or an input rounding that kills the gradient) and
-adversarials identical to their inputs for every attacked sample.
+inside the eps-ball (L-inf: max |delta| <= eps + 1e-6; L2: per-sample norm <= eps * (1 + 1e-5); L0: the
+fraction of values changed <= eps + 1e-6). A violation raises :class:`AttackCheckError` (NaN or inf
+included: a broken attack is an error, which no ``on-masking`` setting waives). Two silent failures are
+reported as flags instead: all-zero input gradients on the first batch (gradient masking, or an input
+rounding that kills the gradient), of the loss the attack itself follows (its ``loss``: cross-entropy for
+PGD, the margin for C&W and DeepFool, a logit for JSMA; a saturated softmax zeroes the cross-entropy's
+gradient but not the margin's), and adversarials identical to their inputs for every attacked sample.
+The attack expectation fails an item with a flag unless it says ``on-masking: warn``.
 
 Minimum-norm attacks (``bounded = False``) with ``eps`` set count a success only when the perturbation's
 norm, in the attack's norm, is at most eps (L0: the fraction of input values changed). Median L2 and
@@ -26,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import ValidationError
 from torch import nn
 
@@ -34,7 +37,7 @@ from ..errors import AttackCheckError, RegistryError
 from ..metrics import is_quantized
 from ..progress import Timer, report
 from . import ATTACKS
-from .base import AttackParams
+from .base import AttackParams, attack_loss
 
 __all__ = [
     "FLAG_UNCHANGED",
@@ -164,13 +167,20 @@ def _check_batch(adv: torch.Tensor, x: torch.Tensor, eps: float | None, norm: st
         )
     if not bounded or eps is None:
         return
-    l2, linf, _ = _norms(adv - x)
+    l2, linf, l0 = _norms(adv - x)
     if norm == "linf":
         worst = float(linf.max())
         if worst > eps + LINF_TOL:
             raise AttackCheckError(
                 f"{name} left the L-inf ball: max |delta| = {worst:.6g} > eps {eps:.6g} (+{LINF_TOL:g}) "
                 f"in {int((linf > eps + LINF_TOL).sum())} of {len(adv)} images"
+            )
+    elif norm == "l0":
+        worst = float(l0.max())
+        if worst > eps + LINF_TOL:
+            raise AttackCheckError(
+                f"{name} changed more input values than its L0 budget: {worst:.6g} > eps {eps:.6g} "
+                f"in {int((l0 > eps + LINF_TOL).sum())} of {len(adv)} images"
             )
     elif norm == "l2":
         worst = float(l2.max())
@@ -182,10 +192,11 @@ def _check_batch(adv: torch.Tensor, x: torch.Tensor, eps: float | None, norm: st
             )
 
 
-def _zero_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> bool:
+def _zero_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_kind: str = "ce") -> bool:
+    """True when the input gradient of the attack's own loss (:func:`~.base.attack_loss`) is zero everywhere."""
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(model(x), y, reduction="sum")
+        loss = attack_loss(loss_kind, model(x), y)
         (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
     return grad is None or not bool(grad.ne(0).any())
 
@@ -259,7 +270,7 @@ def evaluate_attack(
         for start in range(0, attacked, bs):
             rows = todo[start : start + bs]
             x, y = x_all[rows].to(target_dev), y_all[rows].to(target_dev)
-            if start == 0 and not attack.gradient_free and _zero_gradients(target, x, y):
+            if start == 0 and not attack.gradient_free and _zero_gradients(target, x, y, getattr(attack, "loss", "ce")):
                 flags.append(FLAG_ZERO_GRADIENTS)
             adv = attack.run(target, x, y, params, gen)
             if not isinstance(adv, torch.Tensor):

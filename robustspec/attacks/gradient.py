@@ -88,6 +88,7 @@ class FGSM:
     norm: ClassVar[str] = "linf"
     bounded: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = False
+    loss: ClassVar[str] = "ce"
 
     def check(self, params: FGSMParams, num_classes: int) -> list[str]:
         return eps_problems(params, num_classes)
@@ -121,6 +122,7 @@ class _PGD:
     norm: ClassVar[str]
     bounded: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = False
+    loss: ClassVar[str] = "ce"
 
     def check(self, params: PGDParams, num_classes: int) -> list[str]:
         return eps_problems(params, num_classes)

@@ -70,6 +70,7 @@ class CarliniWagnerL2:
     norm: ClassVar[str] = "l2"
     bounded: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = False
+    loss: ClassVar[str] = "margin"
 
     def check(self, params: CWParams, num_classes: int) -> list[str]:
         return eps_problems(params, num_classes)
@@ -184,6 +185,7 @@ class DeepFool:
     norm: ClassVar[str] = "l2"  # the default; ``params.norm`` says which one a run uses
     bounded: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = False
+    loss: ClassVar[str] = "margin"
 
     def check(self, params: DeepFoolParams, num_classes: int) -> list[str]:
         return eps_problems(params, num_classes)

@@ -1,45 +1,81 @@
 """Adversarial expectations: accuracy under an attack, its degradation, and against the baseline's.
 
 ``- attack: {name: pgd-linf, eps: 4/255, steps: 10, max-degradation: 0.5}`` becomes one item per model
-and variant, ``attack[pgd-linf]``; with ``mode: white-box``, ``attack[pgd-linf,white-box]``, so both
-modes of one attack sit side by side with readable ids. Its parameters are the attack's own (validated by
-the attack's parameter model) plus the gates below. The evaluation is an artifact: the same attack on the same model
-and samples is never computed twice, whatever the thresholds.
+and variant, ``attack[pgd-linf]``; with an explicit ``mode`` (``transfer``, ``white-box``, ``black-box``),
+``attack[pgd-linf,white-box]``, so the modes of one attack sit side by side with readable ids. Its
+parameters are the attack's own (validated by the attack's parameter model) plus the gates below. The
+evaluation is an artifact: the same attack on the same model and samples is never computed twice,
+whatever the thresholds.
 
 Robust accuracy follows RobustBench: only correctly classified samples are attacked, and robust
 accuracy is the fraction still correct afterwards over all ``samples``. Degradation is clean minus
 robust accuracy over the same samples, i.e. the fraction of samples the attack flipped: a binomial
 proportion, so ``confidence`` gates on its Wilson bound.
+
+Verdicts that cannot be fooled (docs/attacks.md):
+
+- int8 models have no input gradients. The default ``mode: worst-case`` attacks them three ways, every
+  time scored on the int8 model: transfer from the float parent, white-box through a fake-quant copy,
+  and the threat-model-matched black-box attack on the int8 model itself; an image is robust only if it
+  survives all three. ``mode`` names one of them instead.
+- Masking check (``masking-check``, on by default): the threat-model-matched black-box attack (Square
+  L-inf for L-inf attacks, Square L2 for L2 attacks, Sparse-RS for L0 attacks) runs on the same images;
+  for a variant attacked white-box, so does the attack transferred from its float parent (int8) or from
+  the baseline. Either one flags gradient masking when it leaves *significantly* fewer images robust: the
+  paired 95% interval of robust(attack) - robust(other), image by image, lies entirely above 0.
+- A flag (zero input gradients of the attack's own loss, an attack that changed nothing, suspected
+  masking) fails the item: ``passed`` False, the message starts with ``FLAGGED:``, ``extra["flagged"]``
+  is ``"1"``. ``on-masking: warn`` judges the gates only and leaves the flags as a warning.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from ..outcomes import contingency, decode_outcomes, encode_outcomes, paired_counts
 from ..spec.schema import BASELINE, DomainName, ExpectationBase, Int, Probability
-from ..stats import wilson_interval
+from ..stats import newcombe_difference, newcombe_paired_difference, wilson_interval
 from .base import EXPECTATIONS, CheckTarget, Outcome, at_least, at_most
 
-__all__ = ["AttackExpectation", "AttackGate", "attack_label", "attack_params_model"]
+__all__ = [
+    "AttackExpectation",
+    "AttackGate",
+    "MASKING_CONFIDENCE",
+    "MaskingEvidence",
+    "attack_label",
+    "attack_params_model",
+    "blackbox_for",
+    "masking_evidence",
+]
+
+#: Level of the paired interval that decides a masking flag.
+MASKING_CONFIDENCE = 0.95
+
+Mode = Literal["worst-case", "transfer", "white-box", "black-box"]
 
 
 class AttackGate(ExpectationBase):
     """What every ``attack:`` expectation takes besides the attack's own parameters."""
 
     name: str = Field(
-        min_length=1, description="fgsm, pgd-linf, pgd-l2, cw-l2, deepfool, ddn, jsma, square, autoattack"
+        min_length=1,
+        description="fgsm, pgd-linf, pgd-l2, cw-l2, deepfool, ddn, jsma, square, sparse-rs, autoattack",
     )
     samples: Int = Field(
         256, ge=1, le=100_000, description="test images drawn with `seed` (fewer if the split is smaller)"
     )
     seed: Int = Field(0, ge=0)
     domain: DomainName | None = Field(None, description="domain whose test split is attacked (default: the source)")
-    mode: Literal["transfer", "white-box"] = Field(
-        "transfer",
-        description="int8 models: attack the float parent and score on int8 (transfer), or a fake-quant copy",
+    mode: Mode = Field(
+        "worst-case",
+        description="int8 models: worst-case (robust only if an image survives transfer from the float parent, "
+        "white-box on a fake-quant copy and the matched black-box attack), or one of them; black-box: the "
+        "threat-model-matched gradient-free attack instead of the named one (any model)",
     )
     max_degradation: Probability | None = Field(None, description="maximum clean minus adversarial accuracy")
     min_accuracy: Probability | None = Field(None, description="minimum adversarial (robust) accuracy")
@@ -47,9 +83,14 @@ class AttackGate(ExpectationBase):
         None, ge=-1.0, le=1.0, description="maximum of this variant's degradation minus the baseline's"
     )
     masking_check: bool = Field(
-        False,
-        description="also run gradient-free Square at the same eps, and (for a variant) the attack transferred "
-        "from the baseline; flag gradient masking if either does better",
+        True,
+        description="also run the threat-model-matched black-box attack (Square L-inf / L2, Sparse-RS L0) and, for a "
+        "variant attacked white-box, the attack transferred from its float parent or the baseline; flag gradient "
+        "masking if either leaves significantly fewer images robust (paired 95% interval)",
+    )
+    on_masking: Literal["fail", "warn"] = Field(
+        "fail",
+        description="what a masking or no-op flag does: fail the item (FLAGGED), or warn and judge the gates only",
     )
 
     @model_validator(mode="after")
@@ -91,12 +132,17 @@ def attack_params_model(value: Any) -> type:
 
 
 def attack_settings(params: Any) -> dict[str, Any]:
-    """The attack's own parameters (what the evaluation artifact depends on), without the gates."""
+    """The attack's own parameters (what the evaluation artifact depends on), without the gates.
+
+    ``worst-case`` and ``black-box`` are keyed as ``transfer``: an artifact is one attack on one model,
+    and a float model ignores the mode, so the default entry and an explicit ``mode: transfer`` share it.
+    """
     from ..attacks import ATTACKS
 
     gate_fields = set(AttackGate.model_fields) - {"name", "samples", "seed", "domain", "mode"}
-    gate_fields.add("masking_check")
     settings = params.model_dump(mode="json", exclude=gate_fields)
+    if settings.get("mode") in ("worst-case", "black-box"):
+        settings["mode"] = "transfer"
     version = getattr(ATTACKS.get(params.name), "version", 1)
     if version > 1:  # revision 1 adds nothing, so the keys of unrevised attacks stay as they were
         settings["version"] = version
@@ -106,11 +152,226 @@ def attack_settings(params: Any) -> dict[str, Any]:
 def attack_label(params: Any) -> str:
     """The item's label: the attack's name, plus the mode when it is not the default (``pgd-linf,white-box``).
 
-    The default mode adds nothing, so existing ids (and the results baselines keyed on them) stay as they
-    were; a comma, not a space, keeps the label one word in the summary table and on a command line.
+    The default mode adds nothing, so a plain entry keeps its id; a comma, not a space, keeps the label one
+    word in the summary table and on a command line.
     """
     default = AttackGate.model_fields["mode"].default
     return params.name if params.mode == default else f"{params.name},{params.mode}"
+
+
+# --- the threat-model-matched black-box attack -----------------------------------------------------------
+
+
+def blackbox_for(params: Any) -> tuple[dict[str, Any] | None, str]:
+    """The gradient-free attack in the same threat model as ``params``' attack, or None and why there is none.
+
+    L-inf -> Square L-inf, L2 -> Square L2, both at the attack's eps; L0 -> Sparse-RS with the attack's
+    budget (``eps``, else JSMA's ``gamma``: the most it may change).
+    """
+    from ..attacks import ATTACKS
+
+    cls = ATTACKS.get(params.name)
+    if getattr(cls, "gradient_free", False):
+        return None, f"{params.name} is itself a black-box attack"
+    norm = getattr(params, "norm", None) or cls.norm
+    eps = getattr(params, "eps", None)
+    if norm == "l0":
+        budget = eps if eps is not None else getattr(params, "gamma", None)
+        if budget is None:
+            return None, f"{params.name} has no L0 budget (eps) to search within"
+        return {"name": "sparse-rs", "eps": float(budget)}, ""
+    if eps is None:
+        return None, f"{params.name} has no eps: a minimum-norm attack without a budget has no ball to search"
+    if norm not in ("linf", "l2"):
+        return None, f"no black-box attack for the {norm} norm"
+    return {"name": "square", "norm": norm, "eps": float(eps)}, ""
+
+
+def _blackbox_label(spec: Mapping[str, Any]) -> str:
+    return f"square-{spec['norm']}" if spec["name"] == "square" else str(spec["name"])
+
+
+def _blackbox_params(params: Any, spec: Mapping[str, Any]) -> Any:
+    values = {
+        **spec,
+        "samples": params.samples,
+        "seed": params.seed,
+        "domain": params.domain,
+        "max-degradation": 1.0,
+        "masking-check": False,
+    }
+    return _combined(str(spec["name"])).model_validate(values)
+
+
+# --- the masking decision --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskingEvidence:
+    """robust(attack) - robust(other attack) on the same images, with its interval and the decision."""
+
+    gap: float
+    low: float
+    high: float
+    paired: bool
+
+    @property
+    def suspected(self) -> bool:
+        """The other attack leaves significantly fewer images robust: the whole interval is above 0."""
+        return self.low > 0.0
+
+
+def masking_evidence(
+    robust: Sequence[bool], other: Sequence[bool], confidence: float = MASKING_CONFIDENCE
+) -> MaskingEvidence:
+    """Paired evidence from per-image robust outcomes of two attacks on the same images (Newcombe's interval).
+
+    Not a fixed margin: 3 fewer of 100 (38 against 35) is within noise even when the two attacks agree on
+    every other image; 20 fewer of 100 is not.
+    """
+    n = len(robust)
+    table = contingency(robust, other)
+    low, high = newcombe_paired_difference(*table, confidence)
+    gap = (table[1] - table[2]) / n if n else 0.0
+    return MaskingEvidence(gap, low, high, True)
+
+
+def _evidence(result: Mapping[str, Any], other: Mapping[str, Any]) -> MaskingEvidence:
+    """:func:`masking_evidence` of two stored attack results; unpaired when they lack per-image outcomes."""
+    table = paired_counts(result.get("robust"), other.get("robust"))
+    if table is not None:
+        low, high = newcombe_paired_difference(*table, MASKING_CONFIDENCE)
+        n = sum(table)
+        return MaskingEvidence((table[1] - table[2]) / n if n else 0.0, low, high, True)
+    r, n = result["robust_correct"], result["n"]
+    o, m = other["robust_correct"], other["n"]
+    low, high = newcombe_difference(r, n, o, m, MASKING_CONFIDENCE)
+    return MaskingEvidence((r / n if n else 0.0) - (o / m if m else 0.0), low, high, False)
+
+
+# --- measuring -------------------------------------------------------------------------------------------
+
+
+def _cannot(message: str) -> Exception:
+    from ..attacks.evaluate import AttackCheckError
+
+    return AttackCheckError(message)
+
+
+def _quantized(m: Any, variant: str | None = None) -> bool:
+    metrics = getattr(m, "metrics", None)
+    return bool(metrics is not None and metrics(variant).get("quantized"))
+
+
+def _gradient_free(name: str) -> bool:
+    from ..attacks import ATTACKS
+
+    return bool(getattr(ATTACKS.get(name), "gradient_free", False))
+
+
+def _worst_case(components: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One result from several attacks on the same images: an image is robust only if it survives every one."""
+    decoded = {mode: decode_outcomes(r.get("robust")) for mode, r in components.items()}
+    items = {d[0] for d in decoded.values() if d is not None}
+    lengths = {len(d[1]) for d in decoded.values() if d is not None}
+    if any(d is None for d in decoded.values()) or len(items) != 1 or len(lengths) != 1:
+        raise _cannot(
+            f"the worst case needs per-image outcomes of the same images from every mode ({', '.join(components)})"
+        )
+    per_image = [all(v) for v in zip(*(d[1] for d in decoded.values() if d is not None))]
+    first = next(iter(components.values()))
+    clean = int(first["clean_correct"])
+    robust = sum(per_image)
+    flags = [f"{mode}: {flag}" for mode, r in components.items() for flag in (r.get("flags") or [])]
+    return {
+        "n": int(first["n"]),
+        "clean_correct": clean,
+        "robust_correct": robust,
+        "attacked": int(first.get("attacked", clean)),
+        "successes": clean - robust,
+        "mode": f"worst-case ({', '.join(components)})",
+        "flags": flags,
+        "seconds": sum(float(r.get("seconds", 0.0)) for r in components.values()),
+        "robust": encode_outcomes(per_image, items.pop()),
+    }
+
+
+def _measure(params: Any, m: Any, variant: str | None = None) -> tuple[dict[str, Any], dict[str, Mapping[str, Any]]]:
+    """The item's result for ``variant`` (default: the item's), and the per-mode results it combines."""
+    if params.mode == "black-box":
+        spec, why = blackbox_for(params)
+        if spec is None:
+            raise _cannot(f"mode black-box: {why}")
+        return dict(m.attack(_blackbox_params(params, spec), variant)), {}
+    if params.mode == "worst-case" and not _gradient_free(params.name) and _quantized(m, variant):
+        components: dict[str, Mapping[str, Any]] = {
+            "transfer": m.attack(params.model_copy(update={"mode": "transfer"}), variant),
+            "white-box": m.attack(params.model_copy(update={"mode": "white-box"}), variant),
+        }
+        spec, _ = blackbox_for(params)
+        if spec is not None:
+            components["black-box"] = m.attack(_blackbox_params(params, spec), variant)
+        return _worst_case(components), components
+    return dict(m.attack(params, variant)), {}
+
+
+def _masking_checks(
+    params: Any, m: Any, result: Mapping[str, Any], components: Mapping[str, Any]
+) -> tuple[list[str], dict[str, Any]]:
+    """Flags of suspected masking, and the properties that say what was checked and what it measured."""
+    extra: dict[str, Any] = {}
+    if not params.masking_check:
+        return [], {"masking_check": "off"}
+    if params.mode == "black-box":
+        return [], {"masking_check": "not available: mode black-box is itself the black-box attack"}
+    if components:
+        # Every way of attacking the int8 model is part of the verdict: the other modes cannot beat it.
+        return [], {"masking_check": f"in the worst case over {', '.join(components)}"}
+    flags: list[str] = []
+    spec, why = blackbox_for(params)
+    n = result["n"]
+    if spec is None:
+        extra["masking_check"] = f"not available: {why}"
+    else:
+        label = _blackbox_label(spec)
+        other = m.attack(_blackbox_params(params, spec))
+        ev = _evidence(result, other)
+        extra["masking_check"] = label
+        extra["robust_accuracy[black-box]"] = round(other["robust_correct"] / other["n"], 6) if other["n"] else 0.0
+        extra.update(_gap_properties("black-box", ev))
+        if ev.suspected:
+            flags.append(
+                f"gradient masking suspected: gradient-free {label} leaves {other['robust_correct']}/{other['n']} "
+                f"robust, fewer than {params.name}'s {result['robust_correct']}/{n} (paired 95% CI of the gap "
+                f"[{ev.low:.3f}, {ev.high:.3f}] > 0)"
+            )
+    if m.variant != BASELINE and str(result.get("mode", "")).startswith("white-box"):
+        # The same attack run on a float model (the int8 model's parent, or the uncompressed baseline) and
+        # transferred: if it does better than the white-box attack on this variant (its own gradients, or
+        # an int8 model's fake-quant copy's), this variant's gradients are hiding its weakness.
+        if _quantized(m):
+            transferred, source = m.attack(params.model_copy(update={"mode": "transfer"})), "the float parent"
+        else:
+            transferred, source = m.attack(params, transfer_from=BASELINE), "the baseline"
+        ev = _evidence(result, transferred)
+        extra["robust_accuracy[transfer]"] = round(transferred["robust_correct"] / transferred["n"], 6)
+        extra.update(_gap_properties("transfer", ev))
+        extra["masking_check"] = f"{extra['masking_check']}; transfer from {source}"
+        if ev.suspected:
+            flags.append(
+                f"gradient masking suspected: {params.name} transferred from {source} leaves "
+                f"{transferred['robust_correct']}/{transferred['n']} robust, fewer than white-box's "
+                f"{result['robust_correct']}/{n} (paired 95% CI of the gap [{ev.low:.3f}, {ev.high:.3f}] > 0)"
+            )
+    return flags, extra
+
+
+def _gap_properties(mode: str, ev: MaskingEvidence) -> dict[str, Any]:
+    return {
+        f"masking_gap[{mode}]": round(ev.gap, 6),
+        f"masking_gap_low[{mode}]": round(ev.low, 6),
+        f"masking_gap_high[{mode}]": round(ev.high, 6),
+    }
 
 
 @EXPECTATIONS.register("attack")
@@ -127,7 +388,12 @@ class AttackExpectation:
 
         if params.name not in ATTACKS:
             return [ATTACKS.unknown_message(params.name)]
-        return list(ATTACKS.get(params.name)().check(params, num_classes))
+        problems = list(ATTACKS.get(params.name)().check(params, num_classes))
+        if params.mode == "black-box":
+            spec, why = blackbox_for(params)
+            if spec is None:
+                problems.append(f"mode black-box: {why}")
+        return problems
 
     def expand(self, params: Any, source: str, targets: list[str], variant: str) -> list[CheckTarget]:
         if (
@@ -140,7 +406,7 @@ class AttackExpectation:
         return [CheckTarget(attack_label(params), (params.domain or source,))]
 
     def judge(self, params: Any, target: CheckTarget, m: Any) -> Outcome:
-        result = m.attack(params)
+        result, components = _measure(params, m)
         n = result["n"]
         clean, robust = result["clean_correct"], result["robust_correct"]
         flipped = clean - robust
@@ -167,7 +433,7 @@ class AttackExpectation:
                 f"robust accuracy {acc:.3f} ({int(level * 100)}% CI [{acc_lo:.3f}, {acc_hi:.3f}]) {'>=' if ok else '<'} min {params.min_accuracy:.3f}"
             )
         if params.max_degradation_vs_baseline is not None and m.variant != BASELINE:
-            base = m.attack(params, BASELINE)
+            base, _ = _measure(params, m, BASELINE)
             base_deg = (base["clean_correct"] - base["robust_correct"]) / base["n"] if base["n"] else 0.0
             diff = deg - base_deg
             ok = at_most(diff, params.max_degradation_vs_baseline)
@@ -178,49 +444,27 @@ class AttackExpectation:
         passed = all(v[0] for v in verdicts)
         first = next((v for v in verdicts if not v[0]), verdicts[0])
         flags = list(result.get("flags") or [])
-        if params.masking_check and params.name != "square" and getattr(params, "eps", None) is not None:
-            square = _combined("square").model_validate(
-                {
-                    "name": "square",
-                    "eps": params.eps,
-                    "samples": params.samples,
-                    "seed": params.seed,
-                    "domain": params.domain,
-                    "max-degradation": 1.0,
-                }
-            )
-            sq = m.attack(square)
-            if sq["robust_correct"] < robust - max(1, round(0.02 * n)):
-                flags.append(
-                    f"gradient masking suspected: gradient-free Square leaves {sq['robust_correct']}/{n} correct, "
-                    f"fewer than {params.name}'s {robust}/{n} at the same eps"
-                )
-        if params.masking_check and m.variant != BASELINE and str(result.get("mode", "")).startswith("white-box"):
-            # The same attack run on the uncompressed parent and transferred: if it does better than the
-            # white-box attack on this variant (its own gradients, or an int8 model's fake-quant copy's),
-            # this variant's gradients are hiding its weakness.
-            transferred = m.attack(params, transfer_from=BASELINE)
-            if transferred["robust_correct"] < robust - max(1, round(0.02 * n)):
-                flags.append(
-                    f"gradient masking suspected: {params.name} transferred from the baseline leaves "
-                    f"{transferred['robust_correct']}/{n} correct, fewer than white-box's {robust}/{n}"
-                )
+        masking_flags, masking_extra = _masking_checks(params, m, result, components)
+        flags += masking_flags
 
+        mode = result.get("mode", "white-box")
         msg = (
-            f"{params.name} on {target.domains[0]!r} ({result.get('mode', 'white-box')}, n={n}, clean {clean / n if n else 0:.3f}): "
+            f"{params.name} on {target.domains[0]!r} ({mode}, n={n}, clean {clean / n if n else 0:.3f}): "
             + "; ".join(parts)
-            + (f"; WARNING: {', '.join(flags)}" if flags else "")
         )
-        extra = {
+        extra: dict[str, Any] = {
             "attack": params.name,
             **({"eps": round(float(params.eps), 6)} if getattr(params, "eps", None) is not None else {}),
-            "attack_mode": result.get("mode", "white-box"),
+            "attack_mode": mode,
             "clean_accuracy": round(clean / n, 6) if n else 0.0,
             "robust_accuracy": round(acc, 6),
             "degradation": round(deg, 6),
             "success_rate": round(result["successes"] / result["attacked"], 6) if result.get("attacked") else 0.0,
             "attack_seconds": round(float(result.get("seconds", 0.0)), 3),
+            **masking_extra,
         }
+        for name, component in components.items():
+            extra[f"robust_accuracy[{name}]"] = round(component["robust_correct"] / component["n"], 6)
         for key in ("median_l2", "median_linf", "mean_l2"):
             if result.get(key) is not None:
                 extra[key] = round(float(result[key]), 6)
@@ -228,4 +472,11 @@ class AttackExpectation:
             extra["outcomes"] = result["robust"]  # per image: robust or not (robustspec.outcomes)
         if flags:
             extra["attack_flags"] = "; ".join(flags)
+            extra["on_masking"] = params.on_masking
+            if params.on_masking == "fail":
+                passed = False
+                extra["flagged"] = "1"
+                msg = f"FLAGGED: {'; '.join(flags)}; {msg}"
+            else:
+                msg += f"; WARNING: {', '.join(flags)}"
         return Outcome(passed, first[1], first[2], first[3], msg, n, first[4], first[5], conf, extra=extra)
