@@ -3,6 +3,7 @@ verdicts that cannot be fooled (masking flags fail, threat-model-matched black-b
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -318,7 +319,7 @@ def test_int8_default_is_the_per_image_worst_case_of_three_modes() -> None:
     assert props["robust_accuracy"] == sum(worst) / 40 < min(sum(t), sum(w), sum(b)) / 40
     assert props["robust_accuracy[transfer]"] == sum(t) / 40 and props["robust_accuracy[black-box]"] == sum(b) / 40
     assert props["robust_accuracy[white-box]"] == sum(w) / 40
-    assert props["attack_mode"] == "worst-case (transfer, white-box, black-box)"
+    assert props["attack_mode"] == "worst-case" and props["worst_case_of"] == "transfer, white-box, black-box"
     assert props["masking_check"].startswith("in the worst case") and out.passed
     # An explicit mode measures that mode only; a float model ignores the mode.
     fake.asked.clear()
@@ -364,4 +365,56 @@ def test_int8_worst_case_through_the_workspace_is_the_and_of_the_three_modes(tmp
     assert default["robust_accuracy"] == pytest.approx(sum(worst) / 36, abs=1e-6)
     for mode in ("transfer", "white-box", "black-box"):
         assert default[f"robust_accuracy[{mode}]"] == pytest.approx(sum(outcomes[mode]) / 36, abs=1e-6)
-    assert default["attack_mode"] == "worst-case (transfer, white-box, black-box)"
+    assert default["attack_mode"] == "worst-case" and default["worst_case_of"] == "transfer, white-box, black-box"
+
+
+ROUNDNET = '''
+import torch
+from torch import nn
+
+from robustspec.models import build_network
+
+
+class Rounded(nn.Module):
+    """Rounds its input to 8 bits first: every input gradient is zero."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.inner = build_network("resnet10-mini", num_classes)
+
+    def forward(self, x):
+        return self.inner(torch.round(x * 255) / 255)
+
+
+def make(num_classes):
+    return Rounded(num_classes)
+'''
+
+
+def test_end_to_end_a_flagged_item_fails_and_on_masking_warn_passes_with_a_warning(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    shutil.copytree(REPO_SPECS, pytester.path / "specs")
+    (pytester.path / "roundnet.py").write_text(ROUNDNET)
+    (pytester.path / "suites").mkdir()
+    entry = "{name: fgsm, eps: 8/255, samples: 16, max-degradation: 1.0, masking-check: false"
+    (pytester.path / "suites" / "s.yaml").write_text(
+        "data: {name: office-synth, classes: 3, image-size: 16, train-per-class: 12, test-per-class: 8}\n"
+        "source: amazon\ntrain: {epochs: 1, batch-size: 12}\n"
+        "models:\n  - {name: rounded, arch: 'roundnet:make'}\n"
+        f"expect:\n  - attack: {entry}}}\n  - attack: {entry}, on-masking: warn}}\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", f"--robustspec-store={pytester.path / 'store'}",
+        "suites/s.yaml", timeout=300,
+    )  # fmt: skip
+    text = result.stdout.str()
+    result.assert_outcomes(passed=1, failed=1)  # attack#2[fgsm], on-masking: warn, passes with a warning
+    assert "FLAGGED: all input gradients are zero" in text
+    assert re.search(r"attack#2\[fgsm\]\n.*RobustSpecWarning: on-masking warn: all input gradients are zero", text), (
+        text
+    )
+    assert re.search(r"attack\s+fgsm\s+.*FLAGGED", text), text

@@ -289,7 +289,8 @@ def _worst_case(components: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "robust_correct": robust,
         "attacked": int(first.get("attacked", clean)),
         "successes": clean - robust,
-        "mode": f"worst-case ({', '.join(components)})",
+        "mode": "worst-case",
+        "worst_case_of": ", ".join(components),
         "flags": flags,
         "seconds": sum(float(r.get("seconds", 0.0)) for r in components.values()),
         "robust": encode_outcomes(per_image, items.pop()),
@@ -463,6 +464,8 @@ class AttackExpectation:
             "attack_seconds": round(float(result.get("seconds", 0.0)), 3),
             **masking_extra,
         }
+        if result.get("worst_case_of"):
+            extra["worst_case_of"] = result["worst_case_of"]
         for name, component in components.items():
             extra[f"robust_accuracy[{name}]"] = round(component["robust_correct"] / component["n"], 6)
         for key in ("median_l2", "median_linf", "mean_l2"):
