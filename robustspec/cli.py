@@ -449,6 +449,19 @@ def _load_results(path: str) -> dict[str, Any]:
         raise UsageError(str(exc)) from None
 
 
+def _load_run(name: str, history: str | None) -> dict[str, Any]:
+    """A results file, or a kept run of ``history`` by its name when no such file exists."""
+    if history is None or Path(name).is_file():
+        return _load_results(name)
+    from .report.history import resolve_run
+    from .report.results import ResultsError
+
+    try:
+        return _load_results(str(resolve_run(history, name)))
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _write_text(output: str | None, text: str) -> None:
     if output in (None, "-"):
         sys.stdout.write(text)
@@ -467,7 +480,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     if not args.tolerance >= 0.0:
         raise UsageError(f"--tolerance must be >= 0, got {args.tolerance}")
-    old, new = _load_results(args.old), _load_results(args.new)
+    old, new = _load_run(args.old, args.history), _load_run(args.new, args.history)
     comparison = compare_documents(old, new, args.tolerance)
     _write_text(args.output, comparison.markdown())
     if args.output not in (None, "-"):
@@ -488,8 +501,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
             "(pip install 'robustspec[report]' for them)",
             file=sys.stderr,
         )
+    extra = []
+    if args.history is not None:
+        from .report.history import kept_runs
+        from .report.trends import trends_section
+
+        runs = kept_runs(args.history)
+        if not runs:
+            raise UsageError(f"--history {args.history}: no kept runs (pytest --robustspec-history {args.history})")
+        extra.append(trends_section(runs))
     try:
-        html_path, md_path = write_report(doc, out, title=args.title)
+        html_path, md_path = write_report(doc, out, title=args.title, extra_sections=extra)
     except OSError as exc:
         raise UsageError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
     print(f"wrote {html_path} and {md_path}")
@@ -583,8 +605,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_cache)
 
     p = sub.add_parser("compare", help="compare two results files: a markdown table, exit 1 on a regression")
-    p.add_argument("old", metavar="OLD", help="the baseline results file")
-    p.add_argument("new", metavar="NEW", help="the results file of this run")
+    p.add_argument(
+        "old", metavar="OLD", help="the baseline: a results file, or with --history a kept run (-1, 3, a commit)"
+    )
+    p.add_argument("new", metavar="NEW", help="this run: a results file, or with --history a kept run")
+    p.add_argument(
+        "--history",
+        metavar="DIR",
+        default=None,
+        help="runs kept by --robustspec-history DIR: OLD and NEW may name them (latest, -2, 0003, a commit prefix)",
+    )
     p.add_argument(
         "--tolerance",
         type=float,
@@ -605,6 +635,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the HTML file (default %(default)s); the markdown goes next to it, same name, .md",
     )
     p.add_argument("--title", default="robustspec report", help="the page title")
+    p.add_argument(
+        "--history",
+        metavar="DIR",
+        default=None,
+        help="also draw each item's value over the runs kept in DIR (pytest --robustspec-history DIR)",
+    )
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(

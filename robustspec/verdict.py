@@ -5,14 +5,14 @@ A pure function (no pytest, no I/O), so the whole decision table is unit-tested 
 
 The rules, in order:
 
-1. *Flagged*: a gradient-masking flag (an attack flag that mentions masking, or ``extra["flagged"]`` set
-   by the expectation). With ``on-masking: fail`` (the default) the item is ``flagged`` and fails even if
-   its numbers pass; with ``on-masking: warn`` it is a warning only, and a passing item is ``warn``.
+1. *Flagged*: any attack flag, the suspected gradient masking ones and the no-op ones alike (zero input
+   gradients of the attack's own loss, adversarials unchanged or NaN), or ``extra["flagged"]`` set by the
+   expectation. A check that can be fooled is not a check, so with ``on-masking: fail`` (the default)
+   the item is ``flagged`` and fails even if its numbers pass; with ``on-masking: warn`` the flags are a
+   warning only, and a passing item is ``warn``.
 2. A failing outcome or a regression against the baseline is ``fail``.
 3. ``severity: warn`` turns every failure (1 and 2) into a warning: the item never fails, its status is
    ``warn`` (or stays ``flagged``, so the summary still says FLAGGED).
-4. Other attack flags (an attack that changed nothing, zero gradients) are warnings; they do not change
-   the status.
 
 Only a comparison whose status is ``regressed`` counts as a regression; every other status (``new``,
 ``improved``, ``unchanged``, ``gone``, ``error``, ``skipped``, ...) does not.
@@ -95,9 +95,7 @@ def decide(
     ``fail`` or ``warn``; ``flagged``: the expectation itself flagged the outcome (``extra["flagged"]``).
     """
     flags = tuple(flags)
-    masking = tuple(f for f in flags if is_masking_flag(f))
-    other = tuple(f for f in flags if not is_masking_flag(f))
-    is_flagged = bool(masking) or flagged
+    is_flagged = bool(flags) or flagged
     regressed = delta is not None and getattr(delta, "status", None) == "regressed"
     lenient = severity == "warn"
 
@@ -105,17 +103,15 @@ def decide(
     if delta is not None and (not passed or regressed):
         text = f"{text}; baseline: {delta.message()}"
     warnings: list[str] = []
-    if other:
-        warnings.append(f"attack flags: {'; '.join(other)}")
 
     if is_flagged and on_masking != "warn":
         if not text.upper().startswith("FLAGGED"):  # the attack expectation may have said so already
-            text = f"flagged: {'; '.join(masking) or 'the expectation flagged this outcome'}; {text}"
+            text = f"flagged: {'; '.join(flags) or 'the expectation flagged this outcome'}; {text}"
         if lenient:
             warnings.append(f"severity warn: {text}")
         return Verdict("flagged", not lenient, regressed, text, tuple(warnings), flags)
     if is_flagged:
-        warnings.append(f"on-masking warn: {'; '.join(masking) or 'the expectation flagged this outcome'}")
+        warnings.append(f"on-masking warn: {'; '.join(flags) or 'the expectation flagged this outcome'}")
 
     if passed and not regressed:
         return Verdict("warn" if is_flagged else "pass", False, regressed, text, tuple(warnings), flags)

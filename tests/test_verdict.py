@@ -18,7 +18,8 @@ SEVERITIES = ("fail", "warn")
 #: name -> (attack flags, on_masking, extra["flagged"])
 FLAGS = {
     "no-flags": ((), "fail", False),
-    "other-flag": ((UNCHANGED,), "fail", False),
+    "no-op-flag/on-masking=fail": ((UNCHANGED,), "fail", False),
+    "no-op-flag/on-masking=warn": ((UNCHANGED,), "warn", False),
     "masking/on-masking=fail": ((MASKING,), "fail", False),
     "masking/on-masking=warn": ((MASKING,), "warn", False),
     "flagged-by-expectation": ((), "fail", True),
@@ -33,11 +34,11 @@ def delta(status: str) -> ItemDelta | None:
 
 def expected(outcome: str, baseline: str, severity: str, flags: str) -> tuple[str, bool]:
     """The rules of robustspec.verdict, written out: (status, fails)."""
-    if flags in ("masking/on-masking=fail", "flagged-by-expectation"):
+    if flags in ("masking/on-masking=fail", "no-op-flag/on-masking=fail", "flagged-by-expectation"):
         return "flagged", severity == "fail"
     if outcome == "fail" or baseline == "regressed":
         return ("warn", False) if severity == "warn" else ("fail", True)
-    return ("warn" if flags == "masking/on-masking=warn" else "pass"), False
+    return ("warn" if flags.endswith("on-masking=warn") else "pass"), False
 
 
 TABLE = [
@@ -61,8 +62,10 @@ def test_decision_table(outcome: str, baseline: str, severity: str, flags: str) 
         assert v.warnings
     if v.status == "pass" and flags == "no-flags":
         assert v.warnings == ()
-    if flags == "other-flag":
+    if flags == "no-op-flag/on-masking=warn":
         assert any(UNCHANGED in w for w in v.warnings)
+    if flags == "no-op-flag/on-masking=fail" and v.fails:
+        assert UNCHANGED in v.message
 
 
 def test_messages_name_the_baseline_and_the_flag() -> None:

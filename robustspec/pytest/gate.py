@@ -16,7 +16,8 @@ the pure :func:`robustspec.verdict.decide` says what becomes of it, and this mod
 
 Per session, in the controlling process (the xdist controller, or the only process): every robustspec
 item's report, ``user_properties`` included, is collected from whichever worker ran it, and the results
-file is written at the end (:meth:`GateState.pytest_sessionfinish` → :meth:`GateState.write_results`).
+file is written at the end (:meth:`GateState.pytest_sessionfinish` → :meth:`GateState.write_results`), and
+with ``--robustspec-history DIR`` kept there by commit too (:func:`robustspec.report.history.keep_run`).
 Workers send their torch threads and device through xdist's ``workeroutput``.
 """
 
@@ -31,6 +32,7 @@ import pytest
 
 from ..errors import BaselineRegression, CheckFailed, CheckFlagged, RobustSpecWarning
 from ..report.compare import DEFAULT_TOLERANCE, compare_item, fmt_number
+from ..report.history import keep_run
 from ..report.results import (
     ResultsCollector,
     ResultsError,
@@ -83,6 +85,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also save this session's results as a baseline to PATH",
     )
     group.addoption(
+        "--robustspec-history",
+        dest="robustspec_history",
+        default=None,
+        metavar="DIR",
+        help="also keep this session's results in DIR by commit (NNNN_<commit>_<time>.json), for "
+        "robustspec compare --history DIR and robustspec report --history DIR",
+    )
+    group.addoption(
         "--robustspec-regression-tolerance",
         dest="robustspec_regression_tolerance",
         default=DEFAULT_TOLERANCE,
@@ -127,6 +137,8 @@ def conclude(item: Any, outcome: Any) -> Verdict:
     props: list[tuple[str, Any]] = item.user_properties
     if spec is not None:
         props.append(("regression_max_drop", spec.max_drop))
+        if spec.confidence is not None:
+            props.append(("regression_confidence", spec.confidence))
     if severity != "fail":
         props.append(("severity", severity))
 
@@ -146,8 +158,6 @@ def conclude(item: Any, outcome: Any) -> Verdict:
         changes = list(getattr(delta, "changes", None) or [])
         if changes:
             props.append(("baseline_change", "; ".join(changes)))
-        if delta.status == "stale":  # compare.py before it compares changed items
-            _warn(item, f"baseline not compared: {delta.reason}")
 
     extra = getattr(outcome, "extra", None) or {}
     verdict = decide(
@@ -188,6 +198,8 @@ class GateState:
             config.rootpath / ".robustspec" / "results.json"
         )
         self.save_baseline = self._path(config.getoption("robustspec_save_baseline"))
+        self.history = self._path(config.getoption("robustspec_history"))
+        self.kept: Path | None = None
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None and _WORKER_BASELINE in workerinput:
             raw = workerinput[_WORKER_BASELINE]
@@ -260,6 +272,8 @@ class GateState:
             if self.save_baseline is not None:
                 write_document(self.save_baseline, doc)
                 self.saved = self.save_baseline
+            if self.history is not None:
+                self.kept = keep_run(self.history, doc)
         except OSError as exc:
             self.write_error = f"cannot write results: {exc}"
 
@@ -280,6 +294,8 @@ class GateState:
             tr.write_line(f"robustspec results: {_show(self.written, config)}")
         if self.saved is not None:
             tr.write_line(f"robustspec baseline saved: {_show(self.saved, config)}")
+        if self.kept is not None:
+            tr.write_line(f"robustspec run kept: {_show(self.kept, config)}")
         elif self.save_baseline is not None and not records:
             tr.write_line("robustspec: no robustspec items ran; no baseline saved", yellow=True)
 
@@ -329,7 +345,7 @@ def _baseline_summary(tr: Any, state: GateState, records: list[dict[str, Any]], 
     assert state.baseline_items is not None
     if listed:
         tr.write_sep("-", f"robustspec baseline: {_show(state.baseline_path, state.config)}")  # type: ignore[arg-type]
-    groups: dict[str, list[str]] = {"regression": [], "new": [], "stale": [], "not compared": []}
+    groups: dict[str, list[str]] = {"regression": [], "new": [], "changed": [], "not compared": []}
     ok = 0
     for r in records:
         props = r.get("properties", {})
@@ -337,6 +353,11 @@ def _baseline_summary(tr: Any, state: GateState, records: list[dict[str, Any]], 
         change = f" [changed: {props['baseline_change']}]" if props.get("baseline_change") else ""
         if status == "ok":
             ok += 1
+            if change:  # compared, within tolerance: still the change under review, so it is listed
+                groups["changed"].append(
+                    f"{r['id']}: measured {fmt_number(_f(props.get('measured')))} vs baseline "
+                    f"{fmt_number(_f(props.get('baseline_measured')))}{change}"
+                )
         elif status == "regression":
             text = (
                 f"{r['id']}: measured {fmt_number(_f(props.get('measured')))} vs baseline "
@@ -346,8 +367,6 @@ def _baseline_summary(tr: Any, state: GateState, records: list[dict[str, Any]], 
             groups["regression"].append(text + change + (" [warn]" if r.get("status") == "warn" else ""))
         elif status == "new":
             groups["new"].append(f"{r['id']}: {props.get('baseline_reason', 'not in the baseline')}")
-        elif status == "stale":
-            groups["stale"].append(f"{r['id']}: {props.get('baseline_reason', '')}")
         else:
             groups["not compared"].append(
                 f"{r['id']}: {r.get('status')}: could not be compared "

@@ -6,12 +6,14 @@ then compares with the baseline and applies the verdict (:mod:`robustspec.verdic
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..errors import CheckFailed, RobustSpecError
+from ..report.changes import RECIPE_PROPERTY
 from .gate import conclude
 from .progress import ensure_sink
 from .state import plugin_state
@@ -52,6 +54,13 @@ def _context_properties(ws: Any, c: Any) -> list[tuple[str, Any]]:
     return props
 
 
+def _recipe(ws: Any, c: Any) -> str:
+    """What this item measured, as JSON: compared with a baseline's, it says in words what changed."""
+    recipe = ws.subject_recipe(c.loaded, c.model, c.variant)
+    recipe["check"] = c.params.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=str)
+
+
 class CheckItem(pytest.Item):
     """One expectation on one model, variant and domain."""
 
@@ -79,6 +88,7 @@ class CheckItem(pytest.Item):
             *outcome.properties(),
             *_context_properties(ws, c),
             ("artifact_key", ws.variant_key(c.loaded, c.model, c.variant)),
+            (RECIPE_PROPERTY, _recipe(ws, c)),
             *((f"eval_key[{d}]", ws.eval_key(c.loaded, c.model, c.variant, d)) for d in c.target.domains),
         ]
         # Appended directly (not record_property): reaches the JUnit XML under xdist without xunit2 warnings.

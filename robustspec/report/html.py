@@ -21,7 +21,7 @@ import base64
 import html
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -534,13 +534,20 @@ def render_markdown(doc: Mapping[str, Any], sections: list[Section], title: str,
     return "\n".join(out)
 
 
-def write_report(doc: Mapping[str, Any], html_path: Path, title: str = "robustspec report") -> tuple[Path, Path]:
+def write_report(
+    doc: Mapping[str, Any],
+    html_path: Path,
+    title: str = "robustspec report",
+    extra_sections: Sequence[Section] = (),
+) -> tuple[Path, Path]:
     """Write ``html_path`` (self-contained) and the markdown next to it (same name, ``.md``, images in
-    ``<name>_files/``). Returns both paths."""
+    ``<name>_files/``); ``extra_sections`` (e.g. the trends over kept runs) go before the environment.
+    Returns both paths."""
     html_path = Path(html_path)
     md_path = html_path.with_suffix(".md")
     images = html_path.parent / f"{html_path.stem}_files"
     sections = build_report(doc)
+    sections[-1:-1] = list(extra_sections)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(render_html(doc, sections, title), encoding="utf-8")
     pngs = [(name, png) for sec in sections for name, png, _ in sec.images]
