@@ -355,7 +355,15 @@ class Workspace:
         domain = params.domain or suite.source
         settings = attack_settings(params)
         parents = (self.variant_key(loaded, model, variant), self.data_key(suite, domain))
-        recipe: dict[str, Any] = {"attack": settings, "domain": domain, "split": "test"}
+        from .attacks import ATTACKS
+
+        libraries = getattr(ATTACKS.get(params.name), "libraries", ())
+        recipe: dict[str, Any] = {
+            "attack": settings,
+            "domain": domain,
+            "split": "test",
+            "libraries": library_versions(*CORE_LIBRARIES, *libraries),
+        }
         if transfer_from is not None:
             parents += (self.variant_key(loaded, model, transfer_from),)
             recipe["transfer_from"] = transfer_from

@@ -367,7 +367,7 @@ MASKED = {
     "pgd-linf": ({"eps": "8/255", "steps": 5}, "square-linf"),
     "pgd-l2": ({"eps": 1.0, "steps": 5}, "square-l2"),
     "ddn": ({"eps": 1.0, "steps": 20}, "square-l2"),
-    "jsma": ({"gamma": 0.1, "target": "least-likely"}, "sparse-rs"),
+    "jsma": ({"gamma": 0.1, "target": "least-likely"}, "not available: the L0 black-box attack (sparse-rs) is"),
 }
 
 
@@ -387,14 +387,16 @@ def test_an_input_rounding_model_fails_by_default_and_its_honest_twin_passes(tra
 
     out, props = judge(_Rounding(trained))
     assert not out.passed and out.message.startswith("FLAGGED: ") and props["flagged"] == "1"
-    assert FLAG_ZERO_GRADIENTS in props["attack_flags"] and props["masking_check"] == blackbox
-    # The black-box attack in the same threat model is not fooled by the rounding.
-    assert props["robust_accuracy[black-box]"] < props["robust_accuracy"]
+    assert FLAG_ZERO_GRADIENTS in props["attack_flags"] and props["masking_check"].startswith(blackbox)
+    if not blackbox.startswith("not available"):  # the black-box attack of the threat model is not fooled
+        assert props["robust_accuracy[black-box]"] < props["robust_accuracy"]
     out, props = judge(_Rounding(trained), **{"on-masking": "warn"})
     assert out.passed and "WARNING: " in out.message and FLAG_ZERO_GRADIENTS in props["attack_flags"]
     out, props = judge(trained)
     assert out.passed and "attack_flags" not in props and "flagged" not in props, out.message
-    assert props["masking_check"] == blackbox and props["masking_gap_low[black-box]"] <= 0
+    assert props["masking_check"].startswith(blackbox)
+    if not blackbox.startswith("not available"):
+        assert props["masking_gap_low[black-box]"] <= 0
 
 
 @pytest.mark.parametrize("name", ["fgsm", "pgd-linf", "deepfool"])

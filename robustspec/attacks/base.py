@@ -86,6 +86,9 @@ class Attack(Protocol):
     #: revision 1; from 2 on it is part of the evaluation's artifact key, so stored results of the earlier
     #: revision are not reused (and those of other attacks are kept).
     # version: ClassVar[int]
+    #: Optional: distributions besides torch and torchvision whose version decides the result
+    #: (``("torchattacks",)`` for AutoAttack); their versions enter the evaluation's artifact key.
+    # libraries: ClassVar[tuple[str, ...]]
 
     def check(self, params: Any, num_classes: int) -> list[str]:
         """Problems knowable at collection (eps outside [0, 1], a norm the attack lacks, ...)."""

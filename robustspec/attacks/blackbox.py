@@ -244,6 +244,8 @@ class AutoAttack:
     bounded: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = False
     loss: ClassVar[str] = "ce"
+    #: Distributions besides torch whose version decides the result (enters the evaluation's key).
+    libraries: ClassVar[tuple[str, ...]] = ("torchattacks",)
 
     def check(self, params: AutoAttackParams, num_classes: int) -> list[str]:
         problems = eps_problems(params, num_classes)

@@ -165,8 +165,12 @@ def attack_label(params: Any) -> str:
 def blackbox_for(params: Any) -> tuple[dict[str, Any] | None, str]:
     """The gradient-free attack in the same threat model as ``params``' attack, or None and why there is none.
 
-    L-inf -> Square L-inf, L2 -> Square L2, both at the attack's eps; L0 -> Sparse-RS with the attack's
-    budget (``eps``, else JSMA's ``gamma``: the most it may change).
+    L-inf -> Square L-inf, L2 -> Square L2, both at the attack's eps. L0 has none that can serve: the check
+    rests on an honest model's white-box attack being at least as strong as the black-box one, and
+    Sparse-RS is a *stronger* L0 attack than JSMA on honest models (Croce et al. 2022; on the embedded
+    data's ResNet-18 it leaves 2 of 100 images robust where JSMA leaves 41). Its lead is no evidence of
+    masking, so the item says so; JSMA's zero-gradient check on its own loss still runs, and ``sparse-rs``
+    stays available as an attack of its own.
     """
     from ..attacks import ATTACKS
 
@@ -176,10 +180,10 @@ def blackbox_for(params: Any) -> tuple[dict[str, Any] | None, str]:
     norm = getattr(params, "norm", None) or cls.norm
     eps = getattr(params, "eps", None)
     if norm == "l0":
-        budget = eps if eps is not None else getattr(params, "gamma", None)
-        if budget is None:
-            return None, f"{params.name} has no L0 budget (eps) to search within"
-        return {"name": "sparse-rs", "eps": float(budget)}, ""
+        return None, (
+            "the L0 black-box attack (sparse-rs) is stronger than JSMA on honest models (Croce et al. 2022), so "
+            "its lead is no evidence of masking; the zero-gradient check on JSMA's own loss still runs"
+        )
     if eps is None:
         return None, f"{params.name} has no eps: a minimum-norm attack without a budget has no ball to search"
     if norm not in ("linf", "l2"):
