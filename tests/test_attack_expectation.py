@@ -417,3 +417,16 @@ def test_end_to_end_a_flagged_item_fails_and_on_masking_warn_passes_with_a_warni
         text
     )
     assert re.search(r"attack\s+fgsm\s+.*FLAGGED", text), text
+
+
+@pytest.mark.parametrize(("written", "queries"), [({}, 250), ({"masking-queries": 1000}, 1000)], ids=["default", "set"])
+def test_the_masking_check_runs_square_with_masking_queries(written, queries) -> None:
+    from robustspec.expect.attack import _blackbox_params
+
+    p = params(name="pgd-linf", eps=0.03, **{"min-accuracy": 0.0}, **written)
+    spec, _ = blackbox_for(p)
+    square = _blackbox_params(p, spec)
+    assert (square.name, square.norm, square.queries, square.masking_check) == ("square", "linf", queries, False)
+    # The queries are the black-box artifact's own parameter; the white-box attack's key does not see them.
+    assert attack_settings(square)["queries"] == queries
+    assert attack_settings(p) == attack_settings(params(name="pgd-linf", eps=0.03, **{"min-accuracy": 0.0}))
