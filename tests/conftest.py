@@ -14,3 +14,29 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+#: Variables of an outer run that must not leak into a pytester run: its store, its xdist worker identity.
+_INHERITED = ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+
+
+@pytest.fixture
+def isolated_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """``pytester`` whose runs inherit no outer store and no xdist worker identity."""
+    for var in _INHERITED:
+        monkeypatch.delenv(var, raising=False)
+    return pytester
+
+
+@pytest.fixture
+def write_project(isolated_pytester: pytest.Pytester):
+    """Write ``{relative path: text}`` into the isolated pytester project (folders made) and return it."""
+
+    def write(files: dict[str, str]) -> pytest.Pytester:
+        for rel, text in files.items():
+            p = isolated_pytester.path / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text, encoding="utf-8")
+        return isolated_pytester
+
+    return write

@@ -391,10 +391,9 @@ def make(num_classes):
 
 
 def test_end_to_end_a_flagged_item_fails_and_on_masking_warn_passes_with_a_warning(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    isolated_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(var, raising=False)
+    pytester = isolated_pytester
     monkeypatch.setenv("PYTHONPATH", str(pytester.path))
     shutil.copytree(REPO_SPECS, pytester.path / "specs")
     (pytester.path / "roundnet.py").write_text(ROUNDNET)

@@ -54,11 +54,9 @@ NET = "suites/s.yaml::net::"
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    for var in ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(var, raising=False)
-    write(pytester, ratio=0.2, width=16)
-    return pytester
+def project(isolated_pytester: pytest.Pytester) -> pytest.Pytester:
+    write(isolated_pytester, ratio=0.2, width=16)
+    return isolated_pytester
 
 
 def write(pytester: pytest.Pytester, *, ratio: float, width: int) -> None:

@@ -175,10 +175,9 @@ expect:
 
 @pytest.mark.slow
 def test_plugin_fine_tunes_from_a_checkpoint(
-    pytester: pytest.Pytester, jpeg_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    isolated_pytester: pytest.Pytester, jpeg_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(var, raising=False)
+    pytester = isolated_pytester
     shutil.copytree(jpeg_tree, pytester.path / "office31")
     torch.manual_seed(3)
     checkpoint = build_network("resnet10-mini", 31).state_dict()  # a 31-class head, as from Office-31

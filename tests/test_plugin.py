@@ -64,14 +64,9 @@ GATED_SUITE = suite_text("source-accuracy: {min: 0.0}", "target-accuracy: {min: 
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def project(write_project) -> pytest.Pytester:
     """A project with specs/ and an empty suites/; the environment does not leak an outer store or xdist."""
-    for var in ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(var, raising=False)
-    for rel, text in SPECS.items():
-        p = pytester.path / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text, encoding="utf-8")
+    pytester = write_project(SPECS)
     (pytester.path / "suites").mkdir()
     return pytester
 

@@ -42,14 +42,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    for var in ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(var, raising=False)
-    for rel, text in {**SPECS, "suites/s.yaml": SUITE}.items():
-        p = pytester.path / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text, encoding="utf-8")
-    return pytester
+def project(write_project) -> pytest.Pytester:
+    return write_project({**SPECS, "suites/s.yaml": SUITE})
 
 
 def run(pytester: pytest.Pytester, store: Path, *args: str) -> pytest.RunResult:

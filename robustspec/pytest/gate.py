@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from ..errors import BaselineRegression, CheckFailed, CheckFlagged, RobustSpecWarning
-from ..report.compare import DEFAULT_TOLERANCE, compare_item, fmt_number
+from ..report.compare import compare_item, fmt_number
 from ..report.history import keep_run
 from ..report.results import (
     ResultsCollector,
@@ -59,48 +59,6 @@ BASELINE_STATUS = {"regressed": "regression", "improved": "ok", "unchanged": "ok
 
 
 # --- options and lifecycle -----------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("robustspec", "robustness suites for compressed networks")
-    group.addoption(
-        "--robustspec-results",
-        dest="robustspec_results",
-        default=None,
-        metavar="PATH",
-        help="where the session's results file goes (default .robustspec/results.json under rootdir)",
-    )
-    group.addoption(
-        "--robustspec-baseline",
-        dest="robustspec_baseline",
-        default=None,
-        metavar="PATH",
-        help="compare every check with this results file; a regression fails the item",
-    )
-    group.addoption(
-        "--robustspec-save-baseline",
-        dest="robustspec_save_baseline",
-        default=None,
-        metavar="PATH",
-        help="also save this session's results as a baseline to PATH",
-    )
-    group.addoption(
-        "--robustspec-history",
-        dest="robustspec_history",
-        default=None,
-        metavar="DIR",
-        help="also keep this session's results in DIR by commit (NNNN_<commit>_<time>.json), for "
-        "robustspec compare --history DIR and robustspec report --history DIR",
-    )
-    group.addoption(
-        "--robustspec-regression-tolerance",
-        dest="robustspec_regression_tolerance",
-        default=DEFAULT_TOLERANCE,
-        metavar="T",
-        help="how far a measured value may move the wrong way against the baseline, unless the "
-        "expectation sets regression: {max-drop: ...} (default %(default)s; absolute within "
-        "[-1, 1], relative beyond)",
-    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

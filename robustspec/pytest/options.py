@@ -1,6 +1,7 @@
 """The ``robustspec`` option group and ini keys, and the session state built from them.
 
-The gate's options (results, baselines, tolerance) live in :mod:`robustspec.pytest.gate`.
+Every ``--robustspec-*`` option is declared here, the gate's (results, baselines, history, tolerance)
+included; :mod:`robustspec.pytest.gate` reads them.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ..config import STORE_ENV
+from ..report.compare import DEFAULT_TOLERANCE
 from .state import STATE_KEY, PluginState
 
 
@@ -54,6 +56,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="do not show progress of long builds (neither does -q)",
+    )
+    # The gate's: results, baselines, history, tolerance (robustspec.pytest.gate).
+    group.addoption(
+        "--robustspec-results",
+        dest="robustspec_results",
+        default=None,
+        metavar="PATH",
+        help="where the session's results file goes (default .robustspec/results.json under rootdir)",
+    )
+    group.addoption(
+        "--robustspec-baseline",
+        dest="robustspec_baseline",
+        default=None,
+        metavar="PATH",
+        help="compare every check with this results file; a regression fails the item",
+    )
+    group.addoption(
+        "--robustspec-save-baseline",
+        dest="robustspec_save_baseline",
+        default=None,
+        metavar="PATH",
+        help="also save this session's results as a baseline to PATH",
+    )
+    group.addoption(
+        "--robustspec-history",
+        dest="robustspec_history",
+        default=None,
+        metavar="DIR",
+        help="also keep this session's results in DIR by commit (NNNN_<commit>_<time>.json), for "
+        "robustspec compare --history DIR and robustspec report --history DIR",
+    )
+    group.addoption(
+        "--robustspec-regression-tolerance",
+        dest="robustspec_regression_tolerance",
+        default=DEFAULT_TOLERANCE,
+        metavar="T",
+        help="how far a measured value may move the wrong way against the baseline, unless the "
+        "expectation sets regression: {max-drop: ...} (default %(default)s; absolute within "
+        "[-1, 1], relative beyond)",
     )
     parser.addini("robustspec_store", "artifact store directory, relative to rootdir", default="")
     parser.addini("robustspec_specs", "directory of named building blocks, relative to rootdir", default="")
