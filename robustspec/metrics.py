@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["parameter_count", "stored_bytes", "macs", "is_quantized", "nonzero_parameters"]
 
@@ -44,22 +44,27 @@ def nonzero_parameters(model: nn.Module) -> int:
 
 def stored_bytes(model: nn.Module) -> int:
     """Bytes of ``torch.save(model.state_dict())``: the size a deployment would ship."""
+    import torch
+
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return buf.tell()
 
 
-@torch.no_grad()
 def macs(model: nn.Module, image_size: int) -> int:
     """Multiply-accumulates for one image (FlopCounterMode's FLOPs / 2); 0 when the ops are not counted (int8)."""
-    was_training = model.training
-    model.eval()
-    try:
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        x = torch.zeros(1, 3, image_size, image_size, device=device)
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model(x)
-        return int(counter.get_total_flops() // 2)
-    finally:
-        model.train(was_training)
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad():
+        was_training = model.training
+        model.eval()
+        try:
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+            x = torch.zeros(1, 3, image_size, image_size, device=device)
+            counter = FlopCounterMode(display=False)
+            with counter:
+                model(x)
+            return int(counter.get_total_flops() // 2)
+        finally:
+            model.train(was_training)

@@ -12,13 +12,15 @@ Conventions every attack follows:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from ..spec.schema import Fraction, Int, Strict
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["Attack", "AttackParams", "Loss", "Norm", "attack_loss", "run_in_batches"]
 
@@ -35,6 +37,8 @@ def attack_loss(kind: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     Used by the driver's zero-gradient check, so that an attack is judged by the gradient it follows: a
     saturated softmax has an exactly zero cross-entropy gradient where the margin's is not zero.
     """
+    import torch
+
     true = logits.gather(1, y[:, None]).squeeze(1)
     other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
     if kind == "ce":
@@ -53,6 +57,8 @@ def run_in_batches(
 
     The driver may hold inference mode for its clean pass; attacks need gradients of the input.
     """
+    import torch
+
     bs = params.batch_size
     with torch.inference_mode(False), torch.enable_grad():
         chunks = [

@@ -21,17 +21,19 @@ the seed from the run's generator; torchattacks seeds the global RNG, so the run
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from ..spec.schema import Int, Real
 from . import ATTACKS
 from .base import AttackParams
 from .gradient import UnitEps, eps_problems
 from .minimum_norm import _margin
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["AutoAttack", "AutoAttackParams", "Square", "SquareParams"]
 
@@ -65,6 +67,8 @@ def _fraction(p_init: float, query: int, queries: int) -> float:
 
 
 def _signs(shape: tuple[int, ...], g: torch.Generator, device: torch.device) -> torch.Tensor:
+    import torch
+
     return (torch.randint(0, 2, shape, generator=g) * 2 - 1).float().to(device)
 
 
@@ -93,50 +97,54 @@ class Square:
     def check(self, params: SquareParams, num_classes: int) -> list[str]:
         return eps_problems(params, num_classes)
 
-    @torch.no_grad()
     def run(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: SquareParams, generator: torch.Generator
     ) -> torch.Tensor:
-        x = x.detach()
-        if params.eps == 0.0:
-            return x.clone()
-        if params.norm == "l2":
-            return _square_l2(model, x, y, params, generator)
-        n, c, h, w = x.shape
-        eps, dev = params.eps, x.device
-        p_init = params.initial_fraction()
-        best = (x + eps * _signs((n, c, 1, w), generator, dev)).clamp(0.0, 1.0)
-        margin = _margin(model(best), y)
-        rows = torch.arange(h, device=dev).view(1, 1, h, 1)
-        cols = torch.arange(w, device=dev).view(1, 1, 1, w)
-        for query in range(1, params.queries):
-            active = (margin >= 0).nonzero().squeeze(1)
-            if len(active) == 0:
-                break
-            m = len(active)
-            side = min(max(round(math.sqrt(_fraction(p_init, query, params.queries) * h * w)), 1), h - 1, w - 1)
-            side = max(side, 1)
-            top = torch.randint(0, h - side + 1, (m,), generator=generator).to(dev).view(-1, 1, 1, 1)
-            left = torch.randint(0, w - side + 1, (m,), generator=generator).to(dev).view(-1, 1, 1, 1)
-            window = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
-            xa, ba = x[active], best[active]
-            sign = _signs((m, c, 1, 1), generator, dev)
-            for _ in range(10):  # redraw signs that would leave the window as it is (a wasted query)
-                cand = torch.where(window, (xa + eps * sign).clamp(0.0, 1.0), ba)
-                same = ((cand - ba).abs() < 1e-7).flatten(1).all(1)
-                if not bool(same.any()):
+        import torch
+
+        with torch.no_grad():
+            x = x.detach()
+            if params.eps == 0.0:
+                return x.clone()
+            if params.norm == "l2":
+                return _square_l2(model, x, y, params, generator)
+            n, c, h, w = x.shape
+            eps, dev = params.eps, x.device
+            p_init = params.initial_fraction()
+            best = (x + eps * _signs((n, c, 1, w), generator, dev)).clamp(0.0, 1.0)
+            margin = _margin(model(best), y)
+            rows = torch.arange(h, device=dev).view(1, 1, h, 1)
+            cols = torch.arange(w, device=dev).view(1, 1, 1, w)
+            for query in range(1, params.queries):
+                active = (margin >= 0).nonzero().squeeze(1)
+                if len(active) == 0:
                     break
-                sign = torch.where(same.view(-1, 1, 1, 1), _signs((m, c, 1, 1), generator, dev), sign)
-            cand = torch.where(window, (xa + eps * sign).clamp(0.0, 1.0), ba)
-            new = _margin(model(cand), y[active])
-            better = new < margin[active]
-            best[active[better]] = cand[better]
-            margin[active[better]] = new[better]
-        return best
+                m = len(active)
+                side = min(max(round(math.sqrt(_fraction(p_init, query, params.queries) * h * w)), 1), h - 1, w - 1)
+                side = max(side, 1)
+                top = torch.randint(0, h - side + 1, (m,), generator=generator).to(dev).view(-1, 1, 1, 1)
+                left = torch.randint(0, w - side + 1, (m,), generator=generator).to(dev).view(-1, 1, 1, 1)
+                window = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
+                xa, ba = x[active], best[active]
+                sign = _signs((m, c, 1, 1), generator, dev)
+                for _ in range(10):  # redraw signs that would leave the window as it is (a wasted query)
+                    cand = torch.where(window, (xa + eps * sign).clamp(0.0, 1.0), ba)
+                    same = ((cand - ba).abs() < 1e-7).flatten(1).all(1)
+                    if not bool(same.any()):
+                        break
+                    sign = torch.where(same.view(-1, 1, 1, 1), _signs((m, c, 1, 1), generator, dev), sign)
+                cand = torch.where(window, (xa + eps * sign).clamp(0.0, 1.0), ba)
+                new = _margin(model(cand), y[active])
+                better = new < margin[active]
+                best[active[better]] = cand[better]
+                margin[active[better]] = new[better]
+            return best
 
 
 def _pseudo_gaussian(rows: int, cols: int) -> torch.Tensor:
     """The reference's bump: nested rectangles around the centre, weight 1/(k+1)^2 each, unit L2 norm."""
+    import torch
+
     delta = torch.zeros(rows, cols)
     top, left = rows // 2, cols // 2
     for k in range(max(rows // 2 + 1, cols // 2 + 1)):
@@ -149,6 +157,8 @@ def _pseudo_gaussian(rows: int, cols: int) -> torch.Tensor:
 
 def _bump(side: int, generator: torch.Generator) -> torch.Tensor:
     """A ``side`` x ``side`` window: a positive bump over a negative one, unit norm, transposed at random."""
+    import torch
+
     delta = torch.zeros(side, side)
     delta[: side // 2] = _pseudo_gaussian(side // 2, side)
     delta[side // 2 :] = -_pseudo_gaussian(side - side // 2, side)
@@ -168,6 +178,8 @@ def _square_l2(
     One window position per query for the whole batch, as in the reference; every candidate has norm eps
     before clipping to [0, 1] (clipping moves each value towards ``x``, so the norm only shrinks).
     """
+    import torch
+
     n, c, h, w = x.shape
     eps, dev = params.eps, x.device
     p_init = params.initial_fraction()
@@ -283,6 +295,8 @@ class AutoAttack:
     def run(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: AutoAttackParams, generator: torch.Generator
     ) -> torch.Tensor:
+        import torch
+
         with torch.no_grad():
             n_classes = int(model(x[:1]).shape[1])
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))

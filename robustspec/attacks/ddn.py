@@ -17,16 +17,17 @@ Shapes: ``x`` ``[N, 3, H, W]`` in [0, 1], ``y`` ``[N]``; returns ``[N, 3, H, W]`
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from ..spec.schema import Fraction, Int, Real
 from . import ATTACKS
 from .base import AttackParams, Norm, run_in_batches
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["DDN", "DDNParams"]
 
@@ -77,6 +78,9 @@ def _per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def _ddn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, p: DDNParams, g: torch.Generator) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
+
     n = x.shape[0]
     eps = torch.full((n,), float(p.init_epsilon), device=x.device, dtype=x.dtype)
     # The farthest point of the [0,1] box: a larger radius changes nothing after clipping, and letting

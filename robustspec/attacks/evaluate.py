@@ -27,17 +27,19 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import ValidationError
-from torch import nn
 
 from ..errors import AttackCheckError, RegistryError
 from ..metrics import is_quantized
 from ..progress import Timer, report
 from . import ATTACKS
 from .base import AttackParams, attack_loss
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "FLAG_UNCHANGED",
@@ -140,12 +142,18 @@ def attack_defaults_ok(name: str, params: AttackParams | Mapping[str, Any], num_
 
 
 def _device_of(model: nn.Module, device: torch.device) -> torch.device:
+    import torch
+
     return torch.device("cpu") if is_quantized(model) else torch.device(device)
 
 
-@torch.inference_mode()
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
+    import torch
+
+    with torch.inference_mode():
+        return torch.cat(
+            [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+        )
 
 
 def _norms(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -154,6 +162,8 @@ def _norms(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def _check_batch(adv: torch.Tensor, x: torch.Tensor, eps: float | None, norm: str, bounded: bool, name: str) -> None:
+    import torch
+
     if adv.shape != x.shape:
         raise AttackCheckError(f"{name} returned shape {tuple(adv.shape)} for inputs of shape {tuple(x.shape)}")
     bad = ~torch.isfinite(adv)
@@ -194,6 +204,8 @@ def _check_batch(adv: torch.Tensor, x: torch.Tensor, eps: float | None, norm: st
 
 def _zero_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_kind: str = "ce") -> bool:
     """True when the input gradient of the attack's own loss (:func:`~.base.attack_loss`) is zero everywhere."""
+    import torch
+
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         loss = attack_loss(loss_kind, model(x), y)
@@ -222,6 +234,8 @@ def evaluate_attack(
     surrogate: nn.Module | None = None,
 ) -> AttackResult:
     """Attack ``n`` seeded test images (the correctly classified ones) and score the result on ``model``."""
+    import torch
+
     timer = Timer()
     attack = ATTACKS.get(attack_name)()
     params = _validate(attack, params)

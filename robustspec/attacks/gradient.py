@@ -18,16 +18,17 @@ returns it.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
-import torch
-import torch.nn.functional as F
 from pydantic import AfterValidator, Field
-from torch import nn
 
 from ..spec.schema import Fraction, Int
 from . import ATTACKS
 from .base import AttackParams
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["FGSM", "PGDL2", "FGSMParams", "PGDLinf", "PGDParams", "UnitEps", "eps_problems", "input_gradient"]
 
@@ -55,6 +56,9 @@ def eps_problems(params: AttackParams, num_classes: int) -> list[str]:
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of the summed cross-entropy with respect to ``x``, and the logits: one forward+backward."""
+    import torch
+    import torch.nn.functional as F
+
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model(x)
@@ -139,6 +143,8 @@ class _PGD:
     def run(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: PGDParams, generator: torch.Generator
     ) -> torch.Tensor:
+        import torch
+
         x = x.detach()
         eps, alpha = params.eps, params.step_size()
         adv = (x + self._start(x, eps, generator)).clamp_(0.0, 1.0) if params.random_start else x.clone()
@@ -166,6 +172,8 @@ class PGDLinf(_PGD):
     norm: ClassVar[str] = "linf"
 
     def _start(self, x: torch.Tensor, eps: float, g: torch.Generator) -> torch.Tensor:
+        import torch
+
         u = torch.rand(x.shape, generator=g, dtype=x.dtype).to(x.device)
         return (2.0 * u - 1.0) * eps
 
@@ -188,6 +196,8 @@ class PGDL2(_PGD):
     norm: ClassVar[str] = "l2"
 
     def _start(self, x: torch.Tensor, eps: float, g: torch.Generator) -> torch.Tensor:
+        import torch
+
         # Uniform in the L2 ball: a Gaussian direction, a radius eps * u^(1/d).
         d = x[0].numel()
         direction = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)

@@ -26,15 +26,17 @@ Shapes: ``x`` ``[N, 3, H, W]`` in [0, 1], ``y`` ``[N]``; returns ``[N, 3, H, W]`
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
 from pydantic import Field, field_validator
-from torch import nn
 
 from ..spec.schema import Fraction, Int, Real
 from . import ATTACKS
 from .base import AttackParams, Norm, run_in_batches
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["JSMA", "JSMAParams", "pick_targets"]
 
@@ -86,6 +88,8 @@ class JSMA:
 
 def pick_targets(kind: Target, y: torch.Tensor, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One target class per sample, never the label; ``num_classes`` is the width of ``logits``."""
+    import torch
+
     num_classes = logits.shape[1]
     if kind == "next":
         return (y + 1) % num_classes
@@ -96,6 +100,8 @@ def pick_targets(kind: Target, y: torch.Tensor, logits: torch.Tensor, generator:
 
 
 def _jsma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, p: JSMAParams, g: torch.Generator) -> torch.Tensor:
+    import torch
+
     n, shape = x.shape[0], x.shape[1:]
     d = x[0].numel()
     adv = x.detach().flatten(1).clone()

@@ -16,16 +16,18 @@ multiplied by a one-hot), every step runs, and zero gradients give zero steps, n
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from ..spec.schema import Int, Real
 from . import ATTACKS
 from .base import AttackParams
 from .gradient import UnitEps, eps_problems
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["CWParams", "CarliniWagnerL2", "DeepFool", "DeepFoolParams"]
 
@@ -78,6 +80,8 @@ class CarliniWagnerL2:
     def run(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: CWParams, generator: torch.Generator
     ) -> torch.Tensor:
+        import torch
+
         x = x.detach()
         n = len(x)
         shape = (-1,) + (1,) * (x.dim() - 1)
@@ -193,6 +197,8 @@ class DeepFool:
     def run(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: DeepFoolParams, generator: torch.Generator
     ) -> torch.Tensor:
+        import torch
+
         x = x.detach()
         n = len(x)
         adv = x.clone()

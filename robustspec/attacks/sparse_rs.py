@@ -20,17 +20,19 @@ forward passes, no backward.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from ..spec.schema import Fraction, Int, Real
 from . import ATTACKS
 from .base import AttackParams, Norm
 from .blackbox import _fraction
 from .minimum_norm import _margin
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["SparseRS", "SparseRSParams"]
 
@@ -61,44 +63,48 @@ class SparseRS:
             problems.append(f"an attack needs at least 2 classes, the data has {num_classes}")
         return problems
 
-    @torch.no_grad()
     def run(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: SparseRSParams, generator: torch.Generator
     ) -> torch.Tensor:
-        x = x.detach()
-        n, shape, dev = x.shape[0], x.shape[1:], x.device
-        flat = x.flatten(1)
-        d = flat.shape[1]
-        k = min(int(math.floor(params.eps * d + 1e-9)), d)
-        if k == 0 or n == 0:
-            return x.clone()
+        import torch
 
-        def extremes(rows: int, cols: int) -> torch.Tensor:
-            return torch.randint(0, 2, (rows, cols), generator=generator).to(dev, x.dtype)
+        with torch.no_grad():
+            x = x.detach()
+            n, shape, dev = x.shape[0], x.shape[1:], x.device
+            flat = x.flatten(1)
+            d = flat.shape[1]
+            k = min(int(math.floor(params.eps * d + 1e-9)), d)
+            if k == 0 or n == 0:
+                return x.clone()
 
-        pos = torch.rand(n, d, generator=generator).topk(k, dim=1).indices.to(dev)  # k distinct positions
-        val = extremes(n, k)
-        best = flat.clone().scatter_(1, pos, val)
-        margin = _margin(model(best.view(n, *shape)), y)
-        for query in range(1, params.queries):
-            active = (margin >= 0).nonzero().squeeze(1)
-            if len(active) == 0:
-                break
-            m = len(active)
-            moved = min(max(round(_fraction(params.p_init, query, params.queries) * k), 1), k, d - k) if d > k else 0
-            if moved == 0:  # every value is already in the budget: only new extremes can help
-                new_pos, new_val = pos[active], extremes(m, k)
-            else:
-                which = torch.rand(m, k, generator=generator).topk(moved, dim=1).indices.to(dev)
-                score = torch.rand(m, d, generator=generator).to(dev)
-                score.scatter_(1, pos[active], -1.0)  # positions already changed are not drawn again
-                fresh = score.topk(moved, dim=1).indices
-                new_pos = pos[active].scatter(1, which, fresh)
-                new_val = val[active].scatter(1, which, extremes(m, moved))
-            cand = flat[active].scatter(1, new_pos, new_val)
-            new_margin = _margin(model(cand.view(m, *shape)), y[active])
-            better = new_margin <= margin[active]
-            rows = active[better]
-            best[rows], pos[rows], val[rows] = cand[better], new_pos[better], new_val[better]
-            margin[rows] = new_margin[better]
-        return best.view(n, *shape)
+            def extremes(rows: int, cols: int) -> torch.Tensor:
+                return torch.randint(0, 2, (rows, cols), generator=generator).to(dev, x.dtype)
+
+            pos = torch.rand(n, d, generator=generator).topk(k, dim=1).indices.to(dev)  # k distinct positions
+            val = extremes(n, k)
+            best = flat.clone().scatter_(1, pos, val)
+            margin = _margin(model(best.view(n, *shape)), y)
+            for query in range(1, params.queries):
+                active = (margin >= 0).nonzero().squeeze(1)
+                if len(active) == 0:
+                    break
+                m = len(active)
+                moved = (
+                    min(max(round(_fraction(params.p_init, query, params.queries) * k), 1), k, d - k) if d > k else 0
+                )
+                if moved == 0:  # every value is already in the budget: only new extremes can help
+                    new_pos, new_val = pos[active], extremes(m, k)
+                else:
+                    which = torch.rand(m, k, generator=generator).topk(moved, dim=1).indices.to(dev)
+                    score = torch.rand(m, d, generator=generator).to(dev)
+                    score.scatter_(1, pos[active], -1.0)  # positions already changed are not drawn again
+                    fresh = score.topk(moved, dim=1).indices
+                    new_pos = pos[active].scatter(1, which, fresh)
+                    new_val = val[active].scatter(1, which, extremes(m, moved))
+                cand = flat[active].scatter(1, new_pos, new_val)
+                new_margin = _margin(model(cand.view(m, *shape)), y[active])
+                better = new_margin <= margin[active]
+                rows = active[better]
+                best[rows], pos[rows], val[rows] = cand[better], new_pos[better], new_val[better]
+                margin[rows] = new_margin[better]
+            return best.view(n, *shape)

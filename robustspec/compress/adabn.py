@@ -18,16 +18,19 @@ the restored parent.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from ..errors import ArtifactError
 from ..progress import Timer, report
 from ..spec.schema import DomainName, Int, Strict
 from . import COMPRESSIONS
 from .base import AdaptationStep, ChainPosition, StepContext, StepResult
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["AdaBN", "AdaBNParams", "reestimate_batchnorm"]
 
@@ -46,34 +49,38 @@ class AdaBNParams(Strict):
 
 
 def _batchnorms(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    from torch import nn
+
     return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-@torch.no_grad()
 def reestimate_batchnorm(model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device) -> int:
     """Replace every BatchNorm layer's running statistics of ``model`` (in place) by those of ``images``
     (uint8 ``[N, 3, H, W]``); returns how many layers were re-estimated. Everything else stays in eval mode.
     """
-    layers = _batchnorms(model)
-    if not layers:
-        return 0
-    model.to(device).eval()
-    saved = [(m, m.momentum) for m in layers]
-    try:
-        for m in layers:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average: the exact statistics of all the batches seen
-            m.train()
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
-            if len(batch) < 2 and start > 0:
-                break  # a single-image batch has no variance; the statistics already cover the rest
-            model(batch.to(device).float().div_(255.0))
-    finally:
-        for m, momentum in saved:
-            m.momentum = momentum
-            m.eval()
-    return len(layers)
+    import torch
+
+    with torch.no_grad():
+        layers = _batchnorms(model)
+        if not layers:
+            return 0
+        model.to(device).eval()
+        saved = [(m, m.momentum) for m in layers]
+        try:
+            for m in layers:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average: the exact statistics of all the batches seen
+                m.train()
+            for start in range(0, len(images), batch_size):
+                batch = images[start : start + batch_size]
+                if len(batch) < 2 and start > 0:
+                    break  # a single-image batch has no variance; the statistics already cover the rest
+                model(batch.to(device).float().div_(255.0))
+        finally:
+            for m, momentum in saved:
+                m.momentum = momentum
+                m.eval()
+        return len(layers)
 
 
 @COMPRESSIONS.register("adabn")
@@ -90,6 +97,8 @@ class AdaBN(AdaptationStep):
         return []
 
     def apply(self, parent: nn.Module, params: AdaBNParams, ctx: StepContext) -> StepResult:
+        import torch
+
         target = ctx.domain_train(params.target)
         images = target.images
         if params.images is not None and params.images < len(images):

@@ -12,14 +12,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..data.base import Split
 from ..errors import ArtifactError
 from ..spec.schema import Strict, TrainRecipe
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["AdaptationStep", "ChainPosition", "CompressionStep", "StepContext", "StepResult"]
 

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import copy
 import difflib
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
-from torch import nn
 
 from ..models.zoo import MODELS
 from ..progress import report
@@ -30,6 +29,9 @@ from ..spec.schema import DomainName, Int, Real, Strict
 from ..train.coral import CLASSIFIER_INPUT, train_coral
 from . import COMPRESSIONS
 from .base import AdaptationStep, ChainPosition, StepContext, StepResult
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["Coral", "CoralParams"]
 

@@ -11,12 +11,9 @@ Teacher and student see the same augmented batch. The loss is a few lines, so no
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
 from ..models.zoo import MODELS, count_parameters
 from ..progress import report
@@ -24,6 +21,10 @@ from ..spec.schema import Int, Real, Strict
 from ..train.supervised import train_supervised
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["DistillParams", "Distill", "kd_loss"]
 
@@ -43,6 +44,8 @@ def kd_loss(
     student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float, alpha: float
 ) -> torch.Tensor:
     """Hinton's loss: softened KL (scaled by T^2 so its gradients match CE's scale) plus hard-label CE."""
+    import torch.nn.functional as F
+
     t = temperature
     soft = F.kl_div(
         F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1), reduction="batchmean", log_target=True
@@ -68,6 +71,8 @@ class Distill:
         return problems
 
     def apply(self, parent: nn.Module, params: DistillParams, ctx: StepContext) -> StepResult:
+        import torch
+
         teacher = parent.to(ctx.device).eval()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(params.seed)

@@ -29,22 +29,23 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import torch
-from pydantic import BeforeValidator, Field, model_validator
-from torch import nn
+from pydantic import Field, model_validator
 
 from ..errors import ArtifactError
 from ..progress import report
-from ..spec.schema import Count, Int, Real, Strict, parse_fraction
+from ..spec.schema import Count, Int, Ratio, Real, Strict
 from ..train.supervised import train_supervised
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 __all__ = ["LowRankParams", "LowRank", "factorize_conv", "factorize_linear", "plan_ranks", "factorize"]
 
-Ratio = Annotated[float, BeforeValidator(parse_fraction), Field(gt=0.0, lt=1.0)]
 
 
 class LowRankParams(Strict):
@@ -92,6 +93,8 @@ class _Layer:
 
 def _candidates(model: nn.Module) -> list[_Layer]:
     """The layers that may be factorized: k>1 ungrouped convolutions but the first (stem), and the last Linear."""
+    from torch import nn
+
     layers: list[_Layer] = []
     stem_seen = False
     last_linear: tuple[str, nn.Linear] | None = None
@@ -126,6 +129,8 @@ def plan_ranks(model: nn.Module, ratio: float) -> tuple[dict[str, int], int]:
 
 
 def _factorized_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
+    from torch import nn
+
     like = {"device": conv.weight.device, "dtype": conv.weight.dtype}
     first = nn.Conv2d(
         conv.in_channels,
@@ -143,6 +148,8 @@ def _factorized_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
 
 
 def _factorized_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
+    from torch import nn
+
     like = {"device": linear.weight.device, "dtype": linear.weight.dtype}
     return nn.Sequential(
         nn.Linear(linear.in_features, rank, bias=False, **like),
@@ -150,45 +157,51 @@ def _factorized_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     )
 
 
-@torch.no_grad()
 def _svd_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``W [out, n] ~= A @ B`` with ``A = U_r sqrt(S_r)`` [out, r] and ``B = sqrt(S_r) V_r^T`` [r, n]."""
-    w = weight.detach().to(torch.float64)
-    if w.shape[0] < w.shape[1]:
-        # LAPACK is far slower on wide matrices here (6 s against 0.2 s for 512 x 4608): take W^T's SVD.
-        ut, s, vht = torch.linalg.svd(w.T, full_matrices=False)
-        u, vh = vht.T, ut.T
-    else:
-        u, s, vh = torch.linalg.svd(w, full_matrices=False)
-    root = s[:rank].sqrt()
-    a = u[:, :rank] * root
-    b = root[:, None] * vh[:rank]
-    return a.to(weight.dtype), b.to(weight.dtype)
+    import torch
+
+    with torch.no_grad():
+        w = weight.detach().to(torch.float64)
+        if w.shape[0] < w.shape[1]:
+            # LAPACK is far slower on wide matrices here (6 s against 0.2 s for 512 x 4608): take W^T's SVD.
+            ut, s, vht = torch.linalg.svd(w.T, full_matrices=False)
+            u, vh = vht.T, ut.T
+        else:
+            u, s, vh = torch.linalg.svd(w, full_matrices=False)
+        root = s[:rank].sqrt()
+        a = u[:, :rank] * root
+        b = root[:, None] * vh[:rank]
+        return a.to(weight.dtype), b.to(weight.dtype)
 
 
-@torch.no_grad()
 def factorize_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
     """A k x k convolution as (k x k to ``rank`` channels) then (1 x 1 to the output), by truncated SVD."""
-    out, cin, kh, kw = conv.weight.shape
-    a, b = _svd_factors(conv.weight.reshape(out, cin * kh * kw), rank)
-    seq = _factorized_conv(conv, rank)
-    seq[0].weight.copy_(b.reshape(rank, cin, kh, kw))
-    seq[1].weight.copy_(a.reshape(out, rank, 1, 1))
-    if conv.bias is not None:
-        seq[1].bias.copy_(conv.bias)
-    return seq
+    import torch
+
+    with torch.no_grad():
+        out, cin, kh, kw = conv.weight.shape
+        a, b = _svd_factors(conv.weight.reshape(out, cin * kh * kw), rank)
+        seq = _factorized_conv(conv, rank)
+        seq[0].weight.copy_(b.reshape(rank, cin, kh, kw))
+        seq[1].weight.copy_(a.reshape(out, rank, 1, 1))
+        if conv.bias is not None:
+            seq[1].bias.copy_(conv.bias)
+        return seq
 
 
-@torch.no_grad()
 def factorize_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     """``Linear(in, out)`` as ``Linear(in, rank, bias=False) -> Linear(rank, out)``, by truncated SVD."""
-    a, b = _svd_factors(linear.weight, rank)
-    seq = _factorized_linear(linear, rank)
-    seq[0].weight.copy_(b)
-    seq[1].weight.copy_(a)
-    if linear.bias is not None:
-        seq[1].bias.copy_(linear.bias)
-    return seq
+    import torch
+
+    with torch.no_grad():
+        a, b = _svd_factors(linear.weight, rank)
+        seq = _factorized_linear(linear, rank)
+        seq[0].weight.copy_(b)
+        seq[1].weight.copy_(a)
+        if linear.bias is not None:
+            seq[1].bias.copy_(linear.bias)
+        return seq
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -199,6 +212,8 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
 
 def factorize(model: nn.Module, ranks: dict[str, int], *, svd: bool = True) -> nn.Module:
     """Replace the named layers in place; with ``svd=False`` only the structure is built (for restore)."""
+    from torch import nn
+
     for name, r in ranks.items():
         layer = model.get_submodule(name)
         if isinstance(layer, nn.Conv2d):

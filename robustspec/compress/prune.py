@@ -31,20 +31,21 @@ import copy
 import logging
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-import torch_pruning as tp
-from pydantic import BeforeValidator, Field, field_validator, model_validator
-from torch import nn
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import ArtifactError
 from ..models.zoo import classifier_head, count_parameters
 from ..progress import Timer, report
-from ..spec.schema import Int, Real, Strict, parse_count
+from ..spec.schema import Count, Int, Real, Strict, parse_count
 from ..train.supervised import train_supervised
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["parse_count", "format_count", "PruneParams", "Prune", "MAX_RATIO", "MAX_PROBES"]
 
@@ -72,7 +73,7 @@ class PruneParams(Strict):
 
     method: Literal["l1-filter"] = "l1-filter"
     ratio: Real | None = Field(None, description="fraction of each group's filters to remove, in (0, 1)")
-    params: Annotated[int, BeforeValidator(parse_count)] | None = Field(
+    params: Count | None = Field(
         None, description="parameter budget (11.19M, 500k, 4510000); the ratio is searched to hit it"
     )
     finetune: Int = Field(0, ge=0, le=1000, description="fine-tuning epochs after pruning (lr: the recipe's / 10)")
@@ -105,6 +106,8 @@ class PruneParams(Strict):
 
 
 def _example_inputs(model: nn.Module, ctx: StepContext) -> torch.Tensor:
+    import torch
+
     h, w = ctx.train.images.shape[-2:]
     p = next(model.parameters(), None)
     device = p.device if p is not None else torch.device("cpu")
@@ -125,6 +128,8 @@ def _plain_history(history: Any) -> list[list[Any]]:
 
 def _prune_copy(parent: nn.Module, ratio: float, example: torch.Tensor) -> tuple[nn.Module, list[list[Any]]]:
     """A pruned deep copy of ``parent`` (a Normalized wrapper) and its pruning history."""
+    import torch_pruning as tp
+
     model = copy.deepcopy(parent).eval()  # eval: tracing must not touch BatchNorm running statistics
     net = model.net
     # No torch.no_grad() here: Torch-Pruning traces the graph through autograd's grad_fn.
@@ -203,6 +208,8 @@ class Prune:
         self, parent: nn.Module, target: int, tolerance: float, example: torch.Tensor, label: str
     ) -> tuple[float, nn.Module, list[list[Any]], int]:
         """The ratio whose pruned copy of ``parent`` has ``target`` parameters within ``tolerance``."""
+        from torch import nn
+
         base = count_parameters(parent)
         if target >= base:
             raise ArtifactError(
@@ -247,6 +254,8 @@ class Prune:
         return r, model, history, n
 
     def restore(self, parent: nn.Module, params: PruneParams, state: Mapping[str, Any], ctx: StepContext) -> nn.Module:
+        import torch_pruning as tp
+
         model = copy.deepcopy(parent).eval()
         graph = tp.DependencyGraph().build_dependency(model.net, example_inputs=_example_inputs(model, ctx))
         graph.load_pruning_history(_plain_history(state["history"]))

@@ -33,21 +33,23 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import warnings
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from ..errors import ModelError
-from ..models.wrapper import Normalized
 from ..progress import Timer, report
 from ..spec.schema import Int, Strict
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "QuantizeParams",
@@ -77,12 +79,16 @@ class QuantizeParams(Strict):
 
 def _shell(cls: type[nn.Module]) -> Any:
     """An instance of ``cls`` with only ``nn.Module``'s state (its own ``__init__`` would allocate weights)."""
+    from torch import nn
+
     obj = object.__new__(cls)
     nn.Module.__init__(obj)
     return obj
 
 
 def _quantizable_block(block: nn.Module) -> nn.Module:
+    import torch
+    from torch import nn
     from torchvision.models import resnet as tv
     from torchvision.models.quantization import resnet as qtv
 
@@ -123,6 +129,8 @@ def to_quantizable(net: nn.Module) -> nn.Module:
     Works at any channel counts (pruned networks) and with convolutions factorized into a ``Sequential``.
     The result, still float, computes the same function as ``net``.
     """
+    import torch
+    from torch import nn
     from torchvision.models import resnet as tv
     from torchvision.models.quantization import resnet as qtv
 
@@ -147,6 +155,8 @@ def to_quantizable(net: nn.Module) -> nn.Module:
 
 def _conv(module: nn.Module, name: str) -> str:
     """The name of the convolution that feeds the next BatchNorm: the last of a factorized ``Sequential``."""
+    from torch import nn
+
     m = module.get_submodule(name)
     if isinstance(m, nn.Sequential) and len(m) and isinstance(m[-1], nn.Conv2d):
         return f"{name}.{len(m) - 1}"
@@ -161,6 +171,7 @@ def fuse(qnet: nn.Module) -> nn.Module:
     The groups are those of ``QuantizableResNet.fuse_model(is_qat=False)``; the only difference is that a
     factorized convolution (``Sequential(conv k x k, conv 1 x 1)``, from low-rank) fuses its last part.
     """
+    import torch
     from torchvision.models.quantization import resnet as qtv
 
     fuse_modules = torch.ao.quantization.fuse_modules
@@ -200,6 +211,8 @@ def _quiet() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _engine(backend: str) -> Iterator[None]:
+    import torch
+
     previous = torch.backends.quantized.engine
     torch.backends.quantized.engine = backend
     try:
@@ -213,6 +226,8 @@ def quantize_net(net: nn.Module, backend: str, calibrate: Any = None) -> nn.Modu
 
     Call inside the backend's engine (weights are packed for the current engine).
     """
+    import torch
+
     q = to_quantizable(net.cpu().eval()).eval()
     fuse(q)
     q.qconfig = torch.ao.quantization.get_default_qconfig(backend)
@@ -224,6 +239,8 @@ def quantize_net(net: nn.Module, backend: str, calibrate: Any = None) -> nn.Modu
 
 
 def _parts(parent: nn.Module) -> tuple[nn.Module, list[float], list[float]]:
+    from ..models.wrapper import Normalized
+
     if not isinstance(parent, Normalized):
         raise ModelError(f"int8 quantization expects a Normalized ResNet, got {type(parent).__name__}")
     return parent.net, parent.mean.detach().cpu().flatten().tolist(), parent.std.detach().cpu().flatten().tolist()
@@ -231,6 +248,8 @@ def _parts(parent: nn.Module) -> tuple[nn.Module, list[float], list[float]]:
 
 def model_size_bytes(model: nn.Module) -> int:
     """Bytes of ``torch.save(model.state_dict())``."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.getbuffer().nbytes
@@ -251,6 +270,8 @@ class Quantize:
         return value
 
     def check(self, params: QuantizeParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
+        import torch
+
         problems = []
         if position.following:
             problems.append("quantize must be the last step: a quantized model cannot be compressed further")
@@ -269,6 +290,10 @@ class Quantize:
         return problems
 
     def apply(self, parent: nn.Module, params: QuantizeParams, ctx: StepContext) -> StepResult:
+        import torch
+
+        from ..models.wrapper import Normalized
+
         timer = Timer()
         net, mean, std = _parts(parent)
         net = copy.deepcopy(net).cpu().eval()
@@ -295,6 +320,8 @@ class Quantize:
         return StepResult(model, {"state_dict": state_dict}, info={"backend": params.backend, "calibration": n})
 
     def restore(self, parent: nn.Module, params: QuantizeParams, state: dict[str, Any], ctx: StepContext) -> nn.Module:
+        from ..models.wrapper import Normalized
+
         net, mean, std = _parts(parent)
         with _quiet(), _engine(params.backend):
             q = quantize_net(copy.deepcopy(net), params.backend)
@@ -306,32 +333,40 @@ class Quantize:
 # --- a straight-through float copy of the int8 model, for white-box attacks ---------------------------
 
 
-class _Int8FakeQuantize(torch.ao.quantization.FakeQuantize):
-    """``FakeQuantize`` that clamps to the full integer range of its dtype, as int8 tensors do.
+@functools.cache
+def _int8_fake_quantize() -> type:
+    """:class:`_Int8FakeQuantize`, defined on first use (its base class is torch's: importing this module
+    must not import torch)."""
+    import torch
 
-    With ``reduce_range=True`` (the x86 and fbgemm activation qconfigs) the observer computes the scale
-    and zero point for 7 bits (0..127), but the converted model stores ``quint8`` tensors, and its
-    quantize, convolution and add kernels clamp to 0..255: values beyond the calibrated range survive up
-    to twice as far. Stock ``FakeQuantize`` clamps to the observer's 0..127 and would cut them off, which
-    on out-of-distribution inputs (noise, large perturbations) changes the logits. So: qparams from the
-    observer, unchanged; clamp bounds from ``torch.iinfo(dtype)``. For weights (qint8, -128..127, no
-    reduced range) the two bounds coincide.
-    """
+    class _Int8FakeQuantize(torch.ao.quantization.FakeQuantize):
+        """``FakeQuantize`` that clamps to the full integer range of its dtype, as int8 tensors do.
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        if self.observer_enabled[0] == 1:
-            self.activation_post_process(X.detach())
-            scale, zero_point = self.calculate_qparams()
-            self.scale.resize_(scale.shape).copy_(scale)
-            self.zero_point.resize_(zero_point.shape).copy_(zero_point)
-        if self.fake_quant_enabled[0] == 1:
-            info = torch.iinfo(self.dtype)
-            if self.is_per_channel:
-                return torch.fake_quantize_per_channel_affine(
-                    X, self.scale, self.zero_point, self.ch_axis, info.min, info.max
-                )
-            return torch.fake_quantize_per_tensor_affine(X, self.scale, self.zero_point, info.min, info.max)
-        return X
+        With ``reduce_range=True`` (the x86 and fbgemm activation qconfigs) the observer computes the scale
+        and zero point for 7 bits (0..127), but the converted model stores ``quint8`` tensors, and its
+        quantize, convolution and add kernels clamp to 0..255: values beyond the calibrated range survive up
+        to twice as far. Stock ``FakeQuantize`` clamps to the observer's 0..127 and would cut them off, which
+        on out-of-distribution inputs (noise, large perturbations) changes the logits. So: qparams from the
+        observer, unchanged; clamp bounds from ``torch.iinfo(dtype)``. For weights (qint8, -128..127, no
+        reduced range) the two bounds coincide.
+        """
+
+        def forward(self, X: torch.Tensor) -> torch.Tensor:
+            if self.observer_enabled[0] == 1:
+                self.activation_post_process(X.detach())
+                scale, zero_point = self.calculate_qparams()
+                self.scale.resize_(scale.shape).copy_(scale)
+                self.zero_point.resize_(zero_point.shape).copy_(zero_point)
+            if self.fake_quant_enabled[0] == 1:
+                info = torch.iinfo(self.dtype)
+                if self.is_per_channel:
+                    return torch.fake_quantize_per_channel_affine(
+                        X, self.scale, self.zero_point, self.ch_axis, info.min, info.max
+                    )
+                return torch.fake_quantize_per_tensor_affine(X, self.scale, self.zero_point, info.min, info.max)
+            return X
+
+    return _Int8FakeQuantize
 
 
 def _fake_quant_qconfig(backend: str) -> Any:
@@ -344,10 +379,13 @@ def _fake_quant_qconfig(backend: str) -> Any:
     other observers give other scales, and the copy would simulate a different int8 model. The observer
     partials carry the dtype, qscheme and reduce_range, so scales and zero points match too.
     """
+    import torch
+
+    fake_quantize = _int8_fake_quantize()
     ptsq = torch.ao.quantization.get_default_qconfig(backend)
     return torch.ao.quantization.QConfig(
-        activation=_Int8FakeQuantize.with_args(observer=ptsq.activation),
-        weight=_Int8FakeQuantize.with_args(observer=ptsq.weight),
+        activation=fake_quantize.with_args(observer=ptsq.activation),
+        weight=fake_quantize.with_args(observer=ptsq.weight),
     )
 
 
@@ -377,6 +415,11 @@ def fake_quant_surrogate(parent: nn.Module, params: QuantizeParams, ctx: StepCon
     (``requires_grad=False``): only input gradients are meant to be taken. Returns
     ``Normalized(fake_quant_net, mean, std)`` in eval mode.
     """
+    import torch
+    from torch import nn
+
+    from ..models.wrapper import Normalized
+
     net, mean, std = _parts(parent)
     q = to_quantizable(copy.deepcopy(net).cpu().eval()).eval()
     fuse(q)

@@ -17,22 +17,21 @@ smaller ``state_dict`` file. Only a sparse storage format (or sparse kernels) wo
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from pydantic import BeforeValidator, Field
-from torch import nn
-from torch.nn.utils import prune
+from pydantic import Field
 
 from ..progress import report
-from ..spec.schema import Int, Strict, parse_fraction
+from ..spec.schema import Int, Ratio, Strict
 from ..train.supervised import train_supervised
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
 
+if TYPE_CHECKING:
+    from torch import nn
+
 __all__ = ["SparsifyParams", "Sparsify"]
 
-Ratio = Annotated[float, BeforeValidator(parse_fraction), Field(gt=0.0, lt=1.0)]
 
 
 class SparsifyParams(Strict):
@@ -49,6 +48,8 @@ class SparsifyParams(Strict):
 
 
 def _targets(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    from torch import nn
+
     return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
@@ -67,6 +68,9 @@ class Sparsify:
         return []
 
     def apply(self, parent: nn.Module, params: SparsifyParams, ctx: StepContext) -> StepResult:
+        import torch
+        from torch.nn.utils import prune
+
         model = copy.deepcopy(parent)
         targets = _targets(model)
         if params.scope == "global":

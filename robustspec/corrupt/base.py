@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol
-
-import torch
+from typing import TYPE_CHECKING, Protocol
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "CORRUPTIONS",
@@ -85,6 +86,8 @@ def standard_corruptions() -> list[str]:
 
 
 def check_images(images: torch.Tensor, severity: int) -> None:
+    import torch
+
     if (
         not isinstance(images, torch.Tensor)
         or not images.is_floating_point()
@@ -119,6 +122,8 @@ def warp(images: torch.Tensor, offsets: torch.Tensor, padding_mode: str = "refle
     ``torchvision``'s ``elastic`` applies one displacement to a whole batch and pads with zeros; corruptions
     need one field per image and reflected borders, so this calls ``grid_sample`` directly.
     """
+    import torch
+
     n, _, h, w = images.shape
     ys = (torch.arange(h, dtype=images.dtype, device=images.device) + 0.5) * (2.0 / h) - 1.0
     xs = (torch.arange(w, dtype=images.dtype, device=images.device) + 0.5) * (2.0 / w) - 1.0

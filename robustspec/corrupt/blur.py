@@ -29,10 +29,12 @@ and the factors spread evenly over the extent. Glass blur's displacement and ite
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from .base import at_size, register, size_of, warp
+
+if TYPE_CHECKING:
+    import torch
 
 DEFOCUS = (
     ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)),
@@ -57,6 +59,8 @@ def _pair(table: tuple, i: int, severity: int, size: int) -> float:
 
 
 def _gaussian_kernel1d(sigma: float, radius: int, dtype: torch.dtype) -> torch.Tensor:
+    import torch
+
     x = torch.arange(-radius, radius + 1, dtype=dtype)
     k = torch.exp(-(x**2) / (2 * sigma**2))
     return k / k.sum()
@@ -93,6 +97,8 @@ def zoom(images: torch.Tensor, factor: float) -> torch.Tensor:
 
 def streak(images: torch.Tensor, radius: float, sigma: float, angle: torch.Tensor) -> torch.Tensor:
     """ImageMagick's motion blur (see the module docstring) along ``angle`` ``[N]`` (radians, one per image)."""
+    import torch
+
     taps = min(2 * math.ceil(radius) + 1, math.ceil(3 * sigma) + 1)
     n, _, h, w = images.shape
     direction = torch.stack([angle.cos(), angle.sin()], dim=-1).to(images.dtype)  # [N, 2] (x, y)
@@ -107,6 +113,8 @@ def streak(images: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
 
 def _depthwise(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Convolve every channel with one 2-D kernel, borders reflected (clamped where the image is too small)."""
+    import torch
+
     kh, kw = kernel.shape
     ph, pw = kh // 2, kw // 2
     mode = "reflect" if ph < images.shape[-2] and pw < images.shape[-1] else "replicate"
@@ -115,8 +123,12 @@ def _depthwise(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.conv2d(padded, weight, groups=images.shape[1])
 
 
-def disk_kernel(radius: float, alias_sigma: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """ImageNet-C's disk: pixels within ``radius`` of the centre, normalised, then blurred by ``alias_sigma``."""
+def disk_kernel(radius: float, alias_sigma: float, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """ImageNet-C's disk: pixels within ``radius`` of the centre, normalised, then blurred by ``alias_sigma``
+    (``dtype`` float32 unless given)."""
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     r = max(1, math.ceil(radius))
     xs = torch.arange(-r, r + 1, dtype=dtype)
     disk = ((xs[None, :] ** 2 + xs[:, None] ** 2) <= radius**2).to(dtype)
@@ -139,6 +151,8 @@ def defocus_blur(images: torch.Tensor, severity: int, generator: torch.Generator
 @register("motion_blur", family="blur", standard=True)
 def motion_blur(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Camera shake: a weighted sum of the image shifted along a line at a random angle (one per image)."""
+    import torch
+
     size = size_of(images)
     radius, sigma = _pair(MOTION, 0, severity, size), _pair(MOTION, 1, severity, size)
     angle = (torch.rand(images.shape[0], generator=generator, dtype=torch.float64) * 90.0 - 45.0).deg2rad()
@@ -174,6 +188,8 @@ def glass_blur(images: torch.Tensor, severity: int, generator: torch.Generator) 
     permutation (a colour may appear twice or vanish), and the reference's uint8 rounding between the
     steps is left out.
     """
+    import torch
+
     size = size_of(images)
     sigma = _pair(GLASS, 0, severity, size)
     delta = max(1, round(_pair(GLASS, 1, severity, size)))

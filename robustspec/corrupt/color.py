@@ -18,9 +18,12 @@ distortion is not ordered by severity; like ImageNet-C, it is an extra, outside 
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .base import at_size, register, size_of
+
+if TYPE_CHECKING:
+    import torch
 
 BRIGHTNESS = ((0.05, 0.10, 0.15, 0.20, 0.30), (0.10, 0.20, 0.30, 0.40, 0.50))
 CONTRAST = ((0.75, 0.50, 0.40, 0.30, 0.15), (0.40, 0.30, 0.20, 0.10, 0.05))
@@ -30,6 +33,8 @@ SATURATE = ((0.3, 0.1, 1.5, 2.0, 2.5), (0.3, 0.1, 2.0, 5.0, 20.0))
 @register("brightness", family="weather", standard=True)
 def brightness(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Brighter light: ``c`` added to the HSV value of every pixel, hue and saturation kept."""
+    import torch
+
     c = at_size(*BRIGHTNESS, severity, size_of(images))
     value = images.amax(dim=1, keepdim=True)
     lifted = (value + c).clamp(max=1.0)

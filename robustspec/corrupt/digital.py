@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 import warnings
-
-import torch
+from typing import TYPE_CHECKING
 
 from .base import at_size, register, size_of, warp
+
+if TYPE_CHECKING:
+    import torch
 
 JPEG_QUALITY = ((80, 65, 58, 50, 40), (25, 18, 15, 10, 7))
 PIXELATE = ((0.95, 0.90, 0.85, 0.75, 0.65), (0.60, 0.50, 0.40, 0.30, 0.25))
@@ -35,6 +37,7 @@ ELASTIC_SMOOTHING = 0.1
 @register("jpeg_compression", family="digital", standard=True)
 def jpeg_compression(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Lossy JPEG encoding and decoding, through ``torchvision.transforms.v2.functional.jpeg`` on uint8."""
+    import torch
     from torchvision.transforms.v2 import functional as F
 
     quality = max(1, round(at_size(*JPEG_QUALITY, severity, size_of(images))))
@@ -46,8 +49,12 @@ def jpeg_compression(images: torch.Tensor, severity: int, generator: torch.Gener
     return encoded.to(images.dtype).div_(255.0)
 
 
-def box_matrix(n_out: int, n_in: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``[n_out, n_in]`` weights of PIL's BOX filter: each output pixel averages the input it overlaps."""
+def box_matrix(n_out: int, n_in: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``[n_out, n_in]`` weights of PIL's BOX filter: each output pixel averages the input it overlaps
+    (``dtype`` float32 unless given)."""
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     edges = torch.arange(n_out + 1, dtype=torch.float64) * (n_in / n_out)
     j = torch.arange(n_in, dtype=torch.float64)[None, :]
     overlap = (torch.minimum(edges[1:, None], j + 1) - torch.maximum(edges[:-1, None], j)).clamp(min=0)
@@ -55,6 +62,8 @@ def box_matrix(n_out: int, n_in: int, dtype: torch.dtype = torch.float32) -> tor
 
 
 def _box_resize(images: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    import torch
+
     rows, cols = box_matrix(h, images.shape[-2], images.dtype), box_matrix(w, images.shape[-1], images.dtype)
     return torch.einsum("oh,nchw,pw->ncop", rows, images, cols)
 
@@ -75,6 +84,7 @@ def pixelate(images: torch.Tensor, severity: int, generator: torch.Generator) ->
 @register("elastic_transform", family="digital", standard=True)
 def elastic_transform(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Local stretching and contraction: a smooth random displacement field per image."""
+    import torch
     from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as F
 

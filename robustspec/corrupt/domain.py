@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..data.base import Split
 from ..errors import DataError
 from .base import CORRUPTIONS, SEVERITIES
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["SEED", "VERSION", "corrupt_split", "derived_name", "domain_problem", "generator_for", "parse_domain"]
 
@@ -74,6 +76,8 @@ def domain_problem(name: str, domains: Iterable[str]) -> str | None:
 
 def generator_for(corruption: str, severity: int, split: str, seed: int = SEED) -> torch.Generator:
     """A CPU generator seeded from the corruption, severity, split and seed (sha256, stable across processes)."""
+    import torch
+
     text = f"{corruption}@{severity}/{split}/{seed}".encode()
     g = torch.Generator(device="cpu")
     g.manual_seed(int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & ((1 << 63) - 1))
@@ -82,6 +86,8 @@ def generator_for(corruption: str, severity: int, split: str, seed: int = SEED) 
 
 def corrupt_split(split: Split, corruption: str, severity: int, split_name: str, seed: int = SEED) -> Split:
     """The split's images with the corruption applied (uint8 in, uint8 out), labels unchanged."""
+    import torch
+
     fn = CORRUPTIONS.get(corruption)
     g = generator_for(corruption, severity, split_name, seed)
     parts = []

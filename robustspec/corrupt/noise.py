@@ -15,9 +15,12 @@ generator (it draws from the global RNG), so Gaussian noise is drawn here; the a
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .base import at_size, register, size_of
+
+if TYPE_CHECKING:
+    import torch
 
 GAUSSIAN = ((0.04, 0.06, 0.08, 0.09, 0.10), (0.08, 0.12, 0.18, 0.26, 0.38))
 SHOT = ((500, 250, 100, 75, 50), (60, 25, 12, 5, 3))
@@ -26,6 +29,8 @@ SPECKLE = ((0.06, 0.10, 0.12, 0.16, 0.20), (0.15, 0.20, 0.35, 0.45, 0.60))
 
 
 def _normal(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    import torch
+
     return torch.randn(images.shape, generator=generator, dtype=images.dtype, device=images.device)
 
 
@@ -39,6 +44,8 @@ def gaussian_noise(images: torch.Tensor, severity: int, generator: torch.Generat
 @register("shot_noise", family="noise", standard=True)
 def shot_noise(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Poisson (shot) noise: ``Poisson(x * c) / c``; fewer photons per unit, noisier image."""
+    import torch
+
     c = at_size(*SHOT, severity, size_of(images))
     return torch.poisson(images.clamp(0.0, 1.0) * c, generator=generator) / c
 
@@ -46,6 +53,8 @@ def shot_noise(images: torch.Tensor, severity: int, generator: torch.Generator) 
 @register("impulse_noise", family="noise", standard=True)
 def impulse_noise(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Salt-and-pepper noise: a fraction ``a`` of the values (per channel) set to 0 or 1, half each."""
+    import torch
+
     a = at_size(*IMPULSE, severity, size_of(images))
     u = torch.rand(images.shape, generator=generator, dtype=images.dtype, device=images.device)
     out = images.clone()

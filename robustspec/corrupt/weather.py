@@ -33,11 +33,13 @@ not shipped here, and a synthetic stand-in would not be ImageNet-C's corruption.
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from .base import at_size, register, size_of
 from .blur import streak, zoom
+
+if TYPE_CHECKING:
+    import torch
 
 # (thickness, decay) and (mean, std, zoom, threshold, blur radius, blur sigma, kept), as in the table above.
 FOG = (((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)), ((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)))
@@ -65,7 +67,7 @@ def _column(table: tuple, i: int, severity: int, size: int) -> float:
 
 
 def plasma_fractal(
-    n: int, size: int, decay: float, generator: torch.Generator, dtype: torch.dtype = torch.float32
+    n: int, size: int, decay: float, generator: torch.Generator, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
     """``n`` diamond-square height maps ``[n, m, m]`` in [0, 1], ``m`` the smallest power of two >= ``size``.
 
@@ -75,8 +77,11 @@ def plasma_fractal(
     ``decay^2`` per level, the reference's ``wibble * U(-wibble, wibble)`` with ``wibble /= decay`` (its
     starting 100^2 is a common factor that the final min-max scaling removes). All maps are built at once,
     one vectorised step per level, from one draw of ``m^2 - 1`` numbers per map (every point but the
-    corner), so a batch split in two gets the same maps as the whole.
+    corner), so a batch split in two gets the same maps as the whole. Float32 unless ``dtype`` is given.
     """
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     m = 1 << max(1, (size - 1).bit_length())
     grid = torch.zeros((n, m, m), dtype=torch.float64)
     noise = torch.rand((n, m * m - 1), generator=generator, dtype=torch.float64) * 2.0 - 1.0
@@ -123,6 +128,7 @@ def fog(images: torch.Tensor, severity: int, generator: torch.Generator) -> torc
 @register("snow", family="weather", standard=True)
 def snow(images: torch.Tensor, severity: int, generator: torch.Generator) -> torch.Tensor:
     """Falling snow: streaked white flakes over a lightened image."""
+    import torch
     from torchvision.transforms.v2 import functional as F
 
     size = size_of(images)

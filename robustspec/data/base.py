@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Split", "DomainDataset", "DATASETS", "split_to_state", "split_from_state"]
 
@@ -21,6 +22,8 @@ class Split:
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
+        import torch
+
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
             raise ValueError(f"images must be uint8 [N,3,H,W], got {self.images.dtype} {tuple(self.images.shape)}")
         if self.labels.shape != (self.images.shape[0],):

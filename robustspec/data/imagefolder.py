@@ -26,12 +26,13 @@ import os
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError
 from .base import DATASETS, Split
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ImageFolderDataset", "IMAGE_EXTENSIONS", "make_imagefolder"]
 
@@ -245,6 +246,8 @@ class ImageFolderDataset:
 
     def split_files(self, domain: str) -> dict[str, list[tuple[int, Path]]]:
         """The ``(label, path)`` pairs of each split of one domain, in split order, without decoding."""
+        import torch
+
         files = self._domain_files(domain)
         out: dict[str, list[tuple[int, Path]]] = {"train": [], "test": []}
         for label, name in enumerate(self.classes):
@@ -260,6 +263,8 @@ class ImageFolderDataset:
         return out
 
     def build_domain(self, domain: str) -> dict[str, Split]:
+        import torch
+
         splits = self.split_files(domain)
         total = sum(len(v) for v in splits.values())
         log.info("imagefolder: reading %d images of domain %r from %s", total, domain, self.root / domain)
@@ -297,6 +302,7 @@ class ImageFolderDataset:
 
 def _decode(path: Path) -> torch.Tensor:
     """One image file as uint8 ``[3, H, W]`` RGB: torchvision first, then PIL; DataError if neither can."""
+    import torch
     import torchvision.io as tvio
 
     try:

@@ -18,29 +18,30 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any
 
 from .base import DATASETS, Split
 
-__all__ = ["OfficeSynth", "SHAPES", "DOMAIN_STYLES"]
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
-Tensor = torch.Tensor
+__all__ = ["OfficeSynth", "SHAPES", "DOMAIN_STYLES"]
 
 
 # --- shapes: signed distance functions in the object frame (u, v in about [-1, 1]); negative inside ---
+# Written with tensor methods (``a.maximum(b)`` for ``torch.maximum(a, b)``: the same operators), so that
+# the table needs no torch at import.
 
 
 def _box(u: Tensor, v: Tensor, hw: float, hh: float) -> Tensor:
     du, dv = u.abs() - hw, v.abs() - hh
-    outside = torch.sqrt(du.clamp(min=0) ** 2 + dv.clamp(min=0) ** 2)
-    return outside + torch.maximum(du, dv).clamp(max=0)
+    outside = (du.clamp(min=0) ** 2 + dv.clamp(min=0) ** 2).sqrt()
+    return outside + du.maximum(dv).clamp(max=0)
 
 
 def _circle(u: Tensor, v: Tensor, r: float, cu: float = 0.0, cv: float = 0.0) -> Tensor:
-    return torch.sqrt((u - cu) ** 2 + (v - cv) ** 2) - r
+    return ((u - cu) ** 2 + (v - cv) ** 2).sqrt() - r
 
 
 def _polygon(u: Tensor, v: Tensor, sides: int, r: float) -> Tensor:
@@ -49,38 +50,36 @@ def _polygon(u: Tensor, v: Tensor, sides: int, r: float) -> Tensor:
     for k in range(sides):
         a = 2 * math.pi * k / sides - math.pi / 2
         e = u * math.cos(a) + v * math.sin(a) - r * math.cos(math.pi / sides)
-        d = e if d is None else torch.maximum(d, e)
+        d = e if d is None else d.maximum(e)
     return d
 
 
 def _star(u: Tensor, v: Tensor) -> Tensor:
-    rho = torch.sqrt(u**2 + v**2)
-    phi = torch.atan2(v, u)
-    return rho - (0.52 + 0.32 * torch.cos(5 * phi + math.pi / 2))
+    rho = (u**2 + v**2).sqrt()
+    phi = v.atan2(u)
+    return rho - (0.52 + 0.32 * (5 * phi + math.pi / 2).cos())
 
 
 SHAPES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "disc": lambda u, v: _circle(u, v, 0.75),
     "square": lambda u, v: _box(u, v, 0.62, 0.62),
     "triangle": lambda u, v: _polygon(u, v, 3, 0.95),
-    "plus": lambda u, v: torch.minimum(_box(u, v, 0.8, 0.22), _box(u, v, 0.22, 0.8)),
-    "ring": lambda u, v: (torch.sqrt(u**2 + v**2) - 0.58).abs() - 0.2,
+    "plus": lambda u, v: _box(u, v, 0.8, 0.22).minimum(_box(u, v, 0.22, 0.8)),
+    "ring": lambda u, v: ((u**2 + v**2).sqrt() - 0.58).abs() - 0.2,
     "star": _star,
-    "crescent": lambda u, v: torch.maximum(_circle(u, v, 0.78), -_circle(u, v, 0.62, 0.42, -0.18)),
-    "ell": lambda u, v: torch.minimum(_box(u + 0.45, v, 0.22, 0.8), _box(u, v - 0.58, 0.67, 0.22)),
-    "tee": lambda u, v: torch.minimum(_box(u, v + 0.58, 0.8, 0.22), _box(u, v, 0.22, 0.8)),
-    "dumbbell": lambda u, v: torch.minimum(
-        torch.minimum(_circle(u, v, 0.36, -0.5, 0.0), _circle(u, v, 0.36, 0.5, 0.0)), _box(u, v, 0.5, 0.1)
+    "crescent": lambda u, v: _circle(u, v, 0.78).maximum(-_circle(u, v, 0.62, 0.42, -0.18)),
+    "ell": lambda u, v: _box(u + 0.45, v, 0.22, 0.8).minimum(_box(u, v - 0.58, 0.67, 0.22)),
+    "tee": lambda u, v: _box(u, v + 0.58, 0.8, 0.22).minimum(_box(u, v, 0.22, 0.8)),
+    "dumbbell": lambda u, v: (
+        _circle(u, v, 0.36, -0.5, 0.0).minimum(_circle(u, v, 0.36, 0.5, 0.0)).minimum(_box(u, v, 0.5, 0.1))
     ),
-    "frame": lambda u, v: torch.maximum(_box(u, v, 0.72, 0.72), -_box(u, v, 0.42, 0.42)),
-    "bars": lambda u, v: torch.minimum(
-        torch.minimum(_box(u + 0.55, v, 0.16, 0.78), _box(u, v, 0.16, 0.78)), _box(u - 0.55, v, 0.16, 0.78)
+    "frame": lambda u, v: _box(u, v, 0.72, 0.72).maximum(-_box(u, v, 0.42, 0.42)),
+    "bars": lambda u, v: (
+        _box(u + 0.55, v, 0.16, 0.78).minimum(_box(u, v, 0.16, 0.78)).minimum(_box(u - 0.55, v, 0.16, 0.78))
     ),
-    "hourglass": lambda u, v: torch.maximum(_box(u, v, 0.75, 0.8), (u.abs() - 0.08 - 0.7 * v.abs())),
-    "halfdisc": lambda u, v: torch.maximum(_circle(u, v + 0.25, 0.8), -(v + 0.25)),
-    "arrow": lambda u, v: torch.minimum(
-        _box(u + 0.25, v, 0.55, 0.17), torch.maximum(_polygon(-v, u - 0.35, 3, 0.62), -(u - 0.05))
-    ),
+    "hourglass": lambda u, v: _box(u, v, 0.75, 0.8).maximum(u.abs() - 0.08 - 0.7 * v.abs()),
+    "halfdisc": lambda u, v: _circle(u, v + 0.25, 0.8).maximum(-(v + 0.25)),
+    "arrow": lambda u, v: _box(u + 0.25, v, 0.55, 0.17).minimum(_polygon(-v, u - 0.35, 3, 0.62).maximum(-(u - 0.05))),
     "pentagon": lambda u, v: _polygon(u, v, 5, 0.8),
 }
 
@@ -109,12 +108,17 @@ DOMAIN_STYLES: dict[str, DomainStyle] = {
 
 def _hsv_to_rgb(h: Tensor, s: Tensor, v: Tensor) -> Tensor:
     """Batched HSV in [0,1] to RGB ``[N, 3]``."""
+    import torch
+
     k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], dim=1)
     f = torch.clamp(torch.minimum(k, 4 - k), 0, 1)
     return v[:, None] - v[:, None] * s[:, None] * f
 
 
 def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    import torch
+    import torch.nn.functional as F
+
     radius = max(1, int(math.ceil(2.5 * sigma)))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype)
     k = torch.exp(-(t**2) / (2 * sigma**2))
@@ -127,6 +131,9 @@ def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
 
 def _textures(n: int, size: int, g: torch.Generator) -> Tensor:
     """Cluttered backgrounds: random coloured blobs and stripes, smoothed, mid-contrast."""
+    import torch
+    import torch.nn.functional as F
+
     low = torch.rand(n, 3, 6, 6, generator=g)
     base = F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
@@ -172,6 +179,8 @@ class OfficeSynth:
         }
 
     def build_domain(self, domain: str) -> dict[str, Split]:
+        import torch
+
         if domain not in DOMAIN_STYLES:
             raise KeyError(domain)
         index = self.domains.index(domain)
@@ -185,6 +194,9 @@ class OfficeSynth:
 
     def render(self, style: DomainStyle, per_class: int, g: torch.Generator) -> Split:
         """Render ``per_class`` images of every class in one style."""
+        import torch
+        import torch.nn.functional as F
+
         n_cls = len(self.classes)
         n = n_cls * per_class
         labels = torch.arange(n_cls).repeat_interleave(per_class)

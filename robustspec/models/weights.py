@@ -23,13 +23,14 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import torch
-from torch import nn
-
 from ..errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "fit_problems",
@@ -84,6 +85,8 @@ def _did_you_mean(name: str, options: list[str]) -> str:
 
 
 def _resolve_enum(ref: str) -> Path:
+    import torch
+
     match = _ENUM.match(ref)
     if match is None:
         raise ModelError(f"torchvision weights are written 'ResNet50_Weights.IMAGENET1K_V2', got {ref!r}")
@@ -164,6 +167,8 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def _unwrap(obj: Any) -> dict[str, torch.Tensor]:
+    import torch
+
     for key in _NESTED:
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
@@ -176,6 +181,8 @@ def _unwrap(obj: Any) -> dict[str, torch.Tensor]:
 
 
 def _read(path: str | os.PathLike, *, mmap: bool) -> dict[str, torch.Tensor]:
+    import torch
+
     try:
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -273,6 +280,8 @@ def weights_fit_problems(path: str | os.PathLike, arch: str, params: Mapping[str
 
 @lru_cache(maxsize=64)
 def _fit_problems_cached(key: str) -> tuple[str, ...]:
+    import torch
+
     from .zoo import build_network
 
     path, _, _, arch, params, classes = json.loads(key)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelError
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["MODELS", "build_network", "import_factory", "count_parameters", "classifier_head"]
 
@@ -41,6 +42,7 @@ def narrow_resnet(
 
     Being a plain ``torchvision.models.ResNet``, it works with everything that works on ResNet-18.
     """
+    from torch import nn
     from torchvision.models import resnet as tv_resnet
 
     if len(widths) != 4 or len(layers) != 4:
@@ -88,6 +90,8 @@ def import_factory(ref: str) -> Callable[..., nn.Module]:
 
 def build_network(arch: str, num_classes: int, params: dict[str, Any] | None = None) -> nn.Module:
     """Build an untrained network by zoo name or ``package.module:function`` factory."""
+    from torch import nn
+
     params = dict(params or {})
     fn = import_factory(arch) if ":" in arch else MODELS.get(arch)
     try:
@@ -128,6 +132,8 @@ def classifier_head(net: nn.Module, *, linear: bool = False) -> tuple[str, nn.Mo
     """The network's classifier as (name, module): its ``fc`` (a ResNet's head, also when low-rank
     factorization made it two layers; with ``linear=True`` only when it is an ``nn.Linear``), else its last
     ``nn.Linear``; None when it has none."""
+    from torch import nn
+
     fc = getattr(net, "fc", None)
     if isinstance(fc, nn.Linear if linear else nn.Module):
         return "fc", fc

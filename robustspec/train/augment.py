@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["augment_batch"]
 
@@ -15,6 +17,9 @@ def augment_batch(
 
     ``x`` is float in [0, 1], ``[N, C, H, W]``; every random draw comes from ``g`` so a seed fixes the result.
     """
+    import torch
+    import torch.nn.functional as F
+
     n, _, h, w = x.shape
     if crop_pad:
         padded = F.pad(x, (crop_pad,) * 4, mode="replicate")

@@ -26,10 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..data.base import Split
 from ..errors import ArtifactError
@@ -38,6 +35,10 @@ from ..progress import Timer, report
 from ..spec.schema import TrainRecipe
 from .augment import augment_batch
 from .supervised import make_optimizer, make_schedule
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["BATCHNORM_MODES", "CLASSIFIER_INPUT", "capture", "coral_loss", "frozen_batchnorm", "train_coral"]
 
@@ -74,6 +75,8 @@ def _classifier(net: nn.Module) -> nn.Module:
 @contextmanager
 def frozen_batchnorm(net: nn.Module) -> Iterator[None]:
     """Every BatchNorm layer of ``net`` in eval mode (running statistics used, never updated); restored on exit."""
+    from torch import nn
+
     layers = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
     try:
         for m in layers:
@@ -136,6 +139,9 @@ def train_coral(
     ``recipe.seed``. The optimizer and schedule are the recipe's (``make_optimizer``/``make_schedule``).
     ``batchnorm`` is one of :data:`BATCHNORM_MODES`.
     """
+    import torch
+    import torch.nn.functional as F
+
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
     g = torch.Generator().manual_seed(recipe.seed)

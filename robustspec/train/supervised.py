@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..data.base import Split
 from ..progress import Timer, report
 from ..spec.schema import TrainRecipe
 from .augment import augment_batch
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
 __all__ = ["train_supervised", "make_optimizer", "make_schedule"]
 
 
 def make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+    import torch
+
     o = recipe.optimizer
     if o.name == "sgd":
         return torch.optim.SGD(
@@ -31,6 +36,8 @@ def make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimiz
 def make_schedule(
     opt: torch.optim.Optimizer, recipe: TrainRecipe, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
+    import torch
+
     if recipe.schedule == "onecycle" and total_steps > 0:
         return torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=recipe.optimizer.lr, total_steps=total_steps, pct_start=0.15
@@ -38,9 +45,6 @@ def make_schedule(
     if recipe.schedule == "cosine" and total_steps > 0:
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-
-
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def train_supervised(
@@ -58,6 +62,9 @@ def train_supervised(
     count, two runs give bit-identical weights. ``loss_fn(logits, labels, inputs)`` replaces the
     cross-entropy (distillation passes the augmented inputs on to its teacher).
     """
+    import torch
+    import torch.nn.functional as F
+
     g = torch.Generator().manual_seed(recipe.seed)
     model.to(device).train()
     opt = make_optimizer(model, recipe)
