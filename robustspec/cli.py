@@ -51,7 +51,6 @@ from .errors import UsageError
 
 __all__ = ["main", "suite_json_schema", "find_suite_files"]
 
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _SUITE_SUFFIXES = (".yaml", ".yml")
 
 
@@ -96,7 +95,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if specs is not None and not Path(specs).is_dir():
         raise UsageError(f"--specs: no such directory: {specs!r}")
     files = find_suite_files(args.paths)
-    # Imported only now: the loader pulls in torch (the model zoo), which takes a few seconds.
+    # Imported only now: the loader is the heavier part (pydantic models of every component; no torch).
     from .errors import RobustSpecError, SpecErrors
     from .plan import plan_suite
     from .spec.loader import load_suite
@@ -133,191 +132,11 @@ def _one_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- schema
 
 
-def _string_forms(model: Any) -> list[tuple[str, str]]:
-    """(YAML key, pattern) of fields of ``model`` that also take strings: "4/255", "90%", "11.19M"."""
-    from pydantic.functional_validators import BeforeValidator
-
-    from .spec.schema import _COUNT, _FRACTION, parse_count, parse_fraction
-
-    patterns = {parse_fraction: _FRACTION.pattern, parse_count: _COUNT.pattern}
-    out = []
-    for name, info in model.model_fields.items():
-        for m in _all_metadata(info):
-            if isinstance(m, BeforeValidator) and m.func in patterns:
-                out.append((info.alias or name, patterns[m.func]))
-                break
-    return out
-
-
-def _all_metadata(info: Any) -> list[Any]:
-    """Field metadata, including that of an ``Optional[Annotated[...]]`` annotation."""
-    from types import UnionType
-    from typing import Annotated, Union, get_args, get_origin
-
-    found = list(info.metadata)
-    todo = [info.annotation]
-    while todo:
-        tp = todo.pop()
-        if get_origin(tp) is Annotated:
-            args = get_args(tp)
-            found.extend(args[1:])
-            todo.append(args[0])
-        elif get_origin(tp) in (Union, UnionType):
-            todo.extend(get_args(tp))
-    return found
-
-
-_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
-
-
-def _fix_bounds(node: Any) -> None:
-    """Pydantic writes constraints behind a BeforeValidator as ``ge``/``lt``...; JSON Schema spells them out."""
-    todo = [node]
-    while todo:
-        n = todo.pop()
-        if isinstance(n, dict):
-            if n.get("type") in ("number", "integer"):
-                for short, long in _BOUNDS.items():
-                    if short in n:
-                        n[long] = n.pop(short)
-            todo.extend(n.values())
-        elif isinstance(n, list):
-            todo.extend(n)
-
-
 def suite_json_schema() -> dict[str, Any]:
-    """A JSON Schema (draft 2020-12) of suite files, built from the pydantic models, for editors."""
-    from .compress import COMPRESSIONS
-    from .expect import EXPECTATIONS
-    from .spec.schema import _NAME, FolderData, ModelSpec, RegressionSpec, SynthData, TrainRecipe
+    """The JSON Schema of suite files (generated from the pydantic models; see robustspec.spec.json_schema)."""
+    from .spec.json_schema import suite_json_schema as generate
 
-    defs: dict[str, Any] = {}
-    ref_template = "#/$defs/{model}"
-
-    def add(model: Any) -> dict[str, Any]:
-        schema = model.model_json_schema(by_alias=True, ref_template=ref_template)
-        defs.update(schema.pop("$defs", {}))
-        defs[model.__name__] = schema
-        return {"$ref": ref_template.format(model=model.__name__)}
-
-    name = {"type": "string", "pattern": _NAME, "maxLength": 64}
-
-    def named(what: str) -> dict[str, Any]:
-        return {**name, "description": f"the name of a {what} (from specs/ or built in)"}
-
-    data_ref = [add(SynthData), add(FolderData)]
-    train_ref = add(TrainRecipe)
-    model_ref = add(ModelSpec)
-    expectations = []
-    from .attacks import ATTACKS
-    from .expect.attack import _combined
-
-    attack_models = [_combined(name) for name in ATTACKS.names()]
-    for kind in EXPECTATIONS.names():
-        params = EXPECTATIONS.get(kind).Params
-        # An attack entry takes the gates plus the named attack's own parameters: one schema per attack.
-        schema = {"anyOf": [add(m) for m in attack_models]} if kind == "attack" else add(params)
-        expectations.append(
-            {
-                "type": "object",
-                "properties": {kind: schema},
-                "required": [kind],
-                "additionalProperties": False,
-                "description": (EXPECTATIONS.get(kind).__doc__ or kind).strip().splitlines()[0],
-            }
-        )
-
-    steps = []
-    for kind in COMPRESSIONS.names():
-        impl = COMPRESSIONS.get(kind)
-        # A step whose parse() turns a bare word into a mapping has a string shorthand (`quantize: ptsq`,
-        # `coral: webcam`); the others take a mapping only.
-        shorthand = [{"type": "string"}] if impl().parse("x") != "x" else []
-        steps.append(
-            {
-                "type": "object",
-                "properties": {kind: {"anyOf": [add(impl.Params), *shorthand]}},
-                "required": [kind],
-                "additionalProperties": False,
-                "description": (impl.__doc__ or kind).strip().splitlines()[0],
-            }
-        )
-
-    # Fractions ("4/255", "90%") and counts ("11.19M") may be strings wherever they are parsed.
-    models = [
-        SynthData,
-        FolderData,
-        TrainRecipe,
-        ModelSpec,
-        RegressionSpec,
-        *(EXPECTATIONS.get(k).Params for k in EXPECTATIONS.names()),
-        *(COMPRESSIONS.get(k).Params for k in COMPRESSIONS.names()),
-        *attack_models,
-    ]
-    for model in models:
-        props = defs.get(model.__name__, {}).get("properties", {})
-        for alias, pattern in _string_forms(model):
-            if alias in props:
-                prop = props[alias]
-                meta = {k: prop.pop(k) for k in ("title", "description", "default") if k in prop}
-                props[alias] = {"anyOf": [prop, {"type": "string", "pattern": pattern}], **meta}
-
-    # Inline models in a suite may name their training recipe, and may omit `arch` for a zoo name.
-    model_def = defs["ModelSpec"]
-    model_def["properties"]["train"] = {
-        "anyOf": [named("training recipe"), train_ref, {"type": "null"}],
-        "description": "a training recipe for this model only (a name or a mapping)",
-    }
-    model_def["required"] = [r for r in model_def.get("required", []) if r != "arch"]
-
-    step = {"anyOf": steps, "description": "one compression step, like {quantize: ptsq}"}
-    variants = {
-        "type": "object",
-        "propertyNames": {**name, "not": {"const": "baseline"}},
-        "additionalProperties": {"anyOf": [{"type": "array", "items": step, "minItems": 1}, step]},
-        "description": "compression chains by name; the uncompressed 'baseline' is always there",
-    }
-    model_def["properties"]["variants"] = {**variants, "description": "compression variants of this model only"}
-    _fix_bounds(defs)
-    return {
-        "$schema": SCHEMA_DIALECT,
-        "title": "robustspec suite",
-        "description": "A robustspec suite file: a dataset, a source domain, models and expectations.",
-        "type": "object",
-        "properties": {
-            "suite": {**name, "description": "the suite's name (default: the file name)"},
-            "data": {
-                "anyOf": [named("dataset"), *data_ref],
-                "description": "a dataset name (specs/datasets.yaml or office-synth) or an inline dataset",
-            },
-            "source": {**name, "description": "the domain models are trained on"},
-            "targets": {
-                "type": "array",
-                "items": name,
-                "description": "domains to test on (default: every domain but the source)",
-            },
-            "train": {
-                "anyOf": [named("training recipe"), train_ref],
-                "description": "a training recipe name (specs/training.yaml or default) or an inline recipe",
-            },
-            "models": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"anyOf": [named("model"), model_ref]},
-                "description": "model names (specs/models.yaml or the zoo) or inline models",
-            },
-            "variants": {**variants, "description": "compression chains of every model, by name"},
-            "expect": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"anyOf": expectations},
-                "description": "expectations, each a one-key mapping like {target-accuracy: {min: 0.5}}",
-            },
-        },
-        "required": ["source", "models", "expect"],
-        "additionalProperties": False,
-        "$defs": dict(sorted(defs.items())),
-    }
+    return generate()
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .expect import EXPECTATIONS, CheckTarget
+from .expect import CheckTarget
 from .spec.loader import LoadedSuite
 from .spec.schema import BASELINE, ModelSpec
+from .spec.selection import expectation_targets, selects
 
 __all__ = ["Check", "plan_suite"]
 
@@ -41,17 +42,11 @@ def plan_suite(loaded: LoadedSuite) -> list[Check]:
         for variant in [BASELINE, *loaded.variants.get(model.name, {})]:
             # A name used twice under one model/variant (same kind, same domain) gets #2, #3 ...
             seen: dict[str, int] = {}
+            steps = () if variant == BASELINE else tuple(loaded.variants[model.name][variant])
             for e in loaded.expectations:
-                if e.params.models is not None and model.name not in e.params.models:
+                if not selects(e.params, model.name, variant):
                     continue
-                if e.params.variants is not None and variant not in e.params.variants:
-                    continue
-                kind = EXPECTATIONS.get(e.kind)()
-                if hasattr(kind, "expand_chain"):  # items that depend on the chain (adaptation-gain)
-                    steps = () if variant == BASELINE else tuple(loaded.variants[model.name][variant])
-                    targets = kind.expand_chain(e.params, suite.source, suite.targets, variant, steps)
-                else:
-                    targets = kind.expand(e.params, suite.source, suite.targets, variant)
+                targets = expectation_targets(e.kind, e.params, suite.source, suite.targets, variant, steps)
                 for target in targets:
                     name = f"{e.kind}[{target.label}]" if target.label else e.kind
                     seen[name] = seen.get(name, 0) + 1

@@ -169,17 +169,32 @@ def test_console_script(project: Path) -> None:
 # --------------------------------------------------------------------------- schema
 
 
-def test_schema_is_json_with_every_expectation(capsys: pytest.CaptureFixture[str]) -> None:
+def test_schema_is_generated_with_every_registered_component(capsys: pytest.CaptureFixture[str]) -> None:
+    from robustspec.attacks import ATTACKS
+    from robustspec.compress import COMPRESSIONS
+    from robustspec.spec.json_schema import SCHEMA_ID
+
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["title"]
+    assert schema["$id"] == SCHEMA_ID
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"suite", "data", "source", "targets", "train", "models", "variants", "expect"}
-    kinds = [next(iter(alt["properties"])) for alt in schema["properties"]["expect"]["items"]["anyOf"]]
+    defs = schema["$defs"]
+    kinds = [
+        next(iter(defs[alt["$ref"].rsplit("/", 1)[1]]["properties"]))
+        for alt in schema["properties"]["expect"]["items"]["anyOf"]
+    ]
     assert kinds == EXPECTATIONS.names()
-    assert schema["$defs"]["TrainRecipe"]["additionalProperties"] is False
-    assert "epochs" in schema["$defs"]["TrainRecipe"]["properties"]
+    steps = [name.removeprefix("Step_").replace("_", "-") for name in defs if name.startswith("Step_")]
+    assert sorted(steps) == COMPRESSIONS.names()
+    attack_expectation = defs["Expect_attack"]["properties"]["attack"]
+    assert sorted(attack_expectation["discriminator"]["mapping"]) == ATTACKS.names()
+    assert defs["TrainRecipe"]["additionalProperties"] is False
+    assert "epochs" in defs["TrainRecipe"]["properties"]
+    # Descriptions come from the pydantic fields.
+    assert defs["TrainRecipe"]["properties"]["batch-size"]["title"]
+    assert "description" in defs["SourceAccuracyParams"]["properties"]["min"]
 
 
 def test_schema_to_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

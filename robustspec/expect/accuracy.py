@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..spec.schema import DomainName, ExpectationBase, Probability
+from ..spec.schema import ExpectationBase, Probability, TargetDomainRef
 from .base import EXPECTATIONS, Accuracy, CheckTarget, Difference, Outcome, gate_min
 
 
@@ -14,12 +14,16 @@ class SourceAccuracyParams(ExpectationBase):
 
 class TargetAccuracyParams(ExpectationBase):
     min: Probability = Field(description="minimum accuracy on each target domain")
-    domains: list[DomainName] | None = Field(None, description="target domains (default: every target of the suite)")
+    domains: list[TargetDomainRef] | None = Field(
+        None, description="target domains (default: every target of the suite)"
+    )
 
 
 class DropParams(ExpectationBase):
     max: Probability = Field(description="maximum drop: source accuracy minus target accuracy")
-    domains: list[DomainName] | None = Field(None, description="target domains (default: every target of the suite)")
+    domains: list[TargetDomainRef] | None = Field(
+        None, description="target domains (default: every target of the suite)"
+    )
 
 
 @EXPECTATIONS.register("source-accuracy")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ..spec.schema import DomainName, ExpectationBase, Name, Real
+from ..spec.schema import ExpectationBase, Real, TargetDomainRef, VariantRef
 from .base import EXPECTATIONS, CheckTarget, Difference, Outcome
 
 __all__ = [
@@ -53,10 +53,10 @@ class AdaptationGainParams(ExpectationBase):
     min: Annotated[Real, Field(ge=-1.0, le=1.0)] = Field(
         description="minimum gain: target accuracy of the adapted variant minus that of the same chain without adaptation"
     )
-    domains: list[DomainName] | None = Field(
+    domains: list[TargetDomainRef] | None = Field(
         None, description="default: the target domains of the variant's adaptation steps"
     )
-    versus: Name | None = Field(
+    versus: VariantRef | None = Field(
         None,
         description="compare with this variant of the same model instead of the chain without adaptation "
         "(e.g. a control such as {coral: {target: webcam, weight: 0}}, to isolate the CORAL term)",

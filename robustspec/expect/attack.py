@@ -38,7 +38,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..outcomes import contingency, decode_outcomes, encode_outcomes, paired_counts
-from ..spec.schema import BASELINE, DomainName, ExpectationBase, Int, Probability
+from ..spec.schema import BASELINE, DomainRef, ExpectationBase, Int, Probability
 from ..stats import newcombe_difference, newcombe_paired_difference, wilson_interval
 from .base import EXPECTATIONS, CheckTarget, Outcome, at_least, at_most
 
@@ -70,7 +70,7 @@ class AttackGate(ExpectationBase):
         256, ge=1, le=100_000, description="test images drawn with `seed` (fewer if the split is smaller)"
     )
     seed: Int = Field(0, ge=0)
-    domain: DomainName | None = Field(None, description="domain whose test split is attacked (default: the source)")
+    domain: DomainRef | None = Field(None, description="domain whose test split is attacked (default: the source)")
     mode: Mode = Field(
         "worst-case",
         description="int8 models: worst-case (robust only if an image survives transfer from the float parent, "

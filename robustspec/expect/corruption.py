@@ -28,11 +28,18 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from ..spec.schema import BASELINE, DomainName, ExpectationBase, Int, Probability, Real
+from ..spec.refs import Choices
+from ..spec.schema import BASELINE, DomainRef, ExpectationBase, Int, Probability, Real
 from ..stats import wilson_interval
 from .base import EXPECTATIONS, CheckTarget, Outcome, at_least, at_most
 
 __all__ = ["CorruptionExpectation", "CorruptionParams", "corruption_errors"]
+
+
+def _corruption_names() -> list[str]:
+    from ..corrupt import CORRUPTIONS
+
+    return CORRUPTIONS.names()
 
 
 def _known_corruption(name: str) -> str:
@@ -52,8 +59,8 @@ def _severity(level: int) -> int:
 class CorruptionParams(ExpectationBase):
     """Corruptions and severities to measure, and the gates: ``max-mce``, ``min-accuracy`` (one or both)."""
 
-    domain: DomainName | None = Field(None, description="base domain to corrupt (default: the source)")
-    corruptions: list[Annotated[str, AfterValidator(_known_corruption)]] | None = Field(
+    domain: DomainRef | None = Field(None, description="base domain to corrupt (default: the source)")
+    corruptions: list[Annotated[str, AfterValidator(_known_corruption), Choices(_corruption_names)]] | None = Field(
         None, min_length=1, description="corruption names (default: every registered ImageNet-C benchmark corruption)"
     )
     severities: list[Annotated[Int, AfterValidator(_severity)]] = Field(

@@ -36,14 +36,22 @@ from pydantic import (
     model_validator,
 )
 
+from .refs import Ref
+from .text import shorten
+
 __all__ = [
     "Strict",
     "Name",
     "DomainName",
+    "DomainRef",
+    "TargetDomainRef",
+    "ModelRef",
+    "VariantRef",
     "ExpectationBase",
     "RegressionSpec",
     "Fraction",
     "Probability",
+    "Ratio",
     "parse_fraction",
     "parse_count",
     "Count",
@@ -65,6 +73,11 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=_NAME, max_length=64)]
 #: A domain, or a derived one (``amazon+gaussian_noise@3``); the loader checks the parts against the dataset.
 DomainName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+@-]*$", max_length=96)]
+#: Names of things of the suite; the loader checks each against the suite (:mod:`robustspec.spec.refs`).
+DomainRef = Annotated[DomainName, Ref("domain"), Field(description=Ref("domain").description)]
+TargetDomainRef = Annotated[DomainName, Ref("target-domain"), Field(description=Ref("target-domain").description)]
+ModelRef = Annotated[Name, Ref("model"), Field(description=Ref("model").description)]
+VariantRef = Annotated[Name, Ref("variant"), Field(description=Ref("variant").description)]
 
 
 def _hyphenate(name: str) -> str:
@@ -80,10 +93,24 @@ class Strict(BaseModel):
         populate_by_name=True,
         frozen=True,
         validate_default=True,
+        # inf and nan (.inf, .nan, 1e309) are never a meaningful bound or parameter, and a gate with an
+        # infinite bound cannot fail: every float of every suite model must be finite.
+        allow_inf_nan=False,
     )
 
 
-_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*(%?)\s*$")
+# Each number is ``digits[.digits]`` or ``.digits``: one way to match, so a long run of digits that fails
+# in the end is rejected in linear time (``[0-9]*\.?[0-9]+`` backtracks quadratically).
+_FRACTION = re.compile(
+    r"^\s*((?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]+(?:\.[0-9]+)?|\.[0-9]+))?\s*(%?)\s*$"
+)
+_NOT_FINITE = "must be a finite number"
+
+
+def _finite(number: float) -> float:
+    if not math.isfinite(number):
+        raise ValueError(_NOT_FINITE)
+    return number
 
 
 def parse_fraction(value: Any) -> Any:
@@ -91,14 +118,17 @@ def parse_fraction(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected a number, got a boolean")
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return _finite(float(value))
+        except OverflowError:  # an int beyond the float range
+            raise ValueError(_NOT_FINITE) from None
     if isinstance(value, str):
         m = _FRACTION.match(value)
         if not m:
-            raise ValueError(f"expected a number, a fraction like 4/255 or a percentage like 90%, got {value!r}")
-        num = float(m.group(1))
+            raise ValueError(f"expected a number, a fraction like 4/255 or a percentage like 90%, got {shorten(value)}")
+        num = _finite(float(m.group(1)))  # "1e309" reads as inf
         if m.group(2) is not None:
-            den = float(m.group(2))
+            den = _finite(float(m.group(2)))
             if den == 0:
                 raise ValueError("division by zero")
             num /= den
@@ -119,38 +149,64 @@ Int = Annotated[int, Field(strict=True)]
 Real = Annotated[float, BeforeValidator(_no_bool)]
 _COUNT = re.compile(r"^\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
 _COUNT_SCALE = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+#: Far above any network's parameter count; also keeps "1e999999999" from becoming a billion-digit int.
+_MAX_COUNT = 10**15
 
 
 def parse_count(value: Any) -> int:
     """A parameter count: ``1234``, ``"500k"``, ``"11.19M"``, ``"4.51e6"`` (regex and Decimal, never eval)."""
     if isinstance(value, bool):
         raise ValueError("expected a parameter count like 11.19M, 500k or 4510000, got a boolean")
+    too_large = f"a parameter count must be at most 10^15, got {shorten(value)}"
     if isinstance(value, int):
+        if value > _MAX_COUNT:
+            raise ValueError(too_large)
         return value
     if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
+        _finite(value)
+        if value != int(value):
             raise ValueError(f"a parameter count must be a whole number, got {value!r}")
+        if value > _MAX_COUNT:
+            raise ValueError(too_large)
         return int(value)
     if isinstance(value, str):
         m = _COUNT.match(value)
         if m:
             try:
-                exact = Decimal(m.group(1)) * _COUNT_SCALE[m.group(2).lower()]
+                written = Decimal(m.group(1))
+                # Compared as Decimals, the exponent first: no huge int and no Decimal overflow ("1e99999999").
+                if written.adjusted() > 15:
+                    raise ValueError(too_large)
+                exact = written * _COUNT_SCALE[m.group(2).lower()]
             except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
                 exact = None
             if exact is not None:
+                if exact > _MAX_COUNT:
+                    raise ValueError(too_large)
                 if exact != exact.to_integral_value():
-                    raise ValueError(f"a parameter count must be a whole number, {value!r} is {exact.normalize()}")
+                    raise ValueError(
+                        f"a parameter count must be a whole number, {shorten(value)} is {exact.normalize()}"
+                    )
                 return int(exact)
-        raise ValueError(f"expected a parameter count like 11.19M, 500k or 4510000, got {value!r}")
+        raise ValueError(f"expected a parameter count like 11.19M, 500k or 4510000, got {shorten(value)}")
     raise ValueError(f"expected a parameter count like 11.19M, 500k or 4510000, got {type(value).__name__}")
 
 
+def _number_or_text(number: Any, parse: Any, pattern: str, example: str) -> Any:
+    """``number``, also written as text that ``parse`` reads; the JSON Schema shows both forms and the bounds."""
+    text = Annotated[str, Field(pattern=pattern, description=f"as text, like {example}")]
+    return Annotated[number, BeforeValidator(parse, json_schema_input_type=number | text)]
+
+
 #: A parameter count: an int, or a string like "11.19M", "500k", "4.51e6".
-Count = Annotated[int, BeforeValidator(parse_count), Field(gt=0)]
-Fraction = Annotated[float, BeforeValidator(parse_fraction)]
-Probability = Annotated[float, BeforeValidator(parse_fraction), Field(ge=0.0, le=1.0)]
-Confidence = Annotated[float, BeforeValidator(parse_fraction), Field(gt=0.0, lt=1.0)]
+Count = _number_or_text(Annotated[int, Field(gt=0)], parse_count, _COUNT.pattern, "11.19M or 500k")
+Fraction = _number_or_text(float, parse_fraction, _FRACTION.pattern, "4/255 or 90%")
+Probability = _number_or_text(
+    Annotated[float, Field(ge=0.0, le=1.0)], parse_fraction, _FRACTION.pattern, "4/255 or 90%"
+)
+#: Strictly between 0 and 1 (a ratio, a sparsity, a confidence level).
+Ratio = _number_or_text(Annotated[float, Field(gt=0.0, lt=1.0)], parse_fraction, _FRACTION.pattern, "0.5 or 95%")
+Confidence = Ratio
 
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -280,8 +336,8 @@ class RegressionSpec(Strict):
 class ExpectationBase(Strict):
     """Fields every expectation accepts."""
 
-    models: list[Name] | None = Field(None, description="only these models (default: all)")
-    variants: list[Name] | None = Field(None, description="only these variants (default: all, baseline included)")
+    models: list[ModelRef] | None = Field(None, description="only these models (default: all)")
+    variants: list[VariantRef] | None = Field(None, description="only these variants (default: all, baseline included)")
     confidence: Confidence | None = Field(
         None, description="gate on the Wilson interval at this level instead of the point estimate"
     )
