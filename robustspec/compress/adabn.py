@@ -24,7 +24,7 @@ from pydantic import Field
 
 from ..errors import ArtifactError
 from ..progress import Timer, report
-from ..spec.schema import DomainName, Int, Strict
+from ..spec.schema import Int, Strict, TargetDomainRef
 from . import COMPRESSIONS
 from .base import AdaptationStep, ChainPosition, StepContext, StepResult
 
@@ -38,7 +38,7 @@ __all__ = ["AdaBN", "AdaBNParams", "reestimate_batchnorm"]
 class AdaBNParams(Strict):
     """``adabn: {target: webcam}`` or ``adabn: {target: dslr, images: 500, batch-size: 128}``."""
 
-    target: DomainName = Field(
+    target: TargetDomainRef = Field(
         description="target domain (or a derived one, amazon+fog@3); its train split is used without labels"
     )
     images: Int | None = Field(

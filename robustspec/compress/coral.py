@@ -25,7 +25,7 @@ from pydantic import Field
 
 from ..models.zoo import MODELS
 from ..progress import report
-from ..spec.schema import DomainName, Int, Real, Strict
+from ..spec.schema import Int, Real, Strict, TargetDomainRef
 from ..train.coral import CLASSIFIER_INPUT, train_coral
 from . import COMPRESSIONS
 from .base import AdaptationStep, ChainPosition, StepContext, StepResult
@@ -39,7 +39,7 @@ __all__ = ["Coral", "CoralParams"]
 class CoralParams(Strict):
     """``coral: {target: webcam}`` or ``coral: {target: dslr, weight: 10, layers: [layer4], epochs: 5}``."""
 
-    target: DomainName = Field(
+    target: TargetDomainRef = Field(
         description="target domain (or a derived one, amazon+gaussian_noise@3); its train split is used without labels"
     )
     weight: Annotated[Real, Field(ge=0.0, le=1e6)] = Field(1.0, description="lambda: weight of the CORAL term")
