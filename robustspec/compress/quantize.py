@@ -209,10 +209,24 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+def engine_problem(backend: str) -> str | None:
+    """Why this torch build cannot run ``backend``, or None (asked when building: it needs torch)."""
+    import torch
+
+    engines = torch.backends.quantized.supported_engines
+    if backend in engines:
+        return None
+    available = ", ".join(e for e in engines if e != "none")
+    return f"quantization backend {backend!r} is not available in this torch build (available: {available})"
+
+
 @contextlib.contextmanager
 def _engine(backend: str) -> Iterator[None]:
     import torch
 
+    problem = engine_problem(backend)
+    if problem is not None:
+        raise ModelError(problem)
     previous = torch.backends.quantized.engine
     torch.backends.quantized.engine = backend
     try:
@@ -270,8 +284,7 @@ class Quantize:
         return value
 
     def check(self, params: QuantizeParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
-        import torch
-
+        # The engine is checked when building (engine_problem): asking torch here would import it at collection.
         problems = []
         if position.following:
             problems.append("quantize must be the last step: a quantized model cannot be compressed further")
@@ -280,12 +293,6 @@ class Quantize:
         if not arch.startswith("resnet"):
             problems.append(
                 f"int8 quantization supports torchvision ResNets (resnet18 ... resnet152, resnet10-*), not {arch!r}"
-            )
-        engines = torch.backends.quantized.supported_engines
-        if params.backend not in engines:
-            available = ", ".join(e for e in engines if e != "none")
-            problems.append(
-                f"quantization backend {params.backend!r} is not available in this torch build (available: {available})"
             )
         return problems
 
