@@ -1,8 +1,19 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, and the hypothesis profiles of the library's tests.
+
+`HYPOTHESIS_PROFILE=ci` (set by .ci/run) makes property tests derandomised, so CI is repeatable. The
+profiles live here, not in a root conftest: `pytest suites/` must not import hypothesis (2 s a worker).
+"""
+
+import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["pytester"]
+
+settings.register_profile("ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture(scope="module")
