@@ -3,18 +3,29 @@
 Layout under ``root``::
 
     builds.jsonl                 one JSON line per successful build (appended with O_APPEND)
-    <kind>/<key>.pt              the artifact, written with torch.save
-    <kind>/<key>.json            sidecar: key, kind, describe, created, bytes, sha256, meta
+    <kind>/<key>.value.json      the artifact when its value is plain JSON data (format "json")
+    <kind>/<key>.pt              the artifact otherwise (tensors, state dicts), written with torch.save
+    <kind>/<key>.json            sidecar: key, kind, format, describe, created, bytes, sha256, meta, parents
     <kind>/<key>.lock            per-key FileLock serialising builders of that key
-    <kind>/<key>.{pt,json}.tmp-<pid>-<hex>   in-flight writes (never read)
+    <kind>/<key>.{value.json,pt,json}.tmp-<pid>-<hex>   in-flight writes (never read)
+
+Two formats. A value made only of dicts (with string keys), lists, strings, ints, finite floats, bools and
+None (exact types, so it reads back equal, key order included) is stored as JSON; anything else as a
+``.pt`` read back with ``torch.load(weights_only=True)``. torch is imported only to write or read a
+``.pt``: a process that only reads JSON artifacts (a warm run judging stored numbers) never imports it.
+The sidecar's ``format`` says which file holds the data; a sidecar without one (written before JSON
+artifacts existed) means ``.pt``. Such a legacy ``.pt`` whose value is plain JSON (or becomes so through
+the reader's ``upgrade``) is rewritten as JSON once, by the first process that reads it.
 
 Crash safety: an artifact is *valid* only if its sidecar exists and records the size and sha256 of
-the data file as it is on disk now. Both files are written to temporaries, fsynced and moved into
-place with ``os.replace`` (data first, then sidecar, then the directory is fsynced). Whatever step a
-crash interrupts, the pair on disk is either the old pair, a data file without a matching sidecar,
-or the complete new pair; the checksum tells them apart, so a partial artifact is never loaded, only
-rebuilt. Readers take no lock; builders hold the per-key lock and re-check before building, so each
-key is built at most once however many processes ask for it concurrently.
+the data file it names as it is on disk now. Both files are written to temporaries, fsynced and moved into
+place with ``os.replace`` (data first, then sidecar, then the directory is fsynced); a data file of the
+other format left from before is deleted only after that. Whatever step a crash interrupts, the pair on
+disk is either the old pair, a data file without a matching sidecar, or the complete new pair; the
+checksum tells them apart, so a partial artifact is never loaded, only rebuilt. Readers take no lock (a
+reader that finds its data file gone under a sidecar that changed meanwhile reads again); builders hold
+the per-key lock and re-check before building, so each key is built at most once however many processes
+ask for it concurrently.
 """
 
 from __future__ import annotations
@@ -36,11 +47,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import filelock
-import torch
 
 from robustspec.errors import ArtifactError, RobustSpecError
 
-__all__ = ["Store", "canonical_json", "content_key"]
+__all__ = ["Store", "canonical_json", "content_key", "is_plain_json"]
 
 log = logging.getLogger("robustspec.store")
 
@@ -50,23 +60,12 @@ _HASH_CHARS = 24
 _STALE_TEMP_SECONDS = 3600.0
 _CHUNK = 1 << 20
 
+#: The data file of each format, after the key; a sidecar without ``format`` was written before JSON.
+_SUFFIXES = {"json": ".value.json", "pt": ".pt"}
+_LEGACY_FORMAT = "pt"
+
 # Per-process cache of checksum verifications: data path -> ((inode, mtime_ns, size), sha256).
 _VERIFIED: dict[str, tuple[tuple[int, int, int], str]] = {}
-
-# Leaf types that torch.load(weights_only=True) reads back (checked by exact type, so numpy scalars,
-# enums and other subclasses are refused before they are written, not when a later process loads them).
-_SAVEABLE_LEAVES: tuple[type, ...] = (
-    str,
-    bytes,
-    int,
-    float,
-    bool,
-    complex,
-    type(None),
-    torch.Size,
-    torch.dtype,
-    torch.device,
-)
 
 
 def _normalize(obj: Any, where: str) -> Any:
@@ -112,23 +111,77 @@ def content_key(kind: str, recipe: Mapping[str, Any], parents: Sequence[str] = (
     return f"{kind}-{hashlib.sha256(text.encode('ascii')).hexdigest()[:_HASH_CHARS]}"
 
 
+#: Deeper values are stored as .pt (JSON's own reader would hit the recursion limit long before).
+_MAX_JSON_DEPTH = 64
+
+
+def is_plain_json(value: Any, _depth: int = 0) -> bool:
+    """Whether ``value`` reads back from JSON equal and of the same types: dicts with str keys, lists, str,
+    int, finite float, bool and None, by exact type (no tuples, subclasses, NaN or infinities)."""
+    t = type(value)
+    if value is None or t is bool or t is int or t is str:
+        return True
+    if t is float:
+        return math.isfinite(value)
+    if _depth >= _MAX_JSON_DEPTH:
+        return False
+    if t is list:
+        return all(is_plain_json(v, _depth + 1) for v in value)
+    if t is dict:
+        return all(type(k) is str and is_plain_json(v, _depth + 1) for k, v in value.items())
+    return False
+
+
+def _json_bytes(value: Any) -> bytes:
+    """The stored form of a plain JSON value (key order kept: it reads back equal, order included)."""
+    return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def _torch() -> Any:
+    """torch, imported on first need (writing or reading a ``.pt``)."""
+    import torch
+
+    return torch
+
+
 def _check_saveable(value: Any, where: str = "value") -> None:
     """Raise ArtifactError unless torch.load(weights_only=True) can read ``value`` back."""
-    if isinstance(value, torch.Tensor) or type(value) in _SAVEABLE_LEAVES:
-        return
-    if type(value) in (dict, collections.OrderedDict):
-        for k, v in value.items():
-            _check_saveable(k, f"{where} key {k!r}")
-            _check_saveable(v, f"{where}[{k!r}]")
-        return
-    if type(value) in (list, tuple, set, frozenset):
-        for i, v in enumerate(value):
-            _check_saveable(v, f"{where}[{i}]")
-        return
-    raise ArtifactError(
-        f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which torch.load(weights_only=True) "
-        "cannot read; store tensors, str, int, float, bool, None and dicts/lists of them"
-    )
+    torch = _torch()
+    # Leaf types that torch.load(weights_only=True) reads back (checked by exact type, so numpy scalars,
+    # enums and other subclasses are refused before they are written, not when a later process loads them).
+    leaves = (str, bytes, int, float, bool, complex, type(None), torch.Size, torch.dtype, torch.device)
+
+    def check(value: Any, where: str) -> None:
+        if isinstance(value, torch.Tensor) or type(value) in leaves:
+            return
+        if type(value) in (dict, collections.OrderedDict):
+            for k, v in value.items():
+                check(k, f"{where} key {k!r}")
+                check(v, f"{where}[{k!r}]")
+            return
+        if type(value) in (list, tuple, set, frozenset):
+            for i, v in enumerate(value):
+                check(v, f"{where}[{i}]")
+            return
+        raise ArtifactError(
+            f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which torch.load(weights_only=True) "
+            "cannot read; store tensors, str, int, float, bool, None and dicts/lists of them"
+        )
+
+    check(value, where)
+
+
+def _torch_load(f: IO[bytes]) -> Any:
+    """Read a ``.pt`` onto the CPU with ``weights_only=True``."""
+    torch = _torch()
+    with warnings.catch_warnings():
+        # torch's own loader of quantized (int8) tensors still goes through TypedStorage.
+        warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+        # ... and torch 2.14 deprecates creating quantized tensors, which is what reading one does.
+        warnings.filterwarnings(
+            "ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel", category=UserWarning
+        )
+        return torch.load(f, weights_only=True, map_location="cpu")
 
 
 def _sha256_stream(f: IO[bytes]) -> str:
@@ -165,9 +218,13 @@ def _unlink_quietly(path: Path) -> bool:
 #: Kinds that other artifacts are built from; ``prune`` keeps them all when it cannot tell which are needed.
 _UPSTREAM_KINDS = frozenset({"data", "model", "variant"})
 
+#: How often a reader reads again when the data file its sidecar named is gone and the sidecar changed
+#: meanwhile (another process rewrote a legacy .pt as JSON between the two reads).
+_READ_ATTEMPTS = 3
+
 
 class Store:
-    """A directory of content-addressed torch artifacts, safe to share between processes."""
+    """A directory of content-addressed artifacts (JSON or torch), safe to share between processes."""
 
     def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 3600.0) -> None:
         """Use ``root`` (created on first write); wait at most ``lock_timeout`` s (-1: forever) for a builder."""
@@ -181,11 +238,32 @@ class Store:
     # -- paths -------------------------------------------------------------------------------
 
     def path_for(self, key: str) -> Path:
-        """Return ``root/<kind>/<key>.pt`` after checking that ``key`` is a well-formed content key."""
+        """Return ``root/<kind>/<key>.pt`` after checking that ``key`` is a well-formed content key.
+
+        That is where a torch artifact lives; :meth:`data_path` names the file that holds ``key`` now.
+        """
         m = _KEY_RE.fullmatch(key) if isinstance(key, str) else None
         if m is None:
             raise ArtifactError(f"invalid artifact key {key!r}: expected <kind>-<24 hex digits>")
         return self.root / m.group(1) / f"{key}.pt"
+
+    def _format_path(self, key: str, fmt: str) -> Path:
+        """The data file of ``key`` in format ``fmt`` (``json`` or ``pt``)."""
+        return self.path_for(key).with_name(f"{key}{_SUFFIXES[fmt]}")
+
+    def _data_paths(self, key: str) -> list[Path]:
+        """Every data file ``key`` may have, JSON first."""
+        return [self._format_path(key, fmt) for fmt in _SUFFIXES]
+
+    def data_path(self, key: str) -> Path:
+        """The data file of ``key``: the one its sidecar names, else whichever exists (``.pt`` if none)."""
+        meta, _ = self._read_meta(key)
+        if meta is not None:
+            return self._format_path(key, meta["format"])
+        for path in self._data_paths(key):
+            if path.exists():
+                return path
+        return self.path_for(key)
 
     def _meta_path(self, key: str) -> Path:
         """Return the sidecar path of ``key``."""
@@ -215,7 +293,10 @@ class Store:
     # -- validation --------------------------------------------------------------------------
 
     def _read_meta(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
-        """Return (sidecar, None), (None, None) if it is absent, or (None, reason) if it is unreadable."""
+        """Return (sidecar, None), (None, None) if it is absent, or (None, reason) if it is unreadable.
+
+        The sidecar returned always has a ``format`` (``pt`` when it predates formats).
+        """
         try:
             text = self._meta_path(key).read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -233,58 +314,129 @@ class Store:
             or not isinstance(meta.get("bytes"), int)
         ):
             return None, "malformed metadata"
+        fmt = meta.setdefault("format", _LEGACY_FORMAT)
+        if fmt not in _SUFFIXES:
+            return None, f"unknown data format {fmt!r} in metadata"
         return meta, None
 
-    def _check(self, key: str, *, load: bool) -> tuple[str | None, Any]:
-        """Return (None, value or None) if ``key`` is valid, else (reason, None); reason "missing" if absent."""
-        data_path = self.path_for(key)
-        meta, meta_problem = self._read_meta(key)
-        try:
-            f = open(data_path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            if meta is None and meta_problem is None:
-                return "missing", None
-            return "metadata without a data file", None
-        with f:
+    def _check(self, key: str, *, load: bool) -> tuple[str | None, Any, dict[str, Any] | None]:
+        """``(None, value or None, sidecar)`` if ``key`` is valid, else ``(reason, None, None)``; reason
+        ``"missing"`` if it is absent."""
+        for attempt in range(_READ_ATTEMPTS):
+            meta, meta_problem = self._read_meta(key)
             if meta is None:
-                return meta_problem or "data file without metadata", None
-            st = os.fstat(f.fileno())
-            if st.st_size != meta["bytes"]:
-                return f"data file has {st.st_size} bytes, metadata records {meta['bytes']}", None
-            signature = (st.st_ino, st.st_mtime_ns, st.st_size)
-            cached = _VERIFIED.get(str(data_path))
-            if cached != (signature, meta["sha256"]):
-                digest = _sha256_stream(f)
-                if digest != meta["sha256"]:
-                    _VERIFIED.pop(str(data_path), None)
-                    return "checksum mismatch", None
-                _VERIFIED[str(data_path)] = (signature, digest)
-            if not load:
-                return None, None
-            f.seek(0)
+                if any(path.exists() for path in self._data_paths(key)):
+                    return meta_problem or "data file without metadata", None, None
+                return ("missing" if meta_problem is None else "metadata without a data file"), None, None
+            data_path = self._format_path(key, meta["format"])
             try:
-                with warnings.catch_warnings():
-                    # torch's own loader of quantized (int8) tensors still goes through TypedStorage.
-                    warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
-                    # ... and torch 2.14 deprecates creating quantized tensors, which is what reading one does.
-                    warnings.filterwarnings(
-                        "ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel", category=UserWarning
-                    )
-                    return None, torch.load(f, weights_only=True, map_location="cpu")
-            except Exception as exc:  # noqa: BLE001 - any unreadable payload is a corrupt artifact
-                return f"torch.load failed ({type(exc).__name__}: {exc})", None
+                f = open(data_path, "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                again, _ = self._read_meta(key)
+                if again is not None and again != meta and attempt + 1 < _READ_ATTEMPTS:
+                    continue  # rewritten meanwhile (a legacy .pt converted to JSON): read the new pair
+                return "metadata without a data file", None, None
+            with f:
+                reason, value = self._verify(f, data_path, meta, load=load)
+            return reason, value, (meta if reason is None else None)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _verify(self, f: IO[bytes], data_path: Path, meta: dict[str, Any], *, load: bool) -> tuple[str | None, Any]:
+        """Check the open data file against its sidecar, and read it when ``load``."""
+        st = os.fstat(f.fileno())
+        if st.st_size != meta["bytes"]:
+            return f"data file has {st.st_size} bytes, metadata records {meta['bytes']}", None
+        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _VERIFIED.get(str(data_path))
+        raw: bytes | None = None
+        if cached != (signature, meta["sha256"]):
+            if meta["format"] == "json":
+                raw = f.read()
+                digest = hashlib.sha256(raw).hexdigest()
+            else:
+                digest = _sha256_stream(f)
+            if digest != meta["sha256"]:
+                _VERIFIED.pop(str(data_path), None)
+                return "checksum mismatch", None
+            _VERIFIED[str(data_path)] = (signature, digest)
+        if not load:
+            return None, None
+        if meta["format"] == "json":
+            if raw is None:
+                f.seek(0)
+                raw = f.read()
+            try:
+                value = json.loads(raw)
+            except ValueError as exc:
+                return f"unparseable JSON data ({exc})", None
+            return None, value
+        f.seek(0)
+        try:
+            return None, _torch_load(f)
+        except Exception as exc:  # noqa: BLE001 - any unreadable payload is a corrupt artifact
+            return f"torch.load failed ({type(exc).__name__}: {exc})", None
 
     def has(self, key: str) -> bool:
         """Return whether a complete artifact with a verified checksum exists for ``key``."""
         return self._check(key, load=False)[0] is None
 
-    def load(self, key: str) -> Any:
-        """Load a verified artifact onto the CPU; ArtifactError if it is missing or corrupt."""
-        reason, value = self._check(key, load=True)
+    def load(self, key: str, *, upgrade: Callable[[Any], Any] | None = None) -> Any:
+        """Load a verified artifact (tensors onto the CPU); ArtifactError if it is missing or corrupt.
+
+        ``upgrade`` maps a value stored in an older layout to the current one (and the current one to
+        itself); see :meth:`get_or_build`.
+        """
+        reason, value, meta = self._check(key, load=True)
         if reason is not None:
             raise ArtifactError(f"artifact {key} in {self.root} is not available: {reason}")
         self._mark_used(key)
+        return self._current(key, value, meta, upgrade)  # type: ignore[arg-type]
+
+    def _current(
+        self, key: str, value: Any, meta: dict[str, Any], upgrade: Callable[[Any], Any] | None, describe: str = ""
+    ) -> Any:
+        """``value`` upgraded; a ``.pt`` whose (upgraded) value is plain JSON is rewritten as JSON, once."""
+        if upgrade is not None:
+            try:
+                value = upgrade(value)
+            except RobustSpecError:
+                raise
+            except Exception as exc:
+                raise ArtifactError(
+                    f"artifact {describe or key} in {self.root} has an unreadable layout: {exc}"
+                ) from exc
+        if meta["format"] != "json" and is_plain_json(value):
+            self._convert(key, value, meta)
         return value
+
+    def _convert(self, key: str, value: Any, meta: dict[str, Any]) -> None:
+        """Rewrite a valid ``.pt`` artifact as JSON, keeping its sidecar's record; best effort.
+
+        Skipped when another process holds the key's lock (it is converting it, or rebuilding it), when
+        the artifact changed since it was read, or when the store cannot be written (a read-only cache).
+        """
+        try:
+            lock = self._lock(key)
+            lock.acquire(timeout=0)
+        except (filelock.Timeout, OSError):
+            return
+        try:
+            now, _ = self._read_meta(key)
+            if now is None or now["format"] != meta["format"] or now["sha256"] != meta["sha256"]:
+                return
+            self._write(
+                key,
+                value,
+                meta=now.get("meta") or {},
+                describe=str(now.get("describe") or ""),
+                parents=now.get("parents"),
+                keep={k: v for k, v in now.items() if k not in ("bytes", "sha256", "format")},
+            )
+            log.info("artifact %s (%s) rewritten as JSON", key, now.get("describe") or "-")
+        except (ArtifactError, OSError) as exc:
+            log.debug("could not rewrite %s as JSON: %s", key, exc)
+        finally:
+            lock.release()
 
     def _mark_used(self, key: str) -> None:
         """Record that ``key`` was just used: its sidecar's modification time (``prune`` reads it).
@@ -296,7 +448,7 @@ class Store:
 
     def last_used(self, key: str) -> float | None:
         """When ``key`` was last built or loaded (seconds since the epoch); None if it has no files."""
-        for path in (self._meta_path(key), self.path_for(key)):
+        for path in (self._meta_path(key), *self._data_paths(key)):
             with contextlib.suppress(OSError):
                 return path.stat().st_mtime
         return None
@@ -311,49 +463,72 @@ class Store:
         meta: Mapping[str, Any] | None = None,
         describe: str = "",
         parents: Sequence[str] = (),
+        upgrade: Callable[[Any], Any] | None = None,
     ) -> Any:
         """Return the artifact ``key``, calling ``build()`` and storing its result if no valid copy exists.
 
         ``parents`` are the keys it is built from (recorded in its sidecar: ``prune`` keeps the parents of
-        what it keeps).
+        what it keeps). ``upgrade``, when given, is applied to a stored value (never to what ``build()``
+        returns): it turns a value in a layout an older version of the builder stored into the current one
+        and leaves a current one as it is. A value stored as ``.pt`` that is plain JSON once upgraded is
+        rewritten as JSON, so the next reader needs no torch.
         """
-        reason, value = self._check(key, load=True)
+        reason, value, stored = self._check(key, load=True)
         if reason is None:
             self._mark_used(key)
-            return value
+            return self._current(key, value, stored, upgrade, describe)  # type: ignore[arg-type]
         with self._locked(key, describe):
-            reason, value = self._check(key, load=True)
-            if reason is None:
-                self._mark_used(key)
+            reason, value, stored = self._check(key, load=True)
+            if reason is not None:
+                if reason != "missing":
+                    log.warning("artifact %s (%s) is corrupt or partial: %s; rebuilding", key, describe or "-", reason)
+                self._clean_stale_temps(key)
+                started = time.monotonic()
+                try:
+                    value = build()
+                except RobustSpecError:
+                    raise
+                except Exception as exc:
+                    raise ArtifactError(f"building {describe or key} failed: {exc}") from exc
+                seconds = time.monotonic() - started
+                self._write(key, value, meta=meta, describe=describe, parents=parents)
+                self._log_build(key, describe, seconds)
                 return value
-            if reason != "missing":
-                log.warning("artifact %s (%s) is corrupt or partial: %s; rebuilding", key, describe or "-", reason)
-            self._clean_stale_temps(key)
-            started = time.monotonic()
-            try:
-                value = build()
-            except RobustSpecError:
-                raise
-            except Exception as exc:
-                raise ArtifactError(f"building {describe or key} failed: {exc}") from exc
-            seconds = time.monotonic() - started
-            _check_saveable(value, f"the result of building {describe or key}")
-            self._write(key, value, meta=meta, describe=describe, parents=parents)
-            self._log_build(key, describe, seconds)
-            return value
+            self._mark_used(key)
+        # Stored by another process while this one waited; upgraded (and converted: that takes the lock
+        # itself) once the lock is released.
+        return self._current(key, value, stored, upgrade, describe)  # type: ignore[arg-type]
 
     def _write(
-        self, key: str, value: Any, *, meta: Mapping[str, Any] | None, describe: str, parents: Sequence[str] = ()
+        self,
+        key: str,
+        value: Any,
+        *,
+        meta: Mapping[str, Any] | None,
+        describe: str,
+        parents: Sequence[str] | None = (),
+        keep: Mapping[str, Any] | None = None,
     ) -> None:
-        """Atomically store ``value`` and its sidecar (caller holds the key's lock)."""
-        data_path = self.path_for(key)
+        """Atomically store ``value`` (JSON when it is plain JSON data, else ``.pt``) and its sidecar, then
+        delete a data file of the other format (caller holds the key's lock).
+
+        ``keep``: sidecar fields to carry over (``created`` and the rest when a ``.pt`` is rewritten as JSON).
+        """
+        fmt = "json" if is_plain_json(value) else "pt"
+        if fmt == "pt":
+            _check_saveable(value, f"the result of building {describe or key}")
+        data_path = self._format_path(key, fmt)
         meta_path = self._meta_path(key)
         tag = f"{os.getpid()}-{secrets.token_hex(4)}"
         data_tmp = data_path.with_name(f"{data_path.name}.tmp-{tag}")
         meta_tmp = meta_path.with_name(f"{meta_path.name}.tmp-{tag}")
         try:
+            data_path.parent.mkdir(parents=True, exist_ok=True)
             with open(data_tmp, "xb") as f:
-                torch.save(value, f)
+                if fmt == "json":
+                    f.write(_json_bytes(value))
+                else:
+                    _torch().save(value, f)
                 f.flush()
                 os.fsync(f.fileno())
             with open(data_tmp, "rb") as f:
@@ -364,11 +539,15 @@ class Store:
                 "kind": _KEY_RE.fullmatch(key).group(1),  # type: ignore[union-attr]
                 "describe": describe,
                 "created": time.time(),
+                "meta": dict(meta) if meta is not None else {},
+                **({"parents": list(parents)} if parents is not None else {}),
+                **(keep or {}),
+                "format": fmt,
                 "bytes": st.st_size,
                 "sha256": digest,
-                "meta": dict(meta) if meta is not None else {},
-                "parents": list(parents),
             }
+            if keep is not None:
+                sidecar["rewritten"] = time.time()
             with open(meta_tmp, "x", encoding="utf-8") as f:
                 json.dump(sidecar, f, sort_keys=True, indent=1, default=str)
                 f.flush()
@@ -378,6 +557,10 @@ class Store:
             os.replace(meta_tmp, meta_path)
             _fsync_dir(data_path.parent)
             _VERIFIED[str(data_path)] = ((st.st_ino, st.st_mtime_ns, st.st_size), digest)
+            for other in self._data_paths(key):
+                if other != data_path:
+                    _VERIFIED.pop(str(other), None)
+                    _unlink_quietly(other)
         except RobustSpecError:
             raise
         except Exception as exc:
@@ -411,8 +594,8 @@ class Store:
         """Delete this key's temp files older than an hour (caller holds the key's lock, so none is in use)."""
         directory = self.path_for(key).parent
         cutoff = time.time() - _STALE_TEMP_SECONDS
-        for pattern in (f"{key}.pt.tmp-*", f"{key}.json.tmp-*"):
-            for tmp in directory.glob(pattern):
+        for suffix in (*_SUFFIXES.values(), ".json"):
+            for tmp in directory.glob(f"{key}{suffix}.tmp-*"):
                 with contextlib.suppress(OSError):
                     if tmp.stat().st_mtime < cutoff:
                         tmp.unlink()
@@ -428,21 +611,21 @@ class Store:
             if not kind_dir.is_dir() or not _KIND_RE.fullmatch(kind_dir.name):
                 continue
             for file in kind_dir.iterdir():
-                if file.suffix not in (".pt", ".json"):
-                    continue
-                m = _KEY_RE.fullmatch(file.stem)
-                if m is not None and m.group(1) == kind_dir.name:
-                    keys.add(file.stem)
+                for suffix in (*_SUFFIXES.values(), ".json"):
+                    if file.name.endswith(suffix):
+                        m = _KEY_RE.fullmatch(file.name[: -len(suffix)])
+                        if m is not None and m.group(1) == kind_dir.name:
+                            keys.add(m.group(0))
+                        break
         return sorted(keys)
 
     def entries(self) -> list[dict[str, Any]]:
-        """Return the sidecar of every valid artifact (plus its ``path``), sorted by key."""
+        """Return the sidecar of every valid artifact (plus its data file's ``path``), sorted by key."""
         out = []
         for key in self._keys_on_disk():
-            if self._check(key, load=False)[0] is None:
-                meta, _ = self._read_meta(key)
-                if meta is not None:
-                    out.append({**meta, "path": str(self.path_for(key))})
+            reason, _, meta = self._check(key, load=False)
+            if reason is None and meta is not None:
+                out.append({**meta, "path": str(self._format_path(key, meta["format"]))})
         return out
 
     def builds(self) -> list[dict[str, Any]]:
@@ -468,8 +651,10 @@ class Store:
             return False
         with self._locked(key):
             removed_meta = _unlink_quietly(self._meta_path(key))
-            removed_data = _unlink_quietly(data_path)
-            _VERIFIED.pop(str(data_path), None)
+            removed_data = False
+            for path in self._data_paths(key):
+                removed_data |= _unlink_quietly(path)
+                _VERIFIED.pop(str(path), None)
             self._clean_stale_temps(key)
         return removed_meta or removed_data
 
@@ -505,8 +690,9 @@ class Store:
             used = self.last_used(key) or 0.0
             meta = sidecars[key]
             size = 0
-            with contextlib.suppress(OSError):
-                size = self.path_for(key).stat().st_size
+            for path in self._data_paths(key):
+                with contextlib.suppress(OSError):
+                    size += path.stat().st_size
             stale.append({"key": key, "bytes": size, "describe": (meta or {}).get("describe"), "last_used": used})
         stale.sort(key=lambda e: (e["last_used"], e["key"]))
         if not dry_run:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import io
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -167,56 +171,70 @@ def test_missing_artifact(tmp_path: Path) -> None:
     assert store.entries() == [] and store.builds() == []
 
 
-def _flip_byte(path: Path) -> None:
-    """Invert one byte in the middle of the file."""
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    touch_later(path)
+def _flip_byte(data: Path, sidecar: Path) -> None:
+    """Invert one byte in the middle of the data file."""
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    touch_later(data)
 
 
-def _truncate(path: Path) -> None:
-    """Cut the file in half."""
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+def _truncate(data: Path, sidecar: Path) -> None:
+    """Cut the data file in half."""
+    raw = data.read_bytes()
+    data.write_bytes(raw[: len(raw) // 2])
 
 
-def _drop_meta(path: Path) -> None:
+def _drop_meta(data: Path, sidecar: Path) -> None:
     """Delete the sidecar, leaving a data file without metadata."""
-    path.with_suffix(".json").unlink()
+    sidecar.unlink()
 
 
-def _drop_data(path: Path) -> None:
+def _drop_data(data: Path, sidecar: Path) -> None:
     """Delete the data file, leaving metadata without data."""
-    path.unlink()
+    data.unlink()
 
 
-def _garble_meta(path: Path) -> None:
+def _garble_meta(data: Path, sidecar: Path) -> None:
     """Write a torn sidecar."""
-    path.with_suffix(".json").write_text('{"key": ')
+    sidecar.write_text('{"key": ')
 
 
-@pytest.mark.parametrize("damage", [_flip_byte, _truncate, _drop_meta, _drop_data, _garble_meta])
-def test_damaged_artifact_is_rebuilt_once(tmp_path: Path, damage, caplog: pytest.LogCaptureFixture) -> None:
-    """Corrupt, truncated or half-written artifacts are misses: rebuilt exactly once, with a warning."""
+def _unknown_format(data: Path, sidecar: Path) -> None:
+    """A sidecar naming a format this version does not know."""
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "format": "npz"}))
+
+
+TENSOR = torch.arange(1000, dtype=torch.float32)
+#: Stored as JSON (and large enough for _truncate to cut it in the middle of a number).
+PLAIN = {"accuracy": 0.5, "outcomes": [True, False] * 200, "name": "resnet"}
+
+
+@pytest.mark.parametrize("damage", [_flip_byte, _truncate, _drop_meta, _drop_data, _garble_meta, _unknown_format])
+@pytest.mark.parametrize("fmt", ["pt", "json"])
+def test_damaged_artifact_is_rebuilt_once(tmp_path: Path, damage, fmt: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Corrupt, truncated or half-written artifacts of either format are misses: rebuilt exactly once, with
+    a warning."""
     store = Store(tmp_path)
     key = content_key("model", {"seed": 1})
-    tensor = torch.arange(1000, dtype=torch.float32)
-    store.get_or_build(key, lambda: {"w": tensor})
-    assert store.has(key)
-    damage(store.path_for(key))
+    make = (lambda: {"w": TENSOR.clone()}) if fmt == "pt" else (lambda: json.loads(json.dumps(PLAIN)))
+    same = (lambda v: torch.equal(v["w"], TENSOR)) if fmt == "pt" else (lambda v: v == PLAIN)
+    store.get_or_build(key, make)
+    assert store.has(key) and store.data_path(key).name == key + (".pt" if fmt == "pt" else ".value.json")
+    damage(store.data_path(key), store.path_for(key).with_suffix(".json"))
     assert not store.has(key)
     with pytest.raises(ArtifactError):
         store.load(key)
     with caplog.at_level(logging.WARNING, logger="robustspec.store"):
-        rebuilt = store.get_or_build(key, lambda: {"w": tensor.clone()})
-    assert torch.equal(rebuilt["w"], tensor)
+        rebuilt = store.get_or_build(key, make)
+    assert same(rebuilt)
     if damage is not _drop_data:
         assert "corrupt or partial" in caplog.text
     for _ in range(2):
-        assert torch.equal(store.get_or_build(key, lambda: pytest.fail("rebuilt twice"))["w"], tensor)
+        assert same(store.get_or_build(key, lambda: pytest.fail("rebuilt twice")))
     store_mod._VERIFIED.clear()
-    assert torch.equal(store.load(key)["w"], tensor)
+    assert same(store.load(key))
     assert build_counts(store) == {key: 2}
 
 
@@ -303,9 +321,12 @@ ZYGOTE = textwrap.dedent(
 
     root, work = Path(sys.argv[1]), Path(sys.argv[2])
     key_lists = json.loads(sys.argv[3])
+    plain = sys.argv[4] == "json"
 
     def build():
         time.sleep(0.5)
+        if plain:  # stored as JSON
+            return {"pid": [os.getpid()], "w": [float(i * os.getpid()) for i in range(6)]}
         return {"pid": torch.tensor([os.getpid()]), "w": torch.arange(6.0) * os.getpid()}
 
     def child(index, keys, gate):
@@ -314,7 +335,7 @@ ZYGOTE = textwrap.dedent(
         out = {}
         for key in keys:
             value = store.get_or_build(key, build, describe=key)
-            out[key] = {"pid": value["pid"].tolist(), "w": value["w"].tolist()}
+            out[key] = value if isinstance(value["pid"], list) else {k: v.tolist() for k, v in value.items()}
         (work / f"out-{index}.json").write_text(json.dumps(out))
 
     gate_r, gate_w = os.pipe()
@@ -339,14 +360,14 @@ ZYGOTE = textwrap.dedent(
 )
 
 
-def _race(tmp_path: Path, key_lists: list[list[str]]) -> list[dict]:
+def _race(tmp_path: Path, key_lists: list[list[str]], fmt: str = "pt") -> list[dict]:
     """Race one forked process per key list on a fresh store; return what each one got."""
     root, work = tmp_path / "store", tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("PYTEST_XDIST_WORKER", None)
     proc = subprocess.run(
-        [sys.executable, "-c", ZYGOTE, str(root), str(work), json.dumps(key_lists)],
+        [sys.executable, "-c", ZYGOTE, str(root), str(work), json.dumps(key_lists), fmt],
         env=env,
         capture_output=True,
         text=True,
@@ -358,16 +379,32 @@ def _race(tmp_path: Path, key_lists: list[list[str]]) -> list[dict]:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the race harness forks")
-def test_concurrent_processes_build_once(tmp_path: Path) -> None:
-    """Six processes racing on one key: one build, and all see the builder's value."""
+@pytest.mark.parametrize("fmt", ["pt", "json"])
+def test_concurrent_processes_build_once(tmp_path: Path, fmt: str) -> None:
+    """Six processes racing on one key: one build, and all see the builder's value (torch or JSON)."""
     key = content_key("model", {"race": 1})
-    outputs = _race(tmp_path, [[key]] * 6)
+    outputs = _race(tmp_path, [[key]] * 6, fmt)
     store = Store(tmp_path / "store")
     assert build_counts(store) == {key: 1}
     (record,) = store.builds()
     assert all(out[key] == outputs[0][key] for out in outputs)
     assert outputs[0][key]["pid"] == [record["pid"]]
-    assert torch.equal(store.load(key)["w"], torch.tensor(outputs[0][key]["w"]))
+    stored = store.load(key)["w"]
+    assert (stored.tolist() if fmt == "pt" else stored) == outputs[0][key]["w"]
+    assert store.data_path(key).name == key + (".pt" if fmt == "pt" else ".value.json")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the race harness forks")
+def test_concurrent_processes_read_a_legacy_artifact_while_one_rewrites_it(tmp_path: Path) -> None:
+    """Six processes racing on a legacy .pt of plain data: no build, all see its value, it ends as JSON."""
+    key = content_key("model", {"race": 2})
+    legacy = {"pid": [-1], "w": [0.5] * 6}
+    write_legacy(Store(tmp_path / "store"), key, legacy)
+    outputs = _race(tmp_path, [[key]] * 6, "json")
+    store = Store(tmp_path / "store")
+    assert store.builds() == [] and all(out[key] == legacy for out in outputs)
+    assert store.data_path(key).suffixes == [".value", ".json"] and not store.path_for(key).exists()
+    assert store.load(key) == legacy
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the race harness forks")
@@ -441,3 +478,309 @@ def test_prune_keeps_every_upstream_artifact_when_a_kept_one_predates_parent_rec
     store.load(evaluation)
     assert [e["key"] for e in store.prune(86400)] == [stale_eval]
     assert store.has(model)
+
+
+# -- JSON artifacts, and stores written before them ------------------------------------------
+
+
+def write_legacy(store: Store, key: str, value: object, **sidecar: object) -> None:
+    """Store ``value`` as the store did before JSON artifacts: torch.save, a sidecar without ``format``."""
+    path = store.path_for(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(value, buf)
+    raw = buf.getvalue()
+    path.write_bytes(raw)
+    meta = {
+        "key": key,
+        "kind": key.rsplit("-", 1)[0],
+        "describe": "a legacy artifact",
+        "created": 1234.5,
+        "bytes": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "meta": {"model": "m"},
+        "parents": [],
+        **sidecar,
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta))
+
+
+def sidecar_of(store: Store, key: str) -> dict:
+    return json.loads(store.path_for(key).with_suffix(".json").read_text())
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, of the same types all the way down (NaN equal to NaN, tensors by value)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def load_in_fresh_interpreter(root: Path, key: str) -> tuple[object, bool]:
+    """(value, whether torch got imported) of ``Store(root).load(key)`` in a new Python process."""
+    code = (
+        "import json, sys\n"
+        "from robustspec.store import Store\n"
+        "value = Store(sys.argv[1]).get_or_build(sys.argv[2], lambda: sys.exit('rebuilt'))\n"
+        "print(json.dumps({'value': value, 'torch': 'torch' in sys.modules}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(root), key], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    return out["value"], out["torch"]
+
+
+def _deep(levels: int) -> list:
+    """``[[[...[1]...]]]``, ``levels`` lists deep."""
+    value: list = [1]
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_plain_value_is_stored_as_json_and_read_without_torch(tmp_path: Path) -> None:
+    """Dicts, lists, str, int, finite floats, bool and None: a JSON data file, read back equal (types and
+    key order too) by a process that never imports torch."""
+    value = {"z": 1, "a": [0.1, -0.0, 1e300, True, None, "é\u2603"], "m": {"n": {"deep": [[], {}]}}, "big": 2**80}
+    store = Store(tmp_path)
+    key = content_key("eval", {"plain": 1})
+    assert store.get_or_build(key, lambda: value, describe="plain", meta={"model": "m"}) is value
+    directory = store.path_for(key).parent
+    assert sorted(p.name for p in directory.iterdir()) == [f"{key}.json", f"{key}.lock", f"{key}.value.json"]
+    meta = sidecar_of(store, key)
+    assert meta["format"] == "json" and meta["describe"] == "plain" and meta["meta"] == {"model": "m"}
+    data = store.data_path(key)
+    assert data == directory / f"{key}.value.json" and json.loads(data.read_text()) == value
+    assert meta["bytes"] == data.stat().st_size
+    store_mod._VERIFIED.clear()
+    assert same(Store(tmp_path).load(key), value)
+    (entry,) = store.entries()
+    assert entry["path"] == str(data) and entry["format"] == "json"
+    loaded, imported_torch = load_in_fresh_interpreter(tmp_path, key)
+    assert loaded == value and not imported_torch
+
+
+@settings(max_examples=40, deadline=None)
+@given(json_values | st.tuples(json_values) | st.dictionaries(st.integers(), json_values, max_size=2))
+def test_any_value_reads_back_the_same_from_one_format_or_the_other(value: object) -> None:
+    """Plain JSON data as JSON, the rest (tuples, int keys, infinities) as .pt: equal either way."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        store = Store(root)
+        key = content_key("metrics", {"v": 1})
+        store.get_or_build(key, lambda: value)
+        store_mod._VERIFIED.clear()
+        assert same(Store(root).load(key), value)
+        plain = store_mod.is_plain_json(value)
+        assert store.data_path(key).name == key + (".value.json" if plain else ".pt")
+        assert sidecar_of(store, key)["format"] == ("json" if plain else "pt")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        {"acc": float("inf")},
+        [1.0, -float("inf")],
+        (1, 2),
+        {1: "int key"},
+        [True, {"t": (2,)}],
+        {"t": torch.ones(2)},
+        collections.OrderedDict(a=1),
+        _deep(70),
+    ],
+    ids=["nan", "inf", "-inf", "tuple", "int-key", "nested-tuple", "tensor", "ordered-dict", "deep"],
+)
+def test_values_json_would_not_read_back_the_same_are_stored_with_torch(tmp_path: Path, value: object) -> None:
+    """Non-finite floats, tuples, non-string keys, tensors, dict subclasses, deep nesting: a .pt."""
+    assert not store_mod.is_plain_json(value)
+    store = Store(tmp_path)
+    key = content_key("eval", {"x": 3})
+    store.get_or_build(key, lambda: value)
+    assert sidecar_of(store, key)["format"] == "pt" and store.path_for(key).exists()
+    assert not store.path_for(key).with_name(f"{key}.value.json").exists()
+    store_mod._VERIFIED.clear()
+    assert same(Store(tmp_path).load(key), value)
+
+
+def test_is_plain_json_by_exact_type() -> None:
+    """Subclasses (bool of int aside, which is its own type here) would read back as their base type."""
+
+    class Text(str):
+        pass
+
+    class Number(int):
+        pass
+
+    assert store_mod.is_plain_json({"a": [1, 2.5, True, None, "x"]})
+    for bad in (Text("x"), Number(1), {Text("k"): 1}, {"k": Number(2)}, b"bytes", {"s": {1, 2}}, 1 + 2j):
+        assert not store_mod.is_plain_json(bad), bad
+
+
+def test_legacy_plain_pt_is_read_and_rewritten_as_json_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A store written before JSON artifacts: a .pt of plain data is read (with torch), rewritten as JSON
+    keeping its record (no build), and then read without torch."""
+    store = Store(tmp_path)
+    key = content_key("metrics", {"legacy": 1})
+    value = {"parameters": 1200, "bytes": 4800, "sparsity": 0.25, "quantized": False, "method": "l1"}
+    write_legacy(store, key, value)
+    assert store.has(key) and store.data_path(key) == store.path_for(key)
+    with caplog.at_level(logging.INFO, logger="robustspec.store"):
+        assert same(store.get_or_build(key, lambda: pytest.fail("rebuilt")), value)
+    assert "rewritten as JSON" in caplog.text
+    meta = sidecar_of(store, key)
+    assert meta["format"] == "json" and meta["created"] == 1234.5 and meta["describe"] == "a legacy artifact"
+    assert meta["meta"] == {"model": "m"} and meta["parents"] == [] and meta["rewritten"] >= meta["created"]
+    assert not store.path_for(key).exists() and store.data_path(key).name == f"{key}.value.json"
+    assert store.builds() == []
+    loaded, imported_torch = load_in_fresh_interpreter(tmp_path, key)
+    assert loaded == value and not imported_torch
+    rewritten = store.data_path(key).stat().st_mtime_ns
+    store_mod._VERIFIED.clear()
+    assert same(Store(tmp_path).load(key), value)
+    assert store.data_path(key).stat().st_mtime_ns == rewritten  # once
+
+
+def test_legacy_tensor_pt_stays_as_it_is(tmp_path: Path) -> None:
+    """A legacy .pt holding tensors is valid as it is: read, not rebuilt, not rewritten."""
+    store = Store(tmp_path)
+    key = content_key("model", {"legacy": 2})
+    write_legacy(store, key, {"w": TENSOR})
+    before = store.path_for(key).with_suffix(".json").read_text()
+    assert torch.equal(store.get_or_build(key, lambda: pytest.fail("rebuilt"))["w"], TENSOR)
+    assert store.path_for(key).with_suffix(".json").read_text() == before and store.builds() == []
+
+
+def test_upgrade_turns_a_legacy_layout_into_json(tmp_path: Path) -> None:
+    """``upgrade`` maps an old layout (a bool tensor) to the current one (plain data), which is then kept as
+    JSON; a current value passes through it unchanged."""
+    store = Store(tmp_path)
+    key = content_key("eval", {"legacy": 3})
+    write_legacy(store, key, {"correct": torch.tensor([True, False, True]), "n": 3})
+    calls = []
+
+    def upgrade(v: dict) -> dict:
+        calls.append(type(v.get("correct")).__name__)
+        return v if "hits" in v else {"n": v["n"], "hits": v["correct"].tolist()}
+
+    current = {"n": 3, "hits": [True, False, True]}
+    assert store.get_or_build(key, lambda: pytest.fail("rebuilt"), upgrade=upgrade) == current
+    assert sidecar_of(store, key)["format"] == "json" and not store.path_for(key).exists()
+    store_mod._VERIFIED.clear()
+    assert Store(tmp_path).load(key, upgrade=upgrade) == current
+    assert calls == ["Tensor", "NoneType"] and store.builds() == []
+    # A build's own value is current: upgrade is not applied to it.
+    other = content_key("eval", {"legacy": 4})
+    assert store.get_or_build(other, lambda: current, upgrade=lambda v: pytest.fail("upgraded")) == current
+
+
+def test_a_failing_upgrade_is_an_artifact_error(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    key = content_key("eval", {"legacy": 5})
+    write_legacy(store, key, {"n": 3})
+    with pytest.raises(ArtifactError, match="unreadable layout: 'correct'"):
+        store.load(key, upgrade=lambda v: v["correct"])
+
+
+def test_rewriting_is_skipped_while_another_process_holds_the_lock_or_the_store_is_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rewriting as JSON is best effort: the value is returned as read, the .pt stays valid."""
+    store = Store(tmp_path)
+    key = content_key("attack", {"legacy": 6})
+    write_legacy(store, key, {"robust": 0.5})
+    import filelock
+
+    with filelock.FileLock(str(store.path_for(key).with_suffix(".lock"))):  # as another process would
+        assert store.load(key) == {"robust": 0.5}
+    assert "format" not in sidecar_of(store, key) and store.path_for(key).exists()
+
+    def read_only(*args: object, **kw: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(store_mod.os, "replace", read_only)
+    assert store.load(key) == {"robust": 0.5}
+    assert "format" not in sidecar_of(store, key) and store.path_for(key).exists()
+    assert sorted(p.name for p in store.path_for(key).parent.iterdir()) == [f"{key}.json", f"{key}.lock", f"{key}.pt"]
+    monkeypatch.undo()
+    assert store.load(key) == {"robust": 0.5} and sidecar_of(store, key)["format"] == "json"
+
+
+def test_a_reader_whose_data_file_was_rewritten_under_it_reads_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a reader's sidecar read and its open, another process rewrites the .pt as JSON (and deletes
+    the .pt): the reader sees the sidecar changed and reads the new pair, it does not call it corrupt."""
+    key = content_key("metrics", {"legacy": 7})
+    write_legacy(Store(tmp_path), key, {"bytes": 10})
+    reader, other = Store(tmp_path), Store(tmp_path)
+    read_meta = Store._read_meta
+    raced = []
+
+    def racing(self: Store, k: str):
+        out = read_meta(self, k)
+        if self is reader and not raced:
+            raced.append(k)
+            assert other.load(k) == {"bytes": 10}  # rewrites it as JSON
+            assert not other.path_for(k).exists()
+        return out
+
+    monkeypatch.setattr(Store, "_read_meta", racing)
+    assert reader.load(key) == {"bytes": 10} and raced == [key]
+    assert sidecar_of(reader, key)["format"] == "json"
+
+
+def test_a_rewrite_interrupted_after_its_data_file_leaves_the_legacy_pair_valid(tmp_path: Path) -> None:
+    """A crash after the JSON data file was moved into place but before the sidecar: the old sidecar still
+    names the .pt, which is read; the stray JSON file is overwritten by the next rewrite."""
+    store = Store(tmp_path)
+    key = content_key("metrics", {"legacy": 8})
+    write_legacy(store, key, {"macs": 7})
+    stray = store.path_for(key).with_name(f"{key}.value.json")
+    stray.write_text('{"macs": 999')  # torn
+    assert store.load(key) == {"macs": 7}
+    assert json.loads(stray.read_text()) == {"macs": 7} and sidecar_of(store, key)["format"] == "json"
+    # ... and one after the sidecar but before the .pt was deleted: the JSON pair is valid, the .pt ignored.
+    other = content_key("metrics", {"legacy": 9})
+    write_legacy(store, other, {"macs": 8})
+    store.load(other)
+    store.path_for(other).write_bytes(b"left over")
+    store_mod._VERIFIED.clear()
+    assert store.load(other) == {"macs": 8} and store._keys_on_disk().count(other) == 1
+    assert store.remove(other) and not store.path_for(other).exists() and not store.data_path(other).exists()
+
+
+def test_inspection_and_maintenance_see_both_formats(tmp_path: Path) -> None:
+    """entries, prune, remove and clear treat JSON artifacts, legacy .pt and torch artifacts alike."""
+    store = Store(tmp_path / "store")
+    model = content_key("model", {"m": 5})
+    evaluation = content_key("eval", {"e": 5}, (model,))
+    legacy = content_key("eval", {"e": 6}, (model,))
+    store.get_or_build(model, lambda: torch.ones(2))
+    store.get_or_build(evaluation, lambda: {"acc": 0.5}, parents=(model,))
+    write_legacy(store, legacy, {"acc": 0.25}, parents=[model])
+    entries = {e["key"]: e for e in store.entries()}
+    assert sorted(entries) == sorted([model, evaluation, legacy])
+    assert entries[evaluation]["path"].endswith(".value.json") and entries[legacy]["path"].endswith(".pt")
+    assert entries[model]["format"] == "pt" and entries[legacy]["format"] == "pt"
+    for key in (model, evaluation, legacy):
+        _last_used_days_ago(store, key, 30)
+    store.load(evaluation)
+    gone = store.prune(86400)
+    assert [e["key"] for e in gone] == [legacy] and gone[0]["bytes"] > 0
+    assert store.has(model) and store.has(evaluation) and not store.has(legacy)
+    assert store.remove(evaluation) and not store.data_path(evaluation).exists()
+    assert store.clear() == 1 and store.entries() == []
+    assert all(p.suffix == ".lock" for p in (tmp_path / "store").rglob("*") if p.is_file())
