@@ -46,6 +46,9 @@ __all__ = [
     "MAX_ERRORS",
 ]
 
+#: The event parser: libyaml's (C) when PyYAML was built with it, else PyYAML's own; same events and marks.
+_EVENT_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 #: Largest suite or spec file read, in bytes (checked with ``fstat`` before reading). The repository's
 #: largest suite is under 10 KB; PyYAML's pure-Python scanner reads about 1 MB per second, so a rejected
 #: file never costs more than about a second.
@@ -680,23 +683,37 @@ def _load(
 ) -> Located:
     if len(text) > max_chars:
         raise _too_large(filename, len(text), max_chars, "characters")
-    builder = _Builder(filename, max_depth, max_nodes, max_aliases, max_scalar, max_key, max_errors)
     lines = _Lines(text)
     text, bad_chars = _scan_characters(text, filename, lines, max_errors)
-    builder.errors.extend((early + bad_chars)[:max_errors])
-    try:
-        # SafeLoader is used only for its reader/scanner/parser; its composer and
-        # constructor (recursive, YAML 1.1, unbounded aliases) are never called.
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            builder.feed(event)
-    except _Fatal:
-        pass
-    except yaml.MarkedYAMLError as exc:
-        _syntax_error(builder, exc)
-    except yaml.reader.ReaderError as exc:
-        _reader_error(builder, lines, exc)
-    except yaml.YAMLError as exc:  # pragma: no cover - PyYAML has no other error kinds today
-        builder.error((0, 0), builder.current_path(), f"YAML error: {clip(str(exc), 200)}")
+    early = (early + bad_chars)[:max_errors]
+
+    def parse(loader: Any) -> tuple[_Builder, bool]:
+        """Feed the events of ``loader``'s parser to a new builder: (builder, the parser raised)."""
+        builder = _Builder(filename, max_depth, max_nodes, max_aliases, max_scalar, max_key, max_errors)
+        builder.errors.extend(early)
+        try:
+            # Only the loader's reader/scanner/parser run; its composer and constructor (recursive,
+            # YAML 1.1, unbounded aliases) are never called.
+            for event in yaml.parse(text, Loader=loader):
+                builder.feed(event)
+        except _Fatal:
+            pass
+        except yaml.MarkedYAMLError as exc:
+            _syntax_error(builder, exc)
+            return builder, True
+        except yaml.reader.ReaderError as exc:
+            _reader_error(builder, lines, exc)
+            return builder, True
+        except yaml.YAMLError as exc:  # pragma: no cover - PyYAML has no other error kinds today
+            builder.error((0, 0), builder.current_path(), f"YAML error: {clip(str(exc), 200)}")
+            return builder, True
+        return builder, False
+
+    # libyaml's parser (when PyYAML has it) is about 10x faster; a file it rejects is parsed again by
+    # PyYAML's own, whose messages show the offending character and whose depth limit is ours.
+    builder, raised = parse(_EVENT_LOADER)
+    if raised and _EVENT_LOADER is not yaml.SafeLoader:
+        builder, _ = parse(yaml.SafeLoader)
     if builder.errors:
         raise SpecErrors(errors=builder.errors)
     return builder.result()
