@@ -38,11 +38,12 @@ class Registry(Generic[T]):
             raise RegistryError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
+        shown = repr(name) if len(name) <= 80 else f"{name[:60]!r}... ({len(name)} characters)"
         if name in self._not_provided:
-            return f"{self.kind} {name!r} is not provided: {self._not_provided[name]}"
-        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.6)
+            return f"{self.kind} {shown} is not provided: {self._not_provided[name]}"
+        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.6) if len(name) <= 100 else []
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._entries))})"
+        return f"unknown {self.kind} {shown}{hint} (known: {', '.join(sorted(self._entries))})"
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -232,11 +232,11 @@ def test_adaptation_gain_applies_only_to_adapted_variants(tmp_path: Path) -> Non
     [
         (
             "{coral: {target: amazon}}",
-            r"adapt\.yaml:6:14: variants\.v\.coral\.target: coral target 'amazon' is the source domain",
+            r"adapt\.yaml:6:23: variants\.v\.coral\.target: coral target 'amazon' is the source domain",
         ),
         (
             "{coral: {target: webcm}}",
-            r"adapt\.yaml:6:14: variants\.v\.coral\.target: unknown domain 'webcm'; did you mean 'webcam'\?",
+            r"adapt\.yaml:6:23: variants\.v\.coral\.target: unknown domain 'webcm'; did you mean 'webcam'\?",
         ),
         (
             "[{quantize: ptsq}, {coral: webcam}]",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from pydantic import AfterValidator, Field
 
-from ..spec.schema import Fraction, Int
+from ..spec.schema import Flag, Fraction, Int
 from . import ATTACKS
 from .base import AttackParams
 
@@ -113,7 +113,7 @@ class PGDParams(AttackParams):
     eps: UnitEps = Field(description="budget on the [0,1] pixel scale: 4/255 (L-inf), 0.5 (L2), ...")
     steps: Int = Field(10, ge=1, le=100_000)
     alpha: Fraction | None = Field(None, ge=0.0, description="step size; default 2.5 * eps / steps")
-    random_start: bool = Field(True, description="start from a uniform random point of the eps-ball")
+    random_start: Flag = Field(True, description="start from a uniform random point of the eps-ball")
 
     def step_size(self) -> float:
         return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps

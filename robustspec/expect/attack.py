@@ -33,12 +33,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..outcomes import contingency, decode_outcomes, encode_outcomes, paired_counts
-from ..spec.schema import BASELINE, DomainRef, ExpectationBase, Int, Probability
+from ..spec.schema import BASELINE, DomainRef, ExpectationBase, Flag, Int, Probability, Real
 from ..stats import newcombe_difference, newcombe_paired_difference, wilson_interval
 from .base import EXPECTATIONS, CheckTarget, Outcome, at_least, at_most
 
@@ -79,10 +79,10 @@ class AttackGate(ExpectationBase):
     )
     max_degradation: Probability | None = Field(None, description="maximum clean minus adversarial accuracy")
     min_accuracy: Probability | None = Field(None, description="minimum adversarial (robust) accuracy")
-    max_degradation_vs_baseline: float | None = Field(
-        None, ge=-1.0, le=1.0, description="maximum of this variant's degradation minus the baseline's"
+    max_degradation_vs_baseline: Annotated[Real, Field(ge=-1.0, le=1.0)] | None = Field(
+        None, description="maximum of this variant's degradation minus the baseline's"
     )
-    masking_check: bool = Field(
+    masking_check: Flag = Field(
         True,
         description="also run the threat-model-matched black-box attack (Square L-inf / L2; none for L0) and, for a "
         "variant attacked white-box, the attack transferred from its float parent or the baseline; flag gradient "

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..spec.schema import BASELINE, Count, DomainRef, ExpectationBase, Probability, Real
+from ..spec.schema import BASELINE, Count, DomainRef, ExpectationBase, Flag, Probability, Real
 from .base import EXPECTATIONS, CheckTarget, Difference, Outcome, at_least, gate_max
 
 
@@ -18,7 +18,7 @@ def _variants_only(variant: str, targets: list[CheckTarget]) -> list[CheckTarget
 class DropVsBaselineParams(ExpectationBase):
     max: Probability = Field(description="maximum accuracy drop against the uncompressed model")
     domains: list[DomainRef] | None = Field(None, description="default: the source and every target domain")
-    relative: bool = Field(False, description="drop as a fraction of the baseline's accuracy")
+    relative: Flag = Field(False, description="drop as a fraction of the baseline's accuracy")
 
 
 class RetainedParams(ExpectationBase):

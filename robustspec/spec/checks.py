@@ -19,6 +19,7 @@ from .locate import Problems
 from .refs import Ref, iter_refs
 from .schema import BASELINE, ModelSpec
 from .selection import expectation_targets, selects
+from .text import shorten
 from .yaml_loader import Located
 
 __all__ = ["SuiteFacts", "check_refs", "check_chains", "check_weights", "check_selections", "domain_problem"]
@@ -60,9 +61,9 @@ def domain_problem(name: str, domains: list[str]) -> str | None:
         return derived_problem(name, domains)
     if name in domains:
         return None
-    close = difflib.get_close_matches(name, domains, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(name, domains, n=1, cutoff=0.5) if len(name) <= 100 else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown domain {name!r}{hint} (the dataset has: {_fmt_list(domains)})"
+    return f"unknown domain {shorten(name)}{hint} (the dataset has: {_fmt_list(domains)})"
 
 
 def ref_problem(ref: Ref, value: str, facts: SuiteFacts, owner: str, field_name: str) -> str | None:
@@ -83,9 +84,9 @@ def ref_problem(ref: Ref, value: str, facts: SuiteFacts, owner: str, field_name:
         return None
     if ref.kind == "variant" and (facts.unchecked_variants or facts.unchecked_models):
         return None  # it may be a variant of the broken part
-    close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(value, known, n=1, cutoff=0.6) if len(value) <= 100 else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {ref.kind} {value!r}{hint} (the suite has: {_fmt_list(known)})"
+    return f"unknown {ref.kind} {shorten(value)}{hint} (the suite has: {_fmt_list(known)})"
 
 
 def _field_name(path: tuple) -> str:
@@ -123,7 +124,11 @@ def check_refs(problems: Problems, loc: Located, file: str, expectations: list[A
                 seen.add(where)
                 for path, ref, value in iter_refs(step.params, step.path):
                     problem = ref_problem(ref, value, facts, step.kind, _field_name(path))
-                    if problem is not None:
+                    if problem is None:
+                        continue
+                    if step.where is not None:
+                        problems.at(step.where, step.file, path, problem)
+                    else:
                         problems.errors.append(SpecError(step.file, step.line, step.col, path, problem))
 
 

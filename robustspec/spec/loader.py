@@ -62,6 +62,8 @@ class ParsedStep:
     line: int
     col: int
     path: tuple
+    #: the YAML it was read from, so a problem found later points at the field itself
+    where: Located | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -391,7 +393,7 @@ class _SuiteReader:
                 )
                 ok = False
                 continue
-            if self.problems.validate(_NAME_ADAPTER, name, here.loc, here.file, here.path, Name) is None:
+            if not self.problems.validate_key(_NAME_ADAPTER, name, here.loc, here.file, here.path):
                 ok = False
                 continue
             steps = self._chain(chain, here)
@@ -436,7 +438,7 @@ class _SuiteReader:
                 ok = False
                 continue
             line, col = here.loc.where(spath)
-            parsed.append(ParsedStep(kind, params, here.file, line, col, spath))
+            parsed.append(ParsedStep(kind, params, here.file, line, col, spath, here.loc))
         return parsed if ok else None
 
     def _merge_variants(

@@ -15,7 +15,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, Tag, TypeAdapter, ValidationError
 
 from ..errors import SpecError
+from .text import clip, shorten
 from .yaml_loader import Located
+
+#: Longest message of one problem, in characters.
+MAX_MESSAGE = 500
 
 __all__ = ["Problems"]
 
@@ -28,7 +32,10 @@ class Problems:
 
     def at(self, loc: Located, file: str, path: tuple, message: str, *, key: bool = False) -> None:
         line, col = (loc.key_positions.get(path) if key else None) or loc.where(path)
-        self.errors.append(SpecError(file, line, col, path, message))
+        # Paths hold the user's keys: each part is bounded, and so is the message (messages shorten the
+        # values they echo; this is the guard for any that does not).
+        path = tuple(p if not isinstance(p, str) or len(p) <= 80 else clip(p, 60) for p in path)
+        self.errors.append(SpecError(file, line, col, path, clip(message, MAX_MESSAGE)))
 
     def validate(self, model: Any, value: Any, loc: Located, file: str, prefix: tuple, tp: Any = None) -> Any | None:
         """``model`` (a pydantic model or a TypeAdapter of ``tp``) validates ``value``; None after reporting."""
@@ -41,6 +48,18 @@ class Problems:
                 tp = model
             self.validation(exc, loc, file, prefix, tp)
             return None
+
+    def validate_key(self, adapter: TypeAdapter[Any], key: Any, loc: Located, file: str, path: tuple) -> bool:
+        """A mapping key (a variant name) validated by ``adapter``; a problem is reported at the key itself."""
+        try:
+            adapter.validate_python(key)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                msg = err["msg"]
+                msg = msg[0].lower() + msg[1:] if msg else msg
+                self.at(loc, file, path, f"{msg} (got {shorten(key)})", key=True)
+            return False
+        return True
 
     def validation(self, exc: ValidationError, loc: Located, file: str, prefix: tuple, tp: Any = None) -> None:
         """Report every error of ``exc``; ``tp`` is the validated type, used to map locations and suggest keys."""
@@ -85,9 +104,9 @@ class Problems:
 
 def _got(kind: str, got: Any, msg: str) -> str:
     """`` (got X)`` unless the message already shows the input or the input is a whole block."""
-    if kind in ("model_type", "dict_type") or isinstance(got, (dict, list)) or f"got {got!r}" in msg:
+    if kind in ("model_type", "dict_type") or isinstance(got, (dict, list)) or f"got {shorten(got)}" in msg:
         return ""
-    return f" (got {got!r})"
+    return f" (got {shorten(got)})"
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import SpecError, SpecErrors
 from .locate import Problems
+from .text import shorten
 from .yaml_loader import Located, load_yaml_file
 
 __all__ = ["SPEC_KINDS", "Block", "SpecsDir", "find_specs_dir"]
@@ -97,11 +98,11 @@ class SpecsDir:
         """Why ``name`` is not a ``what``: its spec file is broken (said once, above), or it is unknown."""
         _, file, readable = self._file(kind)
         if not readable:
-            return f"{what} {name!r} is not checked: {file} has errors (reported above)"
+            return f"{what} {shorten(name)} is not checked: {file} has errors (reported above)"
         known = sorted(set(self.names(kind)) | set(builtin))
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6) if len(name) <= 100 else []
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         if kind == "models":
-            return f"unknown {what} {name!r}: not in specs/{SPEC_KINDS[kind]} nor {builtin_label}{hint}"
+            return f"unknown {what} {shorten(name)}: not in specs/{SPEC_KINDS[kind]} nor {builtin_label}{hint}"
         where = f"specs/{SPEC_KINDS[kind]}" if self.directory else "specs/ (no specs directory found)"
-        return f"unknown {what} {name!r}: not defined in {where} nor {builtin_label}{hint}"
+        return f"unknown {what} {shorten(name)}: not defined in {where} nor {builtin_label}{hint}"

@@ -41,6 +41,7 @@ from .text import shorten
 
 __all__ = [
     "Strict",
+    "Flag",
     "Name",
     "DomainName",
     "DomainRef",
@@ -147,6 +148,8 @@ def _no_bool(value: Any) -> Any:
 
 Int = Annotated[int, Field(strict=True)]
 Real = Annotated[float, BeforeValidator(_no_bool)]
+#: A YAML boolean (true/false); 1 and "yes" are not taken for one.
+Flag = Annotated[bool, Field(strict=True)]
 _COUNT = re.compile(r"^\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
 _COUNT_SCALE = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 #: Far above any network's parameter count; also keeps "1e999999999" from becoming a billion-digit int.
@@ -266,7 +269,7 @@ class OptimizerSpec(Strict):
 
 class AugmentSpec(Strict):
     crop_pad: Int = Field(3, ge=0, le=64, description="random translation by up to this many pixels")
-    flip: bool = True
+    flip: Flag = True
     jitter: Annotated[Real, Field(ge=0.0, le=1.0)] = 0.4
 
 
@@ -286,7 +289,7 @@ class TrainRecipe(Strict):
 
 
 class NormalizeSpec(Strict):
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    mean: tuple[Real, Real, Real] = (0.485, 0.456, 0.406)
     std: tuple[Annotated[Real, Field(gt=0)], Annotated[Real, Field(gt=0)], Annotated[Real, Field(gt=0)]] = (
         0.229,
         0.224,
