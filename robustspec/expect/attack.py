@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -395,6 +395,20 @@ class AttackExpectation:
 
     def params_model(self, value: Any) -> type:
         return attack_params_model(value)
+
+    def schema_params(self) -> Any:
+        """For the JSON Schema: one model per registered attack (the gates and its own fields), by ``name``."""
+        from pydantic import create_model
+
+        from ..attacks import ATTACKS
+
+        members = []
+        for name in ATTACKS.names():
+            combined = _combined(name)
+            doc = (combined.__doc__ or name).strip().splitlines()[0]
+            tag = (Literal[name], Field(description=f"the attack: {name}"))
+            members.append(create_model(combined.__name__, __base__=combined, __doc__=doc, name=tag))
+        return Annotated[Union[tuple(members)], Field(discriminator="name")]  # noqa: UP007
 
     def check(self, params: Any, num_classes: int) -> list[str]:
         from ..attacks import ATTACKS

@@ -70,31 +70,15 @@ def _step_type() -> Any:
     ]  # noqa: UP007
 
 
-def _attack_type() -> Any:
-    from ..attacks import ATTACKS
-    from ..expect.attack import _combined
-
-    members = []
-    for name in ATTACKS.names():
-        combined = _combined(name)
-        members.append(
-            create_model(
-                combined.__name__,
-                __base__=combined,
-                __doc__=_first_line(combined.__doc__, name),
-                name=(Literal[name], Field(description=f"the attack: {name}")),
-            )
-        )
-    return Annotated[Union[tuple(members)], Field(discriminator="name")]  # noqa: UP007
-
-
 def _expectation_type() -> Any:
     from ..expect import EXPECTATIONS
 
     members = []
     for kind in EXPECTATIONS.names():
         expectation = EXPECTATIONS.get(kind)
-        params = _attack_type() if kind == "attack" else expectation.Params
+        # A kind whose parameters depend on the value (attack: the named attack's own fields) says so.
+        schema_params = getattr(expectation(), "schema_params", None)
+        params = schema_params() if schema_params is not None else expectation.Params
         members.append(_one_key("Expect", kind, params, expectation.__doc__))
     return Union[tuple(members)]  # noqa: UP007
 
