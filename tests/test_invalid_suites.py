@@ -54,11 +54,6 @@ def case(
 
 
 IN_PROGRESS = pytest.mark.xfail(strict=True, reason="loader: in progress")
-#: A compression step's reference (coral/adabn target) is reported at the step, not at the value.
-STEP_REF_AT_STEP = pytest.mark.xfail(
-    strict=True,
-    reason="checks.py: a step's reference problem is reported at the step's mapping (ParsedStep keeps no Located)",
-)
 
 CASES = [
     # ---- YAML syntax
@@ -347,10 +342,6 @@ CASES = [
         55,
         "boolean",
         id="model-normalize-mean-boolean",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="schema: NormalizeSpec.mean is tuple[float, ...], and pydantic's lax float takes true as 1.0",
-        ),
     ),
     case(
         "source: amazon\nmodels: [resnet81]\n" + EXPECT,
@@ -375,9 +366,6 @@ CASES = [
         12,
         "should match pattern",
         id="variant-name-pattern",
-        marks=pytest.mark.xfail(
-            strict=True, reason="loader: a variant name's error points at its value (6:22), not at the name"
-        ),
     ),
     case(WITH_VARIANT.format(step="prune: {ratio: .inf}") + EXPECT, 6, 26, "finite number", id="step-prune-ratio-inf"),
     case(
@@ -463,7 +451,6 @@ CASES = [
         27,
         "unknown domain 'amazn'; did you mean 'amazon'?",
         id="step-coral-target-amazn",
-        marks=STEP_REF_AT_STEP,
     ),
     case(
         WITH_VARIANT.format(step="adabn: {target: amazon}") + EXPECT,
@@ -471,7 +458,6 @@ CASES = [
         27,
         "is the source domain",
         id="step-adabn-target-is-source",
-        marks=STEP_REF_AT_STEP,
     ),
     case(
         WITH_VARIANT.format(step="adabn: {target: webcam, images: 0}") + EXPECT,
@@ -486,7 +472,6 @@ CASES = [
         11,
         "unknown compression 'quantise'; did you mean 'quantize'",
         id="step-unknown-with-suggestion",
-        marks=(),
     ),
     # ---- each expectation kind's parameters
     case(
@@ -530,7 +515,6 @@ CASES = [
         44,
         "valid boolean",
         id="drop-vs-baseline-relative-not-boolean",
-        marks=pytest.mark.xfail(strict=True, reason="pydantic's lax bool takes 1 as true"),
     ),
     case(
         WITH_VARIANT.format(step="quantize: ptsq") + "expect:\n  - retained: {min: -.inf}\n",
@@ -643,13 +627,9 @@ CASES = [
         WITH_VARIANT.format(step="quantize: ptsq")
         + "expect:\n  - attack: {name: fgsm, eps: 4/255, max-degradation-vs-baseline: true}\n",
         8,
-        64,
+        67,
         "boolean",
         id="attack-vs-baseline-boolean",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="expect/attack.py: max-degradation-vs-baseline is a plain float, and pydantic's lax float takes true as 1.0",
-        ),
     ),
     case(
         HEAD + "expect:\n  - source-accuracy: {min: 0.5, severity: fatal}\n",
@@ -854,7 +834,6 @@ def test_validate_runs_as_a_program(tmp_path: Path) -> None:
     assert len(proc.stdout) < 1_000 and "Traceback" not in proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="loader: in progress (echoes of input through robustspec.spec.text.shorten)")
 def test_every_message_is_short_even_for_long_inputs(tmp_path: Path) -> None:
     """Values just under the scalar cap, and keys just under the key cap, everywhere they are echoed."""
     long = "z" * 60_000
