@@ -53,7 +53,6 @@ def case(
     return pytest.param(text, line, col, fragment, files or {}, file, also, absent, once, id=id, marks=marks)
 
 
-IN_PROGRESS = pytest.mark.xfail(strict=True, reason="loader: in progress")
 
 CASES = [
     # ---- YAML syntax
@@ -711,7 +710,6 @@ CASES = [
         "should match pattern",
         also=(("suite.yaml", 3, 10, "unknown model 'resnet81'"), ("suite.yaml", 4, 12, "should match pattern")),
         id="every-problem-at-once",
-        marks=IN_PROGRESS,
     ),
     case(
         HEAD + "expect:\n  - attack: {name: fgsm, eps: 4/255, max-degradation-vs-baseline: 0.1}\n",

@@ -99,7 +99,7 @@ def test_params_validation():
     assert "give either ratio or params, not both" in _error(ratio=0.3, params="4.51M")
     assert "give ratio: (0..1) or params: (a parameter budget like 11.19M)" in _error()
     assert "parameter count" in _error(params="abc")
-    assert "must be > 0" in _error(params=0)
+    assert "greater than 0" in _error(params=0)
     assert _error(ratio=True)  # a YAML boolean is not a ratio
     assert _error(ratio=0.3, finetune="2")  # epochs are a strict int
     assert _error(ratio=0.3, finetune=-1)

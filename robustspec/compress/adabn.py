@@ -24,7 +24,7 @@ from pydantic import Field
 
 from ..errors import ArtifactError
 from ..progress import Timer, report
-from ..spec.schema import Int, Strict, TargetDomainRef
+from ..spec.schema import MAX_SEED, Int, Strict, TargetDomainRef
 from . import COMPRESSIONS
 from .base import AdaptationStep, ChainPosition, StepContext, StepResult
 
@@ -45,7 +45,7 @@ class AdaBNParams(Strict):
         None, ge=2, le=10_000_000, description="target train images to use (default: all of them)"
     )
     batch_size: Int = Field(256, ge=2, le=100_000, description="images per forward pass")
-    seed: Int = Field(0, ge=0, description="draws the images when `images` is set")
+    seed: Int = Field(0, ge=0, le=MAX_SEED, description="draws the images when `images` is set")
 
 
 def _batchnorms(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

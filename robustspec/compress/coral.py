@@ -25,7 +25,7 @@ from pydantic import Field
 
 from ..models.zoo import MODELS
 from ..progress import report
-from ..spec.schema import Int, Real, Strict, TargetDomainRef
+from ..spec.schema import MAX_SEED, Int, Real, Strict, TargetDomainRef
 from ..train.coral import CLASSIFIER_INPUT, train_coral
 from . import COMPRESSIONS
 from .base import AdaptationStep, ChainPosition, StepContext, StepResult
@@ -56,7 +56,7 @@ class CoralParams(Strict):
     batch_size: Int | None = Field(
         None, ge=2, le=4096, description="source images per step (as many target images); default: the recipe's"
     )
-    seed: Int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
     batchnorm: Literal["joint", "source"] = Field(
         "joint",
         description="joint: source and target pass BatchNorm as one batch (its statistics adapt to the target too); "

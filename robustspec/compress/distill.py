@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ..models.zoo import MODELS, count_parameters
 from ..progress import report
-from ..spec.schema import Int, Real, Strict
+from ..spec.schema import MAX_SEED, Int, Real, Strict
 from ..train.supervised import train_supervised
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
@@ -37,7 +37,7 @@ class DistillParams(Strict):
         0.9, ge=0.0, le=1.0, description="weight of the distillation term; 1 - alpha goes to the labels"
     )
     epochs: Int | None = Field(None, ge=1, le=1000, description="default: the suite's training epochs")
-    seed: Int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
 
 
 def kd_loss(

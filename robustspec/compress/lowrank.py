@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["LowRankParams", "LowRank", "factorize_conv", "factorize_linear", "plan_ranks", "factorize"]
 
 
-
 class LowRankParams(Strict):
     """``lowrank: {rank-ratio: 0.5}`` or ``lowrank: {params: 6.39M}``."""
 

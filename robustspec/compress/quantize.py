@@ -43,7 +43,7 @@ from pydantic import Field
 
 from ..errors import ModelError
 from ..progress import Timer, report
-from ..spec.schema import Int, Strict
+from ..spec.schema import MAX_SEED, Int, Strict
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
 
@@ -71,7 +71,7 @@ class QuantizeParams(Strict):
     method: Literal["ptsq"] = "ptsq"
     backend: Literal["x86", "fbgemm", "qnnpack", "onednn"] = Field("x86", description="torch quantized engine")
     calibration: Int = Field(256, ge=1, le=100_000, description="source training images used to calibrate activations")
-    seed: Int = Field(0, ge=0, description="seed of the calibration sample")
+    seed: Int = Field(0, ge=0, le=MAX_SEED, description="seed of the calibration sample")
 
 
 # --- module surgery ------------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["SparsifyParams", "Sparsify"]
 
 
-
 class SparsifyParams(Strict):
     """``sparsify: {sparsity: 0.9}`` (or ``90%``)."""
 

@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..outcomes import contingency, decode_outcomes, encode_outcomes, paired_counts
-from ..spec.schema import BASELINE, DomainRef, ExpectationBase, Flag, Int, Probability, Real
+from ..spec.schema import BASELINE, MAX_SEED, DomainRef, ExpectationBase, Flag, Int, Probability, Real
 from ..stats import newcombe_difference, newcombe_paired_difference, wilson_interval
 from .base import EXPECTATIONS, CheckTarget, Outcome, at_least, at_most
 
@@ -69,7 +69,7 @@ class AttackGate(ExpectationBase):
     samples: Int = Field(
         256, ge=1, le=100_000, description="test images drawn with `seed` (fewer if the split is smaller)"
     )
-    seed: Int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
     domain: DomainRef | None = Field(None, description="domain whose test split is attacked (default: the source)")
     mode: Mode = Field(
         "worst-case",

@@ -16,7 +16,7 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import TypeAdapter
 
@@ -201,7 +201,8 @@ class _SuiteReader:
             **{k: data[k] for k in ("source", "targets") if k in data},
         }
         for key, value in values.items():
-            annotation = Suite.model_fields[key].annotation
+            info = Suite.model_fields[key]
+            annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
             checked = self.problems.validate(TypeAdapter(annotation), value, self.loc, self.file, (key,), annotation)
             if checked is not None:
                 out[key] = checked

@@ -97,14 +97,14 @@ class Problems:
                 msg = msgs[0]
             else:
                 lead = "input should be "
-                parts = [m[len(lead) :] if m.startswith(lead) else m for m in msgs]
-                msg = lead + ", ".join(parts[:-1]) + " or " + parts[-1]
+                parts = list(dict.fromkeys(m[len(lead) :] if m.startswith(lead) else m for m in msgs))
+                msg = lead + (", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0])
             self.at(loc, file, path, msg + _got("", union_inputs[path], msg))
 
 
 def _got(kind: str, got: Any, msg: str) -> str:
     """`` (got X)`` unless the message already shows the input or the input is a whole block."""
-    if kind in ("model_type", "dict_type") or isinstance(got, (dict, list)) or f"got {shorten(got)}" in msg:
+    if kind in ("model_type", "dict_type") or isinstance(got, (dict, list)) or "got " in msg:
         return ""
     return f" (got {shorten(got)})"
 

@@ -41,6 +41,7 @@ from .text import shorten
 
 __all__ = [
     "Strict",
+    "MAX_SEED",
     "Flag",
     "Name",
     "DomainName",
@@ -147,6 +148,8 @@ def _no_bool(value: Any) -> Any:
 
 
 Int = Annotated[int, Field(strict=True)]
+#: Largest seed: torch.manual_seed takes 64-bit seeds; a bigger one would fail only when building.
+MAX_SEED = 2**63 - 1
 Real = Annotated[float, BeforeValidator(_no_bool)]
 #: A YAML boolean (true/false); 1 and "yes" are not taken for one.
 Flag = Annotated[bool, Field(strict=True)]
@@ -223,7 +226,7 @@ class SynthData(Strict):
     image_size: Int = Field(32, ge=16, le=256)
     train_per_class: Int = Field(100, ge=2, le=10_000)
     test_per_class: Int = Field(50, ge=1, le=10_000)
-    seed: Int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
 
 
 class FolderData(Strict):
@@ -232,7 +235,7 @@ class FolderData(Strict):
     imagefolder: str = Field(min_length=1, description="root directory, relative to the suite file")
     image_size: Int = Field(224, ge=16, le=1024)
     test_fraction: Probability = 0.3
-    split_seed: Int = Field(0, ge=0)
+    split_seed: Int = Field(0, ge=0, le=MAX_SEED)
     domains: list[Name] | None = None
 
     @field_validator("test_fraction")
@@ -282,7 +285,7 @@ class TrainRecipe(Strict):
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
     augment: AugmentSpec = AugmentSpec()
     label_smoothing: Annotated[Real, Field(ge=0.0, lt=1.0)] = 0.0
-    seed: Int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
 
 
 # --- models --------------------------------------------------------------------------------------------
