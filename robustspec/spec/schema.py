@@ -98,6 +98,8 @@ class Strict(BaseModel):
         # inf and nan (.inf, .nan, 1e309) are never a meaningful bound or parameter, and a gate with an
         # infinite bound cannot fail: every float of every suite model must be finite.
         allow_inf_nan=False,
+        # Validators are built on first use: a validation run builds only the models its suites use.
+        defer_build=True,
     )
 
 
