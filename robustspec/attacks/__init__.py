@@ -1,21 +1,17 @@
 """Adversarial attacks: one interface, eps on the [0, 1] pixel scale, models that normalise inside.
 
-Each attack is one module that registers itself in ``ATTACKS``.
+Each attack is one module that registers itself in ``ATTACKS`` (every module of this package is imported
+here); installed packages add attacks through the ``robustspec.attacks`` entry points (docs/extending.md).
+What the rest of robustspec needs to know about an attack (its norm, whether it needs gradients, its
+place in reports, whether it is the masking check's black-box attack) are class variables of the attack
+(:class:`robustspec.attacks.base.Attack`), never a list of names.
 """
 
-from ..registry import Registry
+from ..registry import Registry, import_modules
 
 __all__ = ["ATTACKS"]
 
-#: Attacks by their YAML name (``fgsm``, ``pgd-linf``, ``pgd-l2``, ``cw-l2``, ``deepfool``, ``ddn``, ``jsma``, ``square``, ``sparse-rs``, ...).
+#: Attacks by their YAML name (``fgsm``, ``pgd-linf``, ``square``, ...: ``ATTACKS.names()``).
 ATTACKS: Registry = Registry("attack")
 
-# Each attack module registers itself; one import per module.
-from . import (  # noqa: E402
-    blackbox,  # noqa: F401
-    ddn,  # noqa: F401
-    gradient,  # noqa: F401
-    jsma,  # noqa: F401
-    minimum_norm,  # noqa: F401
-    sparse_rs,  # noqa: F401
-)
+import_modules(__name__)

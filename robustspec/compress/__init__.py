@@ -1,14 +1,15 @@
 """Compression steps (pruning, distillation, quantization, ...): a variant is a chain of them.
 
-The registry is the extension point; each step is one module that registers itself here.
+The registry is the extension point; each step is one module that registers itself here (every module of
+this package is imported here), and installed packages add steps through the ``robustspec.compressions``
+entry points (docs/extending.md).
 """
 
-from ..registry import Registry
+from ..registry import Registry, import_modules
 
 __all__ = ["COMPRESSIONS"]
 
-#: Compression steps by their YAML key (``prune``, ``distill``, ``quantize``, ``lowrank``, ``sparsify``, ``coral``,
-#: ``adabn``).
+#: Compression steps by their YAML key (``prune``, ``quantize``, ...: ``COMPRESSIONS.names()``).
 COMPRESSIONS: Registry = Registry("compression")
 
-from . import adabn, coral, distill, lowrank, prune, quantize, sparsify  # noqa: E402,F401  (each registers itself)
+import_modules(__name__)

@@ -3,11 +3,15 @@
 ``CORRUPTIONS`` holds one function per corruption (``gaussian_noise``, ``defocus_blur``, ...); see
 :mod:`robustspec.corrupt.base` for their contract and the size rule of the severity tables, and each
 family module for its table. ``amazon+gaussian_noise@3`` names domain ``amazon`` corrupted at severity 3.
+Every module of this package is imported here (each family module registers its corruptions); installed
+packages add corruptions through the ``robustspec.corruptions`` entry points (docs/extending.md).
 """
 
-from . import blur, color, digital, noise, weather  # noqa: F401  (register the built-in corruptions)
+from ..registry import import_modules
 from .base import CORRUPTIONS, SEVERITIES, Corruption, standard_corruptions
 from .domain import corrupt_split, derived_name, domain_problem, parse_domain
+
+import_modules(__name__)
 
 __all__ = [
     "CORRUPTIONS",
