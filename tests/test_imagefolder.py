@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from robustspec.data.base import DATASETS, Split
-from robustspec.data.imagefolder import ImageFolderDataset, make_imagefolder, split_counts
+from robustspec.data.imagefolder import FolderData, ImageFolderDataset, split_counts
 from robustspec.errors import DataError
 
 DOMAINS = ["amazon", "dslr", "webcam"]
@@ -340,13 +340,11 @@ def test_build_unknown_domain_is_a_data_error(tree: Path) -> None:
 # --- registry ---
 
 
-def test_registered_factory(tree: Path) -> None:
-    factory = DATASETS.get("imagefolder")
-    assert factory is make_imagefolder
-    ds = factory(root=str(tree), image_size=12, test_fraction=0.5, split_seed=1, domains=["dslr"])
-    assert isinstance(ds, ImageFolderDataset)
-    assert ds.domains == ["dslr"] and ds.image_size == 12
-    with pytest.raises(DataError, match="'root'"):
-        factory(image_size=12)
-    with pytest.raises(DataError, match="unknown parameters"):
-        factory(root=str(tree), imagesize=12)
+def test_registered_dataset(tree: Path) -> None:
+    assert DATASETS.get("imagefolder") is ImageFolderDataset and ImageFolderDataset.Params is FolderData
+    params = FolderData.model_validate(
+        {"imagefolder": tree.name, "image-size": 16, "test-fraction": 0.5, "domains": ["dslr"]}
+    )
+    ds = ImageFolderDataset.from_params(params, tree.parent)  # a relative root is relative to base_dir
+    assert isinstance(ds, ImageFolderDataset) and ds.root == tree.resolve()
+    assert ds.domains == ["dslr"] and ds.image_size == 16 and ds.test_fraction == 0.5

@@ -1,39 +1,52 @@
-"""Datasets as named domains: the embedded generated one and image trees."""
+"""Datasets as named domains: the embedded generated one, image trees, and any an installed package adds.
+
+Each dataset is one module that registers its class in ``DATASETS`` (every module of this package is
+imported here); installed packages add datasets through the ``robustspec.datasets`` entry points
+(docs/extending.md).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from . import synthetic  # noqa: F401  (registers office-synth)
-from .base import DATASETS, DomainDataset, Split, split_from_state, split_to_state
+from ..registry import import_modules
+from .base import (
+    DATASETS,
+    Dataset,
+    DomainDataset,
+    Split,
+    data_adapter,
+    data_tag,
+    data_union,
+    dataset_name,
+    default_dataset,
+    split_from_state,
+    split_to_state,
+)
 
-__all__ = ["DATASETS", "DomainDataset", "Split", "open_dataset", "split_from_state", "split_to_state"]
+import_modules(__name__)
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DomainDataset",
+    "Split",
+    "data_adapter",
+    "data_tag",
+    "data_union",
+    "dataset_name",
+    "default_dataset",
+    "open_dataset",
+    "split_from_state",
+    "split_to_state",
+]
 
 
 def open_dataset(spec: Any, base_dir: Path | None = None) -> DomainDataset:
     """A dataset object for a validated data spec; cheap (no image is generated or decoded here)."""
-    from ..spec.schema import FolderData, SynthData
-
-    if isinstance(spec, SynthData):
-        return DATASETS.get("office-synth")(
-            classes=spec.classes,
-            image_size=spec.image_size,
-            train_per_class=spec.train_per_class,
-            test_per_class=spec.test_per_class,
-            seed=spec.seed,
-        )
-    if isinstance(spec, FolderData):
-        from . import imagefolder  # noqa: F401  (registers imagefolder)
-
-        root = Path(spec.imagefolder)
-        if base_dir is not None and not root.is_absolute():
-            root = base_dir / root
-        return DATASETS.get("imagefolder")(
-            root=root,
-            image_size=spec.image_size,
-            test_fraction=spec.test_fraction,
-            split_seed=spec.split_seed,
-            domains=spec.domains,
-        )
-    raise TypeError(f"not a dataset spec: {spec!r}")
+    try:
+        name = dataset_name(spec)
+    except ValueError:
+        raise TypeError(f"not a dataset spec: {spec!r}") from None
+    return DATASETS.get(name).from_params(spec, base_dir)

@@ -26,15 +26,36 @@ import os
 import warnings
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field, field_validator
 
 from ..errors import DataError
+from ..spec.schema import MAX_SEED, DataParams, Int, Name, Probability
 from .base import DATASETS, Split
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ImageFolderDataset", "IMAGE_EXTENSIONS", "make_imagefolder"]
+__all__ = ["FolderData", "ImageFolderDataset", "IMAGE_EXTENSIONS"]
+
+
+class FolderData(DataParams):
+    """An image tree: ``<root>/<domain>/images/<class>/*`` (Office-31) or ``<root>/<domain>/<class>/*``."""
+
+    imagefolder: str = Field(min_length=1, description="root directory, relative to the suite file")
+    image_size: Int = Field(224, ge=16, le=1024)
+    test_fraction: Probability = 0.3
+    split_seed: Int = Field(0, ge=0, le=MAX_SEED)
+    domains: list[Name] | None = None
+
+    @field_validator("test_fraction")
+    @classmethod
+    def _open_interval(cls, v: float) -> float:
+        if not 0.0 < v < 1.0:
+            raise ValueError("must be strictly between 0 and 1")
+        return v
+
 
 log = logging.getLogger("robustspec.data")
 
@@ -84,9 +105,10 @@ def class_seed(split_seed: int, class_name: str) -> int:
     return (split_seed + zlib.crc32(class_name.encode("utf-8"))) % (2**63)
 
 
+@DATASETS.register("imagefolder")
 class ImageFolderDataset:
     """Domains read from an image tree: ``<root>/<domain>/images/<class>/*`` (Office-31) or
-    ``<root>/<domain>/<class>/*``; see the module docstring.
+    ``<root>/<domain>/<class>/*``; see the module docstring. In suites: ``data: {imagefolder: <root>}``.
 
     Images are resized to ``image_size x image_size`` by squashing (the aspect ratio is not kept and
     nothing is cropped), with antialiasing. Each class of each domain is split into train and test:
@@ -94,6 +116,23 @@ class ImageFolderDataset:
     :func:`split_counts` entries are the test images. Inside a split, images are ordered by
     (label, relative path).
     """
+
+    Params: ClassVar[type[DataParams]] = FolderData
+    #: ``imagefolder`` is relative to the suite file it is written in.
+    paths: ClassVar[tuple[str, ...]] = ("imagefolder",)
+
+    @classmethod
+    def from_params(cls, params: FolderData, base_dir: Path | None = None) -> ImageFolderDataset:
+        root = Path(params.imagefolder)
+        if base_dir is not None and not root.is_absolute():
+            root = base_dir / root
+        return cls(
+            root,
+            image_size=params.image_size,
+            test_fraction=params.test_fraction,
+            split_seed=params.split_seed,
+            domains=params.domains,
+        )
 
     def __init__(
         self,
@@ -333,20 +372,3 @@ def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
     from torchvision.transforms.v2 import functional as TF
 
     return TF.resize(img, [size, size], antialias=True)
-
-
-@DATASETS.register("imagefolder")
-def make_imagefolder(**params: Any) -> ImageFolderDataset:
-    """Factory used by suites: ``data: {name: imagefolder, root: data/office31, image_size: 64}``.
-
-    Parameters: ``root`` (required), ``image_size``, ``test_fraction``, ``split_seed``, ``domains``.
-    """
-    params = dict(params)
-    if "root" not in params:
-        raise DataError("imagefolder: the parameter 'root' (the folder holding one folder per domain) is required")
-    allowed = {"root", "image_size", "test_fraction", "split_seed", "domains"}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise DataError(f"imagefolder: unknown parameters {unknown} (known: {', '.join(sorted(allowed))})")
-    root = params.pop("root")
-    return ImageFolderDataset(root, **params)

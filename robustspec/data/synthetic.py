@@ -18,15 +18,30 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from pydantic import Field
+
+from ..spec.schema import MAX_SEED, DataParams, Int
 from .base import DATASETS, Split
 
 if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-__all__ = ["OfficeSynth", "SHAPES", "DOMAIN_STYLES"]
+__all__ = ["OfficeSynth", "SHAPES", "DOMAIN_STYLES", "SynthData"]
+
+
+class SynthData(DataParams):
+    """The embedded generated dataset (``office-synth``)."""
+
+    name: Literal["office-synth"] = "office-synth"
+    classes: Int = Field(10, ge=2, le=16)
+    image_size: Int = Field(32, ge=16, le=256)
+    train_per_class: Int = Field(100, ge=2, le=10_000)
+    test_per_class: Int = Field(50, ge=1, le=10_000)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
 
 
 # --- shapes: signed distance functions in the object frame (u, v in about [-1, 1]); negative inside ---
@@ -145,8 +160,16 @@ def _textures(n: int, size: int, g: torch.Generator) -> Tensor:
     return tex.clamp(0, 1)
 
 
+@DATASETS.register("office-synth")
 class OfficeSynth:
-    """The generated Office-31-like dataset; see the module docstring."""
+    """The generated Office-31-like dataset; see the module docstring.
+
+    In suites: ``data: office-synth`` (the default) or ``data: {name: office-synth, classes: 16}``.
+    """
+
+    Params: ClassVar[type[DataParams]] = SynthData
+    #: A ``data:`` mapping that names no dataset is this one.
+    default: ClassVar[bool] = True
 
     domains = list(DOMAIN_STYLES)
 
@@ -166,6 +189,16 @@ class OfficeSynth:
         self.train_per_class = train_per_class
         self.test_per_class = test_per_class
         self.seed = seed
+
+    @classmethod
+    def from_params(cls, params: SynthData, base_dir: Path | None = None) -> OfficeSynth:
+        return cls(
+            classes=params.classes,
+            image_size=params.image_size,
+            train_per_class=params.train_per_class,
+            test_per_class=params.test_per_class,
+            seed=params.seed,
+        )
 
     def recipe(self) -> dict[str, Any]:
         return {
@@ -257,9 +290,3 @@ class OfficeSynth:
         images = (img.clamp(0, 1) * 255).round().to(torch.uint8)
         perm = torch.randperm(n, generator=g)
         return Split(images[perm].contiguous(), labels[perm].contiguous())
-
-
-@DATASETS.register("office-synth")
-def make_office_synth(**params: Any) -> OfficeSynth:
-    """Factory used by suites: ``data: office-synth`` or ``data: {name: office-synth, classes: 16}``."""
-    return OfficeSynth(**params)

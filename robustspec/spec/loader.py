@@ -24,7 +24,7 @@ from ..errors import DataError, ModelError, RegistryError, SpecError, SpecErrors
 from .checks import SuiteFacts, check_chains, check_refs, check_selections, check_weights, domain_problem
 from .locate import Problems
 from .resolve import SPEC_KINDS, SpecsDir, find_specs_dir
-from .schema import BASELINE, DataSpec, FolderData, ModelSpec, Name, Suite, SynthData, TrainRecipe
+from .schema import BASELINE, DataParams, ModelSpec, Name, Suite, TrainRecipe
 from .yaml_loader import Located, load_yaml_file
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "domain_problem",
 ]
 
-_DATA_ADAPTER: TypeAdapter[Any] = TypeAdapter(DataSpec)
 _NAME_ADAPTER: TypeAdapter[Any] = TypeAdapter(Name)
 
 
@@ -80,12 +79,31 @@ class LoadedSuite:
     classes: int = 0
 
 
-def dataset_domains(data: SynthData | FolderData, suite_dir: Path) -> tuple[list[str], int]:
+def dataset_domains(data: DataParams, suite_dir: Path) -> tuple[list[str], int]:
     """Domain names and class count of a dataset spec; cheap (directory listing at most)."""
     from ..data import open_dataset
 
     ds = open_dataset(data, suite_dir)
     return list(ds.domains), len(ds.classes)
+
+
+def _datasets() -> Any:
+    from ..data import DATASETS
+
+    return DATASETS
+
+
+def _bare_dataset(name: str) -> Any | None:
+    """The parameters a dataset name written bare (``data: office-synth``) stands for: its defaults, when
+    the dataset has defaults for every parameter (an image tree needs its root)."""
+    from pydantic import ValidationError
+
+    if name not in _datasets():
+        return None
+    try:
+        return _datasets().get(name).Params()
+    except ValidationError:
+        return None
 
 
 def _builtin_models() -> list[str]:
@@ -234,12 +252,12 @@ class _SuiteReader:
         if kind == "models":
             return _builtin_models()
         if kind == "datasets":
-            return ["office-synth"]
+            return [name for name in _datasets().names() if _bare_dataset(name) is not None]
         return ["default"]
 
     def _builtin(self, kind: str, name: str, where: _Part) -> Any | None:
         if kind == "datasets":
-            return SynthData() if name == "office-synth" else None
+            return _bare_dataset(name)
         if kind == "training":
             return TrainRecipe() if name == "default" else None
         if name in _builtin_models() or ":" in name:
@@ -269,12 +287,19 @@ class _SuiteReader:
         if not isinstance(value, dict):
             self._wrong_type(where, "a dataset name or a mapping", value)
             return None
-        spec = self.problems.validate(_DATA_ADAPTER, value, where.loc, where.file, where.path, DataSpec)
-        if isinstance(spec, FolderData):
-            # Relative roots are relative to the file they are written in; ~ and $VARS are expanded.
-            root = Path(os.path.expandvars(os.path.expanduser(spec.imagefolder)))
-            spec = spec.model_copy(update={"imagefolder": str((Path(where.file).resolve().parent / root).resolve())})
-        return spec
+        from ..data import data_adapter, data_union, dataset_name
+
+        spec = self.problems.validate(data_adapter(), value, where.loc, where.file, where.path, data_union())
+        if spec is None:
+            return None
+        # A dataset's paths are relative to the file they are written in; ~ and $VARS are expanded.
+        here = Path(where.file).resolve().parent
+        paths = {}
+        for key in getattr(_datasets().get(dataset_name(spec)), "paths", ()):
+            if isinstance(getattr(spec, key), str):
+                path = Path(os.path.expandvars(os.path.expanduser(getattr(spec, key))))
+                paths[key] = str((here / path).resolve())
+        return spec.model_copy(update=paths) if paths else spec
 
     def _suite_recipe(self, data: dict[str, Any]) -> Any | None:
         if "train" in data:

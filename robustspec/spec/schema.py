@@ -29,10 +29,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
-    field_validator,
     model_validator,
 )
 
@@ -57,8 +54,9 @@ __all__ = [
     "parse_fraction",
     "parse_count",
     "Count",
-    "SynthData",
-    "FolderData",
+    "DataParams",
+    "SynthData",  # noqa: F822  (re-exported from robustspec.data by __getattr__)
+    "FolderData",  # noqa: F822
     "DataSpec",
     "OptimizerSpec",
     "AugmentSpec",
@@ -218,48 +216,63 @@ Confidence = Ratio
 
 
 # --- data ----------------------------------------------------------------------------------------------
+# Each dataset's parameter model lives with its dataset (robustspec.data: SynthData, FolderData, ...) and
+# the dataset registry builds the union; a suite's ``data`` is any registered dataset's parameters.
 
 
-class SynthData(Strict):
-    """The embedded generated dataset (``office-synth``)."""
-
-    name: Literal["office-synth"] = "office-synth"
-    classes: Int = Field(10, ge=2, le=16)
-    image_size: Int = Field(32, ge=16, le=256)
-    train_per_class: Int = Field(100, ge=2, le=10_000)
-    test_per_class: Int = Field(50, ge=1, le=10_000)
-    seed: Int = Field(0, ge=0, le=MAX_SEED)
+class DataParams(Strict):
+    """Base of every dataset's parameters: a registered dataset's ``Params`` subclasses it."""
 
 
-class FolderData(Strict):
-    """An image tree: ``<root>/<domain>/images/<class>/*`` (Office-31) or ``<root>/<domain>/<class>/*``."""
+def _validate_data(value: Any) -> Any:
+    from ..data.base import data_adapter, dataset_name
 
-    imagefolder: str = Field(min_length=1, description="root directory, relative to the suite file")
-    image_size: Int = Field(224, ge=16, le=1024)
-    test_fraction: Probability = 0.3
-    split_seed: Int = Field(0, ge=0, le=MAX_SEED)
-    domains: list[Name] | None = None
+    if isinstance(value, DataParams):
+        dataset_name(value)  # a ValueError unless a registered dataset's Params
+        return value
+    return data_adapter().validate_python(value)
 
-    @field_validator("test_fraction")
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class DataSpec:
+    """Any registered dataset's parameters: the tagged union of the ``DATASETS`` registry's ``Params``.
+
+    A pydantic type built on first use (validation, JSON Schema), so that importing the schema imports
+    no dataset and loads no plugin. Serialised as the dataset's own model.
+    """
+
     @classmethod
-    def _open_interval(cls, v: float) -> float:
-        if not 0.0 < v < 1.0:
-            raise ValueError("must be strictly between 0 and 1")
-        return v
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(
+            _validate_data,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                _same, return_schema=core_schema.any_schema()
+            ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> Any:
+        from ..data.base import data_adapter
+
+        return handler(data_adapter().core_schema)
 
 
-def _data_tag(value: Any) -> str:
-    if isinstance(value, dict) and "imagefolder" in value:
-        return "imagefolder"
-    if isinstance(value, FolderData):
-        return "imagefolder"
-    return "office-synth"
+def __getattr__(name: str) -> Any:
+    # The built-in datasets' parameter models, re-exported from their datasets (imported on first use).
+    if name == "SynthData":
+        from ..data.synthetic import SynthData
 
+        return SynthData
+    if name == "FolderData":
+        from ..data.imagefolder import FolderData
 
-DataSpec = Annotated[
-    Annotated[SynthData, Tag("office-synth")] | Annotated[FolderData, Tag("imagefolder")],
-    Discriminator(_data_tag),
-]
+        return FolderData
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- training ------------------------------------------------------------------------------------------
