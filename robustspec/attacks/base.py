@@ -95,6 +95,17 @@ class Attack(Protocol):
     #: Optional: distributions besides torch and torchvision whose version decides the result
     #: (``("torchattacks",)`` for AutoAttack); their versions enter the evaluation's artifact key.
     # libraries: ClassVar[tuple[str, ...]]
+    #: Optional: where reports put the attack's column, lowest first (the research's order: DeepFool 10,
+    #: PGD 20-30, FGSM 40, C&W 50, DDN 60, JSMA 70); default 100, ties by name.
+    # order: ClassVar[int]
+    #: Optional, gradient-free attacks only: the norms for which this is *the* black-box attack of the
+    #: threat model, that every other attack's masking check and the int8 worst case run (Square:
+    #: ``("linf", "l2")``). It must take ``eps``, ``queries`` (set to ``masking-queries``) and, when it
+    #: claims several norms, ``norm``. At most one attack claims a norm.
+    # masking_reference: ClassVar[tuple[Norm, ...]]
+    #: Optional, gradient-free attacks only: why the attack is *not* its norm's masking reference (the
+    #: item reports it; Sparse-RS for L0).
+    # not_a_masking_reference: ClassVar[str]
 
     def check(self, params: Any, num_classes: int) -> list[str]:
         """Problems knowable at collection (eps outside [0, 1], a norm the attack lacks, ...)."""

@@ -92,6 +92,9 @@ class Square:
     norm: ClassVar[str] = "linf"
     bounded: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = True
+    order: ClassVar[int] = 100
+    #: The black-box attack of these threat models for every other attack's masking check.
+    masking_reference: ClassVar[tuple[str, ...]] = ("linf", "l2")
     loss: ClassVar[str] = "margin"
 
     def check(self, params: SquareParams, num_classes: int) -> list[str]:
@@ -255,6 +258,7 @@ class AutoAttack:
     norm: ClassVar[str] = "linf"  # the default; ``params.norm`` says which one a run uses
     bounded: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = False
+    order: ClassVar[int] = 100
     loss: ClassVar[str] = "ce"
     #: Distributions besides torch whose version decides the result (enters the evaluation's key).
     libraries: ClassVar[tuple[str, ...]] = ("torchattacks",)

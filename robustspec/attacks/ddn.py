@@ -54,6 +54,7 @@ class DDN:
     norm: ClassVar[Norm] = "l2"
     bounded: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = False
+    order: ClassVar[int] = 60
     loss: ClassVar[str] = "ce"
 
     def check(self, params: DDNParams, num_classes: int) -> list[str]:

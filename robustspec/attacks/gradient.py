@@ -92,6 +92,7 @@ class FGSM:
     norm: ClassVar[str] = "linf"
     bounded: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = False
+    order: ClassVar[int] = 40
     loss: ClassVar[str] = "ce"
 
     def check(self, params: FGSMParams, num_classes: int) -> list[str]:
@@ -170,6 +171,7 @@ class PGDLinf(_PGD):
     """
 
     norm: ClassVar[str] = "linf"
+    order: ClassVar[int] = 20
 
     def _start(self, x: torch.Tensor, eps: float, g: torch.Generator) -> torch.Tensor:
         import torch
@@ -194,6 +196,7 @@ class PGDL2(_PGD):
     """
 
     norm: ClassVar[str] = "l2"
+    order: ClassVar[int] = 30
 
     def _start(self, x: torch.Tensor, eps: float, g: torch.Generator) -> torch.Tensor:
         import torch

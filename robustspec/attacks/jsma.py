@@ -70,6 +70,7 @@ class JSMA:
     norm: ClassVar[Norm] = "l0"
     bounded: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = False
+    order: ClassVar[int] = 70
     loss: ClassVar[str] = "target-logit"
 
     def check(self, params: JSMAParams, num_classes: int) -> list[str]:

@@ -72,6 +72,7 @@ class CarliniWagnerL2:
     norm: ClassVar[str] = "l2"
     bounded: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = False
+    order: ClassVar[int] = 50
     loss: ClassVar[str] = "margin"
 
     def check(self, params: CWParams, num_classes: int) -> list[str]:
@@ -189,6 +190,7 @@ class DeepFool:
     norm: ClassVar[str] = "l2"  # the default; ``params.norm`` says which one a run uses
     bounded: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = False
+    order: ClassVar[int] = 10
     loss: ClassVar[str] = "margin"
 
     def check(self, params: DeepFoolParams, num_classes: int) -> list[str]:

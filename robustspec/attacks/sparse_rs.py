@@ -53,6 +53,11 @@ class SparseRS:
     norm: ClassVar[Norm] = "l0"
     bounded: ClassVar[bool] = True
     gradient_free: ClassVar[bool] = True
+    order: ClassVar[int] = 100
+    #: Why the masking check of L0 attacks does not use it (robustspec.expect.attack.blackbox_for).
+    not_a_masking_reference: ClassVar[str] = (
+        "is stronger than JSMA on honest models (Croce et al. 2022), so its lead is no evidence of masking"
+    )
     loss: ClassVar[str] = "margin"
 
     def check(self, params: SparseRSParams, num_classes: int) -> list[str]:

@@ -62,10 +62,7 @@ Mode = Literal["worst-case", "transfer", "white-box", "black-box"]
 class AttackGate(ExpectationBase):
     """What every ``attack:`` expectation takes besides the attack's own parameters."""
 
-    name: str = Field(
-        min_length=1,
-        description="fgsm, pgd-linf, pgd-l2, cw-l2, deepfool, ddn, jsma, square, sparse-rs, autoattack",
-    )
+    name: str = Field(min_length=1, description="the attack, by its registered name (the schema lists them)")
     samples: Int = Field(
         256, ge=1, le=100_000, description="test images drawn with `seed` (fewer if the split is smaller)"
     )
@@ -169,15 +166,34 @@ def attack_label(params: Any) -> str:
 # --- the threat-model-matched black-box attack -----------------------------------------------------------
 
 
+#: How messages write a norm.
+_NORM_LABEL = {"linf": "L-inf", "l2": "L2", "l0": "L0"}
+
+
+def masking_reference(norm: str) -> str | None:
+    """The registered attack that serves as the black-box attack of the ``norm`` threat model, if any.
+
+    An attack says so itself: ``masking_reference = ("linf", "l2")`` (Square). Two attacks claiming one
+    norm is an error, not a choice made by name.
+    """
+    from ..attacks import ATTACKS
+
+    claims = [name for name, cls in ATTACKS.items() if norm in getattr(cls, "masking_reference", ())]
+    if len(claims) > 1:
+        raise _cannot(f"attacks {', '.join(claims)} all claim to be the {norm} masking reference; one may")
+    return claims[0] if claims else None
+
+
 def blackbox_for(params: Any) -> tuple[dict[str, Any] | None, str]:
     """The gradient-free attack in the same threat model as ``params``' attack, or None and why there is none.
 
-    L-inf -> Square L-inf, L2 -> Square L2, both at the attack's eps. L0 has none that can serve: the check
-    rests on an honest model's white-box attack being at least as strong as the black-box one, and
-    Sparse-RS is a *stronger* L0 attack than JSMA on honest models (Croce et al. 2022; on the embedded
-    data's ResNet-18 it leaves 2 of 100 images robust where JSMA leaves 41). Its lead is no evidence of
-    masking, so the item says so; JSMA's zero-gradient check on its own loss still runs, and ``sparse-rs``
-    stays available as an attack of its own.
+    The attack whose ``masking_reference`` holds the norm (:func:`masking_reference`; Square for L-inf
+    and L2), at the attack's eps. A gradient-free attack of the norm that declines the role says why in
+    ``not_a_masking_reference``: the check rests on an honest model's white-box attack being at least as
+    strong as the black-box one, and Sparse-RS is a *stronger* L0 attack than JSMA on honest models
+    (Croce et al. 2022; on the embedded data's ResNet-18 it leaves 2 of 100 images robust where JSMA
+    leaves 41). Its lead is no evidence of masking, so the item says so; JSMA's zero-gradient check on its
+    own loss still runs, and ``sparse-rs`` stays available as an attack of its own.
     """
     from ..attacks import ATTACKS
 
@@ -186,32 +202,43 @@ def blackbox_for(params: Any) -> tuple[dict[str, Any] | None, str]:
         return None, f"{params.name} is itself a black-box attack"
     norm = getattr(params, "norm", None) or cls.norm
     eps = getattr(params, "eps", None)
-    if norm == "l0":
-        return None, (
-            "the L0 black-box attack (sparse-rs) is stronger than JSMA on honest models (Croce et al. 2022), so "
-            "its lead is no evidence of masking; the zero-gradient check on JSMA's own loss still runs"
-        )
+    reference = masking_reference(norm)
+    if reference is None:
+        label = _NORM_LABEL.get(norm, norm)
+        for name, other in ATTACKS.items():
+            why = getattr(other, "not_a_masking_reference", None)
+            if why and other.norm == norm and getattr(other, "gradient_free", False):
+                return None, (
+                    f"the {label} black-box attack ({name}) {why}; the zero-gradient check on {params.name}'s own "
+                    "loss still runs"
+                )
+        return None, f"no black-box attack for the {norm} norm"
     if eps is None:
         return None, f"{params.name} has no eps: a minimum-norm attack without a budget has no ball to search"
-    if norm not in ("linf", "l2"):
-        return None, f"no black-box attack for the {norm} norm"
-    return {"name": "square", "norm": norm, "eps": float(eps)}, ""
+    spec: dict[str, Any] = {"name": reference, "eps": float(eps)}
+    if "norm" in ATTACKS.get(reference).Params.model_fields:
+        spec["norm"] = norm
+    return spec, ""
 
 
 def _blackbox_label(spec: Mapping[str, Any]) -> str:
-    return f"square-{spec['norm']}" if spec["name"] == "square" else str(spec["name"])
+    """``square-linf``: the reference attack's name, with the norm when it runs in more than one."""
+    return f"{spec['name']}-{spec['norm']}" if "norm" in spec else str(spec["name"])
 
 
 def _blackbox_params(params: Any, spec: Mapping[str, Any]) -> Any:
+    from ..attacks import ATTACKS
+
     values = {
         **spec,
-        "queries": params.masking_queries,
         "samples": params.samples,
         "seed": params.seed,
         "domain": params.domain,
         "max-degradation": 1.0,
         "masking-check": False,
     }
+    if "queries" in ATTACKS.get(str(spec["name"])).Params.model_fields:
+        values["queries"] = params.masking_queries
     return _combined(str(spec["name"])).model_validate(values)
 
 

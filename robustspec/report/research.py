@@ -76,7 +76,8 @@ BASELINE = "baseline"
 #: Compression steps by the prefix of the properties they record, and the research's name for them.
 _METHODS = {"prune": "FP", "distill": "KD", "quantize": "PTSQ"}
 _KIND_ORDER = {"": 0, "FP": 1, "KD": 2, "PTSQ": 3}
-_ATTACK_ORDER = ["deepfool", "pgd-linf", "pgd-l2", "fgsm", "cw-l2", "ddn", "jsma"]
+#: Where an attack without an ``order`` (robustspec.attacks.base.Attack), or no longer registered, goes.
+_LAST = 100
 
 SUPPORTS, CONTRADICTS, NOISE = "supports", "contradicts", "within noise"
 HOLDS, DOES_NOT_HOLD, MIXED, WITHIN_NOISE, NOT_MEASURED = (
@@ -287,6 +288,13 @@ def _mparams(v: float | None) -> str:
 # --- reading the results -------------------------------------------------------------------------------
 
 
+def _attack_order(name: str) -> int:
+    """The attack's ``order`` class variable; an attack that is not registered (here) goes last."""
+    from ..attacks import ATTACKS
+
+    return int(getattr(ATTACKS.get(name), "order", _LAST)) if name in ATTACKS else _LAST
+
+
 def _attack_column(item: Mapping[str, Any], domain: str) -> str:
     """The attack's name; a second expectation of the same attack (another eps) gets "#2", as in the report."""
     name = domain or "attack"
@@ -397,11 +405,11 @@ def research(doc: Mapping[str, Any]) -> Research:
         by_key.values(),
         key=lambda r: (models.index(r.model), _KIND_ORDER.get(r.kind, 9), -(r.parameters or 0), r.variant, r.mode),
     )
-    # The research's column order; other attacks after, by name; "pgd-linf #2" after "pgd-linf".
+    # The research's column order (each attack's ``order``); ties by name; "pgd-linf #2" after "pgd-linf".
     names = sorted(
         attacks,
         key=lambda n: (
-            _ATTACK_ORDER.index(n.split(" #")[0]) if n.split(" #")[0] in _ATTACK_ORDER else len(_ATTACK_ORDER),
+            _attack_order(n.split(" #")[0]),
             n.split(" #")[0],
             int(n.split(" #")[1]) if " #" in n else 1,
         ),
