@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import ArtifactError
-from ..models.zoo import classifier_head, count_parameters
+from ..models.zoo import count_parameters, head_module, on_meta
 from ..progress import Timer, report
 from ..spec.schema import Count, Int, Real, Strict, parse_count
 from ..train.supervised import train_supervised
@@ -115,9 +115,10 @@ def _example_inputs(model: nn.Module, ctx: StepContext) -> torch.Tensor:
 
 
 def _classifier(net: nn.Module) -> nn.Module:
-    head = classifier_head(net, linear=True)
+    """The layer that outputs the class scores: never pruned (its outputs are the classes)."""
+    head = head_module(net)
     if head is None:
-        raise ArtifactError("cannot prune: the network has no final nn.Linear classifier to keep")
+        raise ArtifactError("cannot prune: the network has no nn.Linear or nn.Conv2d classifier to keep")
     return head[1]
 
 
@@ -126,24 +127,330 @@ def _plain_history(history: Any) -> list[list[Any]]:
     return [[str(name), bool(out), [int(i) for i in idxs]] for name, out, idxs in history]
 
 
-def _prune_copy(parent: nn.Module, ratio: float, example: torch.Tensor) -> tuple[nn.Module, list[list[Any]]]:
-    """A pruned deep copy of ``parent`` (a Normalized wrapper) and its pruning history."""
+def _attention(net: nn.Module) -> dict[nn.Module, int]:
+    """Each ``nn.MultiheadAttention`` and its head count: Torch-Pruning then removes the same dimensions
+    from every head (``prune_head_dims``), so ``embed_dim`` stays divisible by ``num_heads``."""
+    from torch import nn
+
+    return {m: m.num_heads for m in net.modules() if isinstance(m, nn.MultiheadAttention)}
+
+
+def _prune_net(net: nn.Module, ratio: float, example: torch.Tensor) -> list[list[Any]]:
+    """Prune ``net`` in place (Li et al.'s criterion, the classifier kept); its pruning history.
+
+    An exception Torch-Pruning raises is turned into a :class:`PruneError` that names the layer.
+    """
+    import warnings
+
     import torch_pruning as tp
 
-    model = copy.deepcopy(parent).eval()  # eval: tracing must not touch BatchNorm running statistics
-    net = model.net
-    # No torch.no_grad() here: Torch-Pruning traces the graph through autograd's grad_fn.
-    pruner = tp.pruner.BasePruner(
-        net,
-        example,
-        importance=tp.importance.MagnitudeImportance(p=1, group_reduction="first", normalizer=None),
-        pruning_ratio=ratio,
-        ignored_layers=[_classifier(net)],
-    )
-    pruner.step()
+    heads = _attention(net)
+    try:
+        with warnings.catch_warnings():
+            # ViT's class token and position embedding are bare parameters: pruned on their last dimension,
+            # the embedding's, which is what Torch-Pruning warns about.
+            warnings.filterwarnings("ignore", message=".*prune the last non-singleton dimension.*")
+            # No torch.no_grad() here: Torch-Pruning traces the graph through autograd's grad_fn.
+            pruner = tp.pruner.BasePruner(
+                net,
+                example,
+                importance=tp.importance.MagnitudeImportance(p=1, group_reduction="first", normalizer=None),
+                pruning_ratio=ratio,
+                ignored_layers=[_classifier(net)],
+                # Given afresh each time: BasePruner adds num_heads to its (shared, mutable) default dict.
+                in_channel_groups={},
+                out_channel_groups={},
+                num_heads=dict(heads),
+                prune_num_heads=False,
+                prune_head_dims=True,
+            )
+            pruner.step()
+    except (PruneError, ArtifactError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever Torch-Pruning trips over is named with its layer
+        raise PruneError(_tp_failure(exc, net)) from exc
     history = _plain_history(pruner.pruning_history())
     del pruner
+    return history
+
+
+def _prune_copy(parent: nn.Module, ratio: float, example: torch.Tensor) -> tuple[nn.Module, list[list[Any]]]:
+    """A pruned deep copy of ``parent`` (a Normalized wrapper) and its pruning history; the copy's forward
+    is checked layer by layer (:func:`_check_forward`)."""
+    model = copy.deepcopy(parent).eval()  # eval: tracing must not touch BatchNorm running statistics
+    history = _prune_net(model.net, ratio, example)
+    problem = _check_forward(model.net, example, parent.net)
+    if problem is not None:
+        raise PruneError(problem)
     return model.eval(), history
+
+
+# --- when Torch-Pruning cannot follow a network ----------------------------------------------------------
+
+
+class PruneError(ArtifactError):
+    """Torch-Pruning cannot prune this structure; the message names the layer and the reason."""
+
+
+def _tp_version() -> str:
+    from ..fingerprint import library_versions
+
+    return f"Torch-Pruning {library_versions('torch-pruning')['torch-pruning'] or '?'}"
+
+
+def _tp_failure(exc: BaseException, net: nn.Module) -> str:
+    """Torch-Pruning's exception in words, with the layer of the model where it happened.
+
+    Its dependency graph's nodes sit in the local variables of the frames that raised; from the innermost
+    such node, the graph is walked back (then forward) to the nearest node that is a layer of ``net``.
+    """
+    names = {id(m): n for n, m in net.named_modules() if n}
+    where, op = None, None
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            if hasattr(value, "inputs") and hasattr(value, "outputs") and hasattr(value, "module"):
+                op = op or getattr(value, "name", None)
+                where = _nearest_layer(value, names)
+                if where is not None:
+                    break
+        if where is not None:
+            break
+    site = frames[-1].f_code.co_name if frames else "?"
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if where is not None:
+        block = _enclosing_block(net, where[0])
+        place = f" in block {block[0]!r} ({block[1]}), after its layer {where[0][len(block[0]) + 1 :]!r} ({where[1]})"
+        place = place if block[0] else f" after layer {where[0]!r} ({where[1]})"
+    else:
+        place = ""
+    reshape = "reshape" in site or "reshape" in (op or "").lower()
+    what = "a reshape of the channel dimension (a channel shuffle)" if reshape else f"operation {op}" if op else ""
+    return f"{_tp_version()} cannot map the channels through {what or 'this network'}{place} ({text} in its {site})"
+
+
+def _enclosing_block(net: nn.Module, name: str) -> tuple[str, str]:
+    """The nearest module above layer ``name`` that is not a plain container (Sequential, ModuleList)."""
+    from torch import nn
+
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:i])
+        m = net.get_submodule(prefix)
+        if not isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            return prefix, type(m).__name__
+    return "", type(net).__name__
+
+
+def _nearest_layer(node: Any, names: dict[int, str]) -> tuple[str, str] | None:
+    """The nearest node of Torch-Pruning's graph, inputs first, whose module is a named layer of the net."""
+    seen: set[int] = set()
+    for direction in ("inputs", "outputs"):
+        queue = [node]
+        while queue:
+            n = queue.pop(0)
+            if id(n) in seen and n is not node:
+                continue
+            seen.add(id(n))
+            module = getattr(n, "module", None)
+            if module is not None and id(module) in names:
+                return names[id(module)], type(module).__name__
+            queue.extend(getattr(n, direction, []) or [])
+            if len(seen) > 10_000:
+                return None
+    return None
+
+
+def _expected_width(module: nn.Module, x: torch.Tensor) -> tuple[int, int, str] | None:
+    """(expected, got, what) for a layer whose input width does not match its weights; None when it does."""
+    from torch import nn
+
+    if isinstance(module, nn.Conv2d) and x.dim() == 4 and x.shape[1] != module.in_channels:
+        return module.in_channels, int(x.shape[1]), "input channels"
+    if isinstance(module, nn.Linear) and x.shape[-1] != module.in_features:
+        return module.in_features, int(x.shape[-1]), "input features"
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and x.dim() >= 2 and x.shape[1] != module.num_features:
+        return module.num_features, int(x.shape[1]), "channels"
+    if isinstance(module, nn.LayerNorm):
+        n = len(module.normalized_shape)
+        if tuple(x.shape[-n:]) != tuple(module.normalized_shape):
+            return int(module.normalized_shape[-1]), int(x.shape[-1]), "features"
+    return None
+
+
+def _channel_changers(net: nn.Module, example: torch.Tensor) -> list[tuple[str, str, str]]:
+    """Parameter-free leaf modules that change the channel count of a 4-d tensor (padding or slicing
+    channels in code, which Torch-Pruning's graph cannot map), from one forward of the unpruned net."""
+    import torch
+
+    found: list[tuple[str, str, str]] = []
+    handles = []
+
+    def hook(name: str):
+        def record(module: nn.Module, args: tuple, out: Any) -> None:
+            x = args[0] if args else None
+            if (
+                isinstance(x, torch.Tensor)
+                and isinstance(out, torch.Tensor)
+                and x.dim() == 4
+                and out.dim() == 4
+                and x.shape[1] != out.shape[1]
+            ):
+                found.append((name, type(module).__name__, f"{x.shape[1]} -> {out.shape[1]}"))
+
+        return record
+
+    for name, m in net.named_modules():
+        if name and not list(m.children()) and not list(m.parameters(recurse=False)):
+            handles.append(m.register_forward_hook(hook(name)))
+    try:
+        with torch.no_grad():
+            net(example)
+    except Exception:  # noqa: BLE001 - only a hint; the unpruned net's own failures are not this check's
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return found
+
+
+def _check_forward(net: nn.Module, example: torch.Tensor, original: nn.Module | None = None) -> str | None:
+    """Why the pruned ``net`` does not run on ``example``: the first layer whose input width does not
+    match its weights (Torch-Pruning removed channels on one side of it only), else the layer whose forward
+    raised; None when it runs. ``original`` (the unpruned net) lets the message name the likely cause."""
+    import torch
+
+    mismatch: list[tuple[str, nn.Module, tuple[int, int, str]]] = []
+    stack: list[str] = []
+    failed: list[str] = []
+    handles = []
+
+    def pre(name: str):
+        def check(module: nn.Module, args: tuple) -> None:
+            stack.append(name)
+            x = args[0] if args else None
+            if not mismatch and isinstance(x, torch.Tensor):
+                got = _expected_width(module, x)
+                if got is not None:
+                    mismatch.append((name, module, got))
+
+        return check
+
+    def post(module: nn.Module, args: tuple, out: Any) -> None:
+        if stack:
+            stack.pop()
+
+    for name, m in net.named_modules():
+        if name:
+            handles.append(m.register_forward_pre_hook(pre(name)))
+            handles.append(m.register_forward_hook(post))
+    error: BaseException | None = None
+    try:
+        with torch.no_grad():
+            out = net(example)
+        if isinstance(out, torch.Tensor) and not torch.isfinite(out).all():
+            error = ValueError("the pruned network's output is not finite")
+    except Exception as exc:  # noqa: BLE001 - reported with the layer it happened in
+        error = exc
+        failed.extend(stack[-1:])
+    finally:
+        for h in handles:
+            h.remove()
+    if error is None and not mismatch:
+        return None
+    if mismatch:
+        name, module, (expected, got, what) = mismatch[0]
+        text = (
+            f"after pruning, layer {name!r} ({type(module).__name__}) expects {expected} {what} but gets {got}: "
+            f"{_tp_version()} cannot follow how its channels arrive"
+        )
+    else:
+        layer = f" in layer {failed[0]!r}" if failed else ""
+        text = f"after pruning, the forward fails{layer}: {type(error).__name__}: {error}"
+    if original is not None:
+        changers = _channel_changers(original, example)
+        if changers:
+            names = ", ".join(repr(n) for n, _, _ in changers[:2]) + (" ..." if len(changers) > 2 else "")
+            kinds = ", ".join(f"{k}: {c}" for _, k, c in changers[:2])
+            text += (
+                f"; likely cause: {names} ({kinds} channels) change the channel count without parameters "
+                "(channel padding in code, which Torch-Pruning does not trace; a 1x1 convolution would prune)"
+            )
+    return text
+
+
+#: Failed prunes of this process by :func:`_failure_key` (the structure and the step's parameters): a
+#: network Torch-Pruning cannot follow fails once, not again for every item that needs it. (The store keeps
+#: only what was built; this memo is the step's own, per process.)
+_FAILED: dict[str, str] = {}
+
+
+def _failure_key(parent: nn.Module, params: PruneParams, example: torch.Tensor) -> str:
+    """What decides whether pruning fails: the module tree, every tensor's shape, the params, the input."""
+    import hashlib
+
+    shapes = [(k, tuple(v.shape)) for k, v in parent.state_dict().items()]
+    text = repr(parent) + repr(shapes) + params.model_dump_json() + repr(tuple(example.shape))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: The trial prune at collection: this ratio, on the first of these square input sizes the network takes,
+#: for networks up to this many parameters (bigger ones are checked when built).
+PROBE_RATIO = 0.3
+PROBE_SIZES = (32, 64, 224)
+PROBE_MAX_PARAMETERS = 10_000_000
+_PROBED: dict[str, str | None] = {}
+
+
+def probe_problem(key: str, build: Any) -> str | None:
+    """Why Torch-Pruning cannot prune the network ``build()`` makes, from a trial prune on a tiny input.
+
+    Cheap enough for collection: the network is counted on the meta device first and skipped (None) above
+    :data:`PROBE_MAX_PARAMETERS`; the trial runs on a 1x3xSxS input of the first size in :data:`PROBE_SIZES`
+    that the unpruned network takes, and is remembered per process by ``key``. None when it prunes (or
+    when it cannot be tried: the build then checks).
+    """
+    if key in _PROBED:
+        return _PROBED[key]
+    import torch
+
+    from ..models.wrapper import Normalized
+
+    problem: str | None = None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: more threads only contend (10x slower on a busy machine)
+    try:
+        size = count_parameters(on_meta(build))
+        if size <= PROBE_MAX_PARAMETERS:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = Normalized(build()).eval()
+            example = None
+            for s in PROBE_SIZES:
+                x = torch.zeros(1, 3, s, s)
+                try:
+                    with torch.no_grad():
+                        model(x)
+                except Exception:  # noqa: BLE001 - too small for this network: try the next size
+                    continue
+                example = x
+                break
+            if example is not None:
+                try:
+                    _prune_copy(model, PROBE_RATIO, example)
+                except PruneError as exc:
+                    shape = "x".join(map(str, example.shape))
+                    problem = f"{exc} (trial prune: ratio {PROBE_RATIO}, {shape} input)"
+    except Exception:  # noqa: BLE001 - a network that does not build here is the build's to report
+        problem = None
+    finally:
+        torch.set_num_threads(threads)
+    _PROBED[key] = problem
+    return problem
 
 
 @COMPRESSIONS.register("prune")
@@ -174,20 +481,27 @@ class Prune:
 
     def apply(self, parent: nn.Module, params: PruneParams, ctx: StepContext) -> StepResult:
         example = _example_inputs(parent, ctx)
+        key = _failure_key(parent, params, example)
+        if key in _FAILED:
+            raise PruneError(f"cannot prune {ctx.label}: {_FAILED[key]} (failed before in this process; not retried)")
         timer = Timer()
-        if params.ratio is not None:
-            ratio = float(params.ratio)
-            model, history = _prune_copy(parent, ratio, example)
-            n = count_parameters(model)
-            report(f"pruning {ctx.label}: ratio {ratio:.3f} -> {format_count(n)} parameters ({timer.seconds:.1f}s)")
-        else:
-            ratio, model, history, n = self._search(
-                parent, int(params.params), float(params.tolerance), example, ctx.label
-            )
-            report(
-                f"pruning {ctx.label}: ratio {ratio:.3f} -> {format_count(n)} parameters "
-                f"(target {format_count(int(params.params))}, {timer.seconds:.1f}s)"
-            )
+        try:
+            if params.ratio is not None:
+                ratio = float(params.ratio)
+                model, history = _prune_copy(parent, ratio, example)
+                n = count_parameters(model)
+                report(f"pruning {ctx.label}: ratio {ratio:.3f} -> {format_count(n)} parameters ({timer.seconds:.1f}s)")
+            else:
+                ratio, model, history, n = self._search(
+                    parent, int(params.params), float(params.tolerance), example, ctx.label
+                )
+                report(
+                    f"pruning {ctx.label}: ratio {ratio:.3f} -> {format_count(n)} parameters "
+                    f"(target {format_count(int(params.params))}, {timer.seconds:.1f}s)"
+                )
+        except PruneError as exc:
+            _FAILED[key] = str(exc)
+            raise PruneError(f"cannot prune {ctx.label}: {exc}") from exc
         if params.finetune > 0:
             o = ctx.recipe.optimizer
             recipe = ctx.recipe.model_copy(
@@ -218,7 +532,9 @@ class Prune:
         # Bracket: count(lo) > target > count(hi); count(hi) is estimated until probed. Torch-Pruning
         # keeps int(channels * (1 - r)) channels and leaves a group whole when that would be 0, so the
         # count is monotone only while the narrowest layer keeps one channel: stay below that ratio.
-        widths = [m.out_channels for m in parent.modules() if isinstance(m, nn.Conv2d)]
+        head = _classifier(parent.net)
+        widths = [m.out_channels for m in parent.modules() if isinstance(m, nn.Conv2d) and m is not head]
+        widths += [m.out_features for m in parent.modules() if isinstance(m, nn.Linear) and m is not head]
         lo, n_lo = 0.0, base
         hi = min([MAX_RATIO] + [1.0 - 1.001 / w for w in widths if w > 1])
         n_hi = base * (1.0 - hi) ** 2

@@ -198,10 +198,11 @@ def _read(path: str | os.PathLike, *, mmap: bool) -> dict[str, torch.Tensor]:
 
 
 def head_name(net: nn.Module) -> str:
-    """The classifier head's name (``fc`` for ResNets): see :func:`~robustspec.models.zoo.classifier_head`."""
-    from .zoo import classifier_head
+    """The classifier head's name (``fc`` for ResNets, ``classifier.1`` for MobileNet-v2, ``heads.head`` for
+    a ViT, ...): see :func:`~robustspec.models.zoo.head_module`."""
+    from .zoo import head_module
 
-    head = classifier_head(net, linear=True)
+    head = head_module(net)
     return head[0] if head is not None else "fc"
 
 
@@ -280,17 +281,14 @@ def weights_fit_problems(path: str | os.PathLike, arch: str, params: Mapping[str
 
 @lru_cache(maxsize=64)
 def _fit_problems_cached(key: str) -> tuple[str, ...]:
-    import torch
-
-    from .zoo import build_network
+    from .zoo import meta_network
 
     path, _, _, arch, params, classes = json.loads(key)
     try:
         state = _read(path, mmap=True)
     except ModelError as exc:
         return (str(exc),)
-    with torch.device("meta"):
-        net = build_network(arch, classes, params)
+    net = meta_network(arch, classes, params)
     _, problems = fit_problems(state, net.state_dict(), head_name(net))
     if problems:
         return (f"weights file {path} does not fit {arch}: " + "; ".join(problems),)

@@ -1,33 +1,89 @@
-"""The model zoo: torchvision ResNets (the research's models), small ResNets for quick suites, user factories."""
+"""The model zoo: torchvision's classification models, timm's when installed, and user factories.
+
+An ``arch:`` is one of
+
+- a name of the static registry :data:`MODELS`: torchvision's ResNet-18 ... 152 (the research's models) and
+  the narrow ``resnet10-mini`` / ``resnet10-small`` for quick suites. Listing and checking these imports
+  nothing heavy, so a suite that uses only them is validated without torch;
+- any other classification model of torchvision's zoo by its name (``mobilenet_v2``, ``efficientnet_b0``,
+  ``regnet_x_400mf``, ``convnext_tiny``, ``vit_b_16``, ...; ``torchvision.models.list_models(module=
+  torchvision.models)``), or as ``torchvision:<name>``: torchvision is imported only to resolve such a name;
+- ``timm:<name>`` (``timm.create_model(name, pretrained=False)``) when timm is installed;
+- ``package.module:function``, a user factory ``fn(num_classes, **params)`` found as
+  :mod:`robustspec.models.factories` says (next to the suite, up to the rootdir).
+
+Every builder is called with ``weights=None`` / ``pretrained=False``: nothing is ever downloaded (local
+weights are loaded by :mod:`robustspec.models.weights`). Each arch's ``params:`` are checked against the
+builder's real signature (:func:`arch_params_problems`; for torchvision builders, which take ``**kwargs``,
+the model class's ``__init__``).
+"""
 
 from __future__ import annotations
 
-import importlib
+import difflib
+import importlib.util
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelError
+from ..errors import ModelError, RegistryError
 from ..registry import Registry
+from .factories import import_factory, is_factory_ref
+from .signature import Accepts, ParamProblem, accepts_of, params_problems
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["MODELS", "build_network", "import_factory", "count_parameters", "classifier_head"]
+__all__ = [
+    "MODELS",
+    "Arch",
+    "arch_params_problems",
+    "build_network",
+    "import_factory",
+    "count_parameters",
+    "classifier_head",
+    "head_module",
+    "on_meta",
+    "meta_network",
+    "resolve_arch",
+    "torchvision_names",
+    "zoo_parameters",
+]
 
-#: Architectures by name. Each entry is ``fn(num_classes: int, **params) -> nn.Module``.
+#: Architectures by name. Each entry is ``fn(num_classes: int, **params) -> nn.Module``; its signature is
+#: what ``params:`` are checked against.
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+
+TORCHVISION_PREFIX = "torchvision:"
+TIMM_PREFIX = "timm:"
 
 
 def _torchvision_resnet(depth: int) -> Callable[..., nn.Module]:
-    def build(num_classes: int, **kw: Any) -> nn.Module:
+    # The keyword parameters of torchvision's ResNet (what its builders pass on), spelled out so that
+    # checking params needs no torchvision; tests/test_models.py compares them with the real signature.
+    def build(
+        num_classes: int,
+        zero_init_residual: bool = False,
+        groups: int = 1,
+        width_per_group: int = 64,
+        replace_stride_with_dilation: list[bool] | None = None,
+    ) -> nn.Module:
         # Imported here: torchvision.models costs ~1 s to import, and collection only needs the names.
         from torchvision.models import resnet as tv_resnet
 
+        given = {
+            "zero_init_residual": zero_init_residual,
+            "groups": groups,
+            "width_per_group": width_per_group,
+            "replace_stride_with_dilation": replace_stride_with_dilation,
+        }
         # weights=None: nothing is ever downloaded; local weights are loaded by robustspec.models.weights.
-        return getattr(tv_resnet, f"resnet{depth}")(weights=None, num_classes=num_classes, **kw)
+        return getattr(tv_resnet, f"resnet{depth}")(weights=None, num_classes=num_classes, **given)
 
     build.__doc__ = f"torchvision's ResNet-{depth}."
+    build.__name__ = f"resnet{depth}"
     return build
 
 
@@ -36,7 +92,9 @@ for _depth in (18, 34, 50, 101, 152):
 
 
 def narrow_resnet(
-    num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 128), layers: tuple[int, ...] = (1, 1, 1, 1)
+    num_classes: int,
+    widths: tuple[int, int, int, int] = (16, 32, 64, 128),
+    layers: tuple[int, int, int, int] = (1, 1, 1, 1),
 ) -> nn.Module:
     """A torchvision ResNet (BasicBlock) with narrower stages: same module structure, a fraction of the cost.
 
@@ -65,35 +123,183 @@ def narrow_resnet(
     return net
 
 
-MODELS.register("resnet10-mini")(lambda num_classes, **kw: narrow_resnet(num_classes, (16, 32, 64, 128), (1, 1, 1, 1)))
-MODELS.register("resnet10-small")(
-    lambda num_classes, **kw: narrow_resnet(num_classes, (32, 64, 128, 256), (1, 1, 1, 1))
-)
-
-_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+def resnet10_mini(num_classes: int) -> nn.Module:
+    """A narrow ResNet-10 (widths 16-128, 0.3 M parameters). Other widths: ``robustspec.models.zoo:narrow_resnet``."""
+    return narrow_resnet(num_classes, (16, 32, 64, 128), (1, 1, 1, 1))
 
 
-def import_factory(ref: str) -> Callable[..., nn.Module]:
-    """Resolve ``package.module:function`` (imported, never evaluated)."""
-    if not _FACTORY.match(ref):
-        raise ModelError(f"a model factory is written 'package.module:function', got {ref!r}")
-    module_name, attr = ref.split(":")
+def resnet10_small(num_classes: int) -> nn.Module:
+    """A narrow ResNet-10 (widths 32-256, 1.2 M parameters). Other widths: ``robustspec.models.zoo:narrow_resnet``."""
+    return narrow_resnet(num_classes, (32, 64, 128, 256), (1, 1, 1, 1))
+
+
+MODELS.register("resnet10-mini")(resnet10_mini)
+MODELS.register("resnet10-small")(resnet10_small)
+
+
+# --- torchvision's zoo and timm, resolved lazily ----------------------------------------------------------
+
+#: Builder defaults robustspec changes: GoogLeNet and Inception-v3 return their auxiliary logits in
+#: training mode by default (a tuple, which a classifier's loss cannot take); ``aux_logits: true`` is still
+#: a param. ``init_weights`` spelled out keeps torchvision from warning.
+TORCHVISION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "inception_v3": {"aux_logits": False, "init_weights": True},
+}
+
+
+@cache
+def torchvision_names() -> tuple[str, ...]:
+    """Every classification model of torchvision's zoo (imports torchvision)."""
+    import torchvision.models as tvm
+
+    return tuple(tvm.list_models(module=tvm))
+
+
+def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
+    def build(num_classes: int, **params: Any) -> nn.Module:
+        import torchvision.models as tvm
+
+        kwargs = {**TORCHVISION_DEFAULTS.get(name, {}), **params}
+        return tvm.get_model_builder(name)(weights=None, num_classes=num_classes, **kwargs)
+
+    build.__name__ = name
+    return build
+
+
+def _torchvision_accepts(name: str) -> Accepts:
+    """A torchvision builder's own keywords and its model class's ``__init__`` (what its ``**kwargs`` reach)."""
+    import inspect
+
+    import torchvision.models as tvm
+
+    builder = tvm.get_model_builder(name)
+    own = accepts_of(builder, name, skip=("num_classes", "weights", "progress"))
+    cls = inspect.signature(builder).return_annotation
+    if not inspect.isclass(cls):
+        return own
+    init = accepts_of(cls, name)
+    # The class's required parameters (block, layers, ...) are the builder's to give.
+    return Accepts(name, {**init.params, **own.params}, frozenset(), init.any_keyword)
+
+
+def _timm_builder(name: str) -> Callable[..., nn.Module]:
+    def build(num_classes: int, **params: Any) -> nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, **params)
+
+    build.__name__ = name
+    return build
+
+
+def _timm_problem(name: str) -> str | None:
+    if importlib.util.find_spec("timm") is None:
+        return (
+            f"arch 'timm:{name}' needs the package timm, which is not installed "
+            "(pip install timm; robustspec never downloads its pretrained weights)"
+        )
+    import timm
+
+    if timm.is_model(name):
+        return None
+    close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6) if len(name) <= 100 else []
+    hint = f"; did you mean {', '.join(repr('timm:' + c) for c in close)}?" if close else ""
+    return f"timm has no model {_short(name)}{hint} (timm.list_models() lists them)"
+
+
+def _short(name: str) -> str:
+    return repr(name) if len(name) <= 80 else f"{name[:60]!r}... ({len(name)} characters)"
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A resolved ``arch:``: where it comes from, its builder, and what params the builder takes."""
+
+    ref: str  # as written in the suite
+    kind: str  # "zoo" (the static registry), "torchvision", "timm" or "factory"
+    build: Callable[..., nn.Module]
+    name: str  # the registry / torchvision / timm name, or the factory reference
+
+    def accepts(self) -> Accepts:
+        if self.kind == "torchvision":
+            return _torchvision_accepts(self.name)
+        if self.kind == "timm":
+            return Accepts(f"timm:{self.name}", any_keyword=True)
+        owner = f"factory {self.ref}" if self.kind == "factory" else self.name
+        accepts = accepts_of(self.build, owner)
+        if self.kind == "factory" and not _takes_num_classes(self.build):
+            return Accepts(owner, accepts.params, accepts.required, accepts.any_keyword, frozenset({"num_classes"}))
+        return accepts
+
+
+def _takes_num_classes(fn: Callable[..., Any]) -> bool:
+    import inspect
+
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelError(f"cannot import module {module_name!r} for factory {ref!r}: {exc}") from exc
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ModelError(f"module {module_name!r} has no callable {attr!r}")
-    return fn
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return "num_classes" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def build_network(arch: str, num_classes: int, params: dict[str, Any] | None = None) -> nn.Module:
-    """Build an untrained network by zoo name or ``package.module:function`` factory."""
+def _unknown(arch: str) -> str:
+    names = torchvision_names()
+    known = MODELS.names()
+    options = sorted(set(known) | set(names))
+    close = difflib.get_close_matches(arch, options, n=3, cutoff=0.6) if len(arch) <= 100 else []
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return (
+        f"unknown model {_short(arch)}{hint} (known: {', '.join(known)}; every torchvision classification "
+        "model by its name, e.g. mobilenet_v2, efficientnet_b0, convnext_tiny, vit_b_16; timm:<name> with timm "
+        "installed; or a factory package.module:function)"
+    )
+
+
+def resolve_arch(arch: str, search: Iterable[Any] = ()) -> Arch:
+    """What ``arch`` names, imported as far as needed.
+
+    Raises :class:`RegistryError` for a name of no zoo (with close matches) and :class:`ModelError` when
+    timm is missing or a factory does not import.
+
+    ``search``: the directories a factory module is looked for in (:func:`~.factories.search_dirs`).
+    Names of :data:`MODELS` import nothing; others import torchvision, timm or the factory's module.
+    """
+    if arch in MODELS:
+        return Arch(arch, "zoo", MODELS.get(arch), arch)
+    if arch.startswith(TIMM_PREFIX):
+        name = arch[len(TIMM_PREFIX) :]
+        problem = _timm_problem(name)
+        if problem is not None:
+            raise ModelError(problem)
+        return Arch(arch, "timm", _timm_builder(name), name)
+    if arch.startswith(TORCHVISION_PREFIX):
+        name = arch[len(TORCHVISION_PREFIX) :]
+        if name not in torchvision_names():
+            raise RegistryError(_unknown(name).replace("unknown model", "torchvision has no classification model", 1))
+        return Arch(arch, "torchvision", _torchvision_builder(name), name)
+    if ":" in arch:
+        return Arch(arch, "factory", import_factory(arch, search), arch)
+    if not re.fullmatch(r"[A-Za-z_][\w\-.]*", arch):
+        raise RegistryError(_unknown(arch) if len(arch) <= 100 else f"unknown model {_short(arch)}")
+    if arch in torchvision_names():
+        return Arch(arch, "torchvision", _torchvision_builder(arch), arch)
+    raise RegistryError(_unknown(arch))
+
+
+def build_network(
+    arch: str, num_classes: int, params: Mapping[str, Any] | None = None, search: Iterable[Any] = ()
+) -> nn.Module:
+    """Build an untrained network by zoo name, torchvision or timm name, or ``package.module:function``."""
     from torch import nn
 
     params = dict(params or {})
-    fn = import_factory(arch) if ":" in arch else MODELS.get(arch)
+    if arch in MODELS:
+        fn = MODELS.get(arch)
+    elif ":" in arch and is_factory_ref(arch):
+        fn = import_factory(arch, search)
+    else:
+        fn = resolve_arch(arch, search).build
     try:
         net = fn(num_classes=num_classes, **params)
     except TypeError as exc:
@@ -101,6 +307,78 @@ def build_network(arch: str, num_classes: int, params: dict[str, Any] | None = N
     if not isinstance(net, nn.Module):
         raise ModelError(f"model factory {arch!r} returned {type(net).__name__}, not a torch.nn.Module")
     return net
+
+
+def on_meta(build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` with its parameters on the meta device: shapes without memory or initialisation time.
+
+    A builder that computes its layout from tensor values (torchvision's RegNets: ``.tolist()`` of a
+    width schedule) cannot run under ``torch.device("meta")``; it is run again with only ``torch.empty``
+    (how layers allocate their parameters) sent to the meta device.
+    """
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return build()
+    except NotImplementedError:
+        with _empty_on_meta():
+            return build()
+
+
+def _empty_on_meta() -> Any:
+    """A torch function mode that sends ``torch.empty`` to the meta device (the class needs torch)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class EmptyOnMeta(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+            kwargs = dict(kwargs or {})
+            if func in (torch.empty, torch.empty_strided) and kwargs.get("device") is None:
+                kwargs["device"] = "meta"
+            return func(*args, **kwargs)
+
+    return EmptyOnMeta()
+
+
+def meta_network(
+    arch: str, num_classes: int, params: Mapping[str, Any] | None = None, search: Iterable[Any] = ()
+) -> nn.Module:
+    """:func:`build_network` on the meta device (:func:`on_meta`): for parameter counts and state-dict shapes."""
+    return on_meta(lambda: build_network(arch, num_classes, params, search))
+
+
+_MULTIPLE = re.compile(r"multiple values for (?:keyword )?argument '(\w+)'")
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def arch_params_problems(arch: Arch, params: Mapping[str, Any], *, classes: int = 10) -> list[ParamProblem]:
+    """``params`` checked against the builder's signature: each problem, with the param it is about.
+
+    Static for the registry and for factories with a closed signature (nothing is imported beyond what
+    resolving ``arch`` did). Where ``**kwargs`` hide what a builder takes (torchvision's builders set some
+    keywords themselves, timm's pass them on) and params are given, the model is also built once on the
+    meta device (:func:`on_meta`: no memory, no initialisation), and what the builder refuses is reported
+    for the param it names.
+    """
+    accepts = arch.accepts()
+    problems = params_problems(accepts, dict(params))
+    if problems or not params or (arch.kind in ("zoo", "factory") and not accepts.any_keyword):
+        return problems
+    try:
+        on_meta(lambda: arch.build(num_classes=classes, **dict(params)))
+    except TypeError as exc:
+        text = str(exc)
+        m = _MULTIPLE.search(text)
+        if m and m.group(1) in params:
+            return [ParamProblem(m.group(1), f"{accepts.owner} sets {m.group(1)!r} itself: it cannot be a param", True)]
+        m = _UNEXPECTED.search(text)
+        if m and m.group(1) in params:
+            return [ParamProblem(m.group(1), f"unknown param {m.group(1)!r} of {accepts.owner} ({text})", True)]
+        return [ParamProblem(None, f"{accepts.owner} does not take these params: {text}")]
+    except Exception as exc:  # noqa: BLE001 - a value the builder rejects (a ValueError, an assertion)
+        return [ParamProblem(None, f"{accepts.owner} cannot be built with these params: {type(exc).__name__}: {exc}")]
+    return []
 
 
 #: Parameters of each zoo architecture as ``body + per_class * classes`` (the classifier is the only part
@@ -128,17 +406,38 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _linears(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The ``nn.Linear`` layers of ``net`` in registration order, but those inside attention modules
+    (``MultiheadAttention.out_proj``: attention uses its weight directly, it is no layer of its own)."""
+    from torch import nn
+
+    inside = {
+        id(m) for mha in net.modules() if isinstance(mha, nn.MultiheadAttention) for m in mha.modules() if m is not mha
+    }
+    return [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Linear) and id(m) not in inside]
+
+
 def classifier_head(net: nn.Module, *, linear: bool = False) -> tuple[str, nn.Module] | None:
-    """The network's classifier as (name, module): its ``fc`` (a ResNet's head, also when low-rank
-    factorization made it two layers; with ``linear=True`` only when it is an ``nn.Linear``), else its last
-    ``nn.Linear``; None when it has none."""
+    """The network's classifier as (name, module): its ``fc`` (a ResNet's, RegNet's or ShuffleNet's head,
+    also when low-rank factorization made it two layers; with ``linear=True`` only when it is an
+    ``nn.Linear``), else its last ``nn.Linear`` outside attention modules (MobileNet's and EfficientNet's
+    ``classifier[-1]``, ConvNeXt's ``classifier[2]``, ViT's ``heads.head``); None when it has none."""
     from torch import nn
 
     fc = getattr(net, "fc", None)
     if isinstance(fc, nn.Linear if linear else nn.Module):
         return "fc", fc
-    last = None
-    for name, module in net.named_modules():
-        if isinstance(module, nn.Linear):
-            last = (name, module)
-    return last
+    found = _linears(net)
+    return found[-1] if found else None
+
+
+def head_module(net: nn.Module) -> tuple[str, nn.Module] | None:
+    """The layer that outputs the class scores: :func:`classifier_head`'s ``nn.Linear``, else (SqueezeNet)
+    the last ``nn.Conv2d``; a head of another class count in a weights file is replaced there."""
+    from torch import nn
+
+    head = classifier_head(net, linear=True)
+    if head is not None:
+        return head
+    convs = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else None

@@ -133,19 +133,17 @@ def check_refs(problems: Problems, loc: Located, file: str, expectations: list[A
 
 
 def _baseline_parameters(arch: str, params: dict[str, Any], classes: int) -> int:
-    """Parameter count of an architecture: the zoo's table, else built on the meta device (no memory)."""
+    """Parameter count of an architecture: the zoo's table, else built on the meta device (no memory; any
+    torchvision or timm name or factory, see :func:`robustspec.models.zoo.meta_network`)."""
     from ..models.zoo import zoo_parameters
 
     if not params:
         known = zoo_parameters(arch, classes)
         if known is not None:
             return known
-    import torch
+    from ..models.zoo import meta_network
 
-    from ..models.zoo import build_network
-
-    with torch.device("meta"):
-        net = build_network(arch, classes, dict(params))
+    net = meta_network(arch, classes, dict(params))
     return sum(p.numel() for p in net.parameters())
 
 

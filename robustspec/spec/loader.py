@@ -353,18 +353,51 @@ class _SuiteReader:
         return model
 
     def _arch(self, model: ModelSpec, where: _Part) -> bool:
-        from ..models.zoo import MODELS, import_factory
+        """The architecture resolves, its params fit its builder, and the prune steps of this file can prune it.
 
-        if ":" in model.arch:
-            try:
-                import_factory(model.arch)
-            except ModelError as exc:
-                self.problems.at(where.loc, where.file, where.path, str(exc))
-                return False
-            return True
-        if model.arch not in MODELS:
-            self.problems.at(where.loc, where.file, where.path, MODELS.unknown_message(model.arch))
+        A factory's module is looked for from the file the model is written in and from the suite's
+        directory up to the rootdir (:func:`~robustspec.models.factories.search_dirs`); zoo names outside
+        the static registry import torchvision to be resolved. Params are checked against the builder's
+        signature (:func:`~robustspec.models.zoo.arch_params_problems`), each problem at its key or value.
+        A model outside the static registry that a ``prune`` step of this file applies to gets a trial prune
+        on a tiny input (:func:`~robustspec.compress.prune.probe_problem`), reported at the first such step.
+        """
+        import json
+
+        from ..models.factories import search_dirs
+        from ..models.zoo import arch_params_problems, resolve_arch
+
+        try:
+            arch = resolve_arch(model.arch, search_dirs(where.file, self.file))
+        except (ModelError, RegistryError) as exc:
+            self.problems.at(where.loc, where.file, where.path, str(exc))
             return False
+        spec = where.path[:-1]
+        problems = arch_params_problems(arch, model.params)
+        for p in problems:
+            path = spec + ("params",) + ((p.name,) if p.name is not None else ())
+            self.problems.at(where.loc, where.file, path, p.message, key=p.at_key)
+        if problems or arch.kind == "zoo":
+            return not problems
+        suite_variants = self.loc.data.get("variants") if isinstance(self.loc.data, dict) else None
+        prune_steps = []
+        for loc, file, base, raw in (
+            (where.loc, where.file, spec + ("variants",), model.variants),
+            (self.loc, self.file, ("variants",), suite_variants),
+        ):
+            for vname, chain in raw.items() if isinstance(raw, dict) else ():
+                for j, step in enumerate(chain if isinstance(chain, list) else [chain]):
+                    if isinstance(step, dict) and "prune" in step:
+                        at = base + (vname,) + ((j,) if isinstance(chain, list) else ()) + ("prune",)
+                        prune_steps.append((loc, file, at))
+        if prune_steps:
+            from ..compress.prune import probe_problem
+
+            key = json.dumps([model.arch, model.params], sort_keys=True, default=str)
+            problem = probe_problem(key, lambda: arch.build(num_classes=10, **model.params))
+            if problem is not None:
+                loc, file, at = prune_steps[0]
+                self.problems.at(loc, file, at, f"model {model.name!r} cannot be pruned: {problem}", key=True)
         return True
 
     def _models(self, raw: Any) -> list[ModelSpec | None]:
