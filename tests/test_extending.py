@@ -23,6 +23,7 @@ from robustspec.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "robustspec-example-plugin"
+SMALL_DATA = "name: office-synth, classes: 2, image-size: 16, train-per-class: 8, test-per-class: 4"
 
 
 class Builtin:
@@ -152,17 +153,7 @@ def test_a_broken_plugin_fails_validate_with_a_message_not_a_traceback(tmp_path:
 
 # --- the example plugin, installed ----------------------------------------------------------------------
 
-SMALL_DATA = "name: office-synth, classes: 2, image-size: 16, train-per-class: 8, test-per-class: 4"
-
-SUITE = f"""\
-data: {{{SMALL_DATA}}}
-source: amazon
-train: {{epochs: 1}}
-models: [resnet10-mini]
-expect:
-  - attack: {{name: gaussian-noise, eps: 1.0, draws: 2, samples: 8, max-degradation: 1.0}}
-  - min-clean-accuracy-margin: {{min: -1.0}}
-"""
+SUITE = (EXAMPLE / "suites" / "plugin.yaml").read_text(encoding="utf-8")
 
 
 def _env(*paths: Path) -> dict[str, str]:
