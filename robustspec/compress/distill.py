@@ -1,7 +1,9 @@
 """Knowledge distillation (Hinton, Vinyals and Dean 2014, "Distilling the Knowledge in a Neural Network").
 
-The teacher is the trained uncompressed model of the same suite model; the student is any zoo model or
-``package.module:function`` factory, trained from scratch on the source domain only with
+The teacher is the trained uncompressed model of the same suite model; the student is any zoo model
+(any torchvision classification model, ``timm:<name>``) or ``package.module:function`` factory, its
+``student-params`` checked against its builder at collection, trained from scratch on the source domain
+only with
 
     loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, y).
 
@@ -15,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from ..models.zoo import MODELS, count_parameters
+from ..errors import ModelError, RegistryError
+from ..models.zoo import arch_params_problems, count_parameters, resolve_arch
 from ..progress import report
 from ..spec.schema import MAX_SEED, Int, Real, Strict
 from ..train.supervised import train_supervised
@@ -30,7 +33,11 @@ __all__ = ["DistillParams", "Distill", "kd_loss"]
 
 
 class DistillParams(Strict):
-    student: str = Field(min_length=1, description="zoo name (resnet18, ...) or package.module:function")
+    student: str = Field(
+        min_length=1,
+        description="zoo name (resnet18, mobilenet_v2, any torchvision classification model), timm:<name>, "
+        "or package.module:function",
+    )
     student_params: dict[str, Any] = Field(default_factory=dict)
     temperature: Real = Field(4.0, gt=0.0, le=100.0)
     alpha: Real = Field(
@@ -66,8 +73,13 @@ class Distill:
         problems = []
         if position.index != 0:
             problems.append("distill must be the first step: its teacher is the uncompressed model")
-        if ":" not in params.student and params.student not in MODELS:
-            problems.append(f"unknown student: {MODELS.unknown_message(params.student)}")
+        try:
+            student = resolve_arch(params.student)
+        except (ModelError, RegistryError) as exc:
+            problems.append(f"unknown student: {exc}")
+            return problems
+        for p in arch_params_problems(student, dict(params.student_params)):
+            problems.append(f"student-params{'.' + p.name if p.name else ''}: {p.message}")
         return problems
 
     def apply(self, parent: nn.Module, params: DistillParams, ctx: StepContext) -> StepResult:

@@ -8,15 +8,18 @@ best rank-``r`` approximation ``W ~= U_r S_r V_r^T`` (Eckart-Young), realised as
     Conv2d(in, r, k, stride, padding, dilation, bias=False)   weight (sqrt(S_r) V_r^T) -> [r, in, k, k]
     Conv2d(r, out, 1, bias=<original bias>)                   weight (U_r sqrt(S_r))   -> [out, r, 1, 1]
 
-and the final ``nn.Linear`` likewise becomes ``Linear(in, r, bias=False) -> Linear(r, out)``. A layer's
-rank is ``r = max(1, round(rank_ratio * min(out, in*k*k)))``; a layer is factorized only when that
-reduces its parameters, ``r * (in*k*k + out) < in*k*k*out``.
+and each ``nn.Linear`` (the classifier; the MLPs of a ConvNeXt or a ViT) likewise becomes
+``Linear(in, r, bias=False) -> Linear(r, out)``. A layer's rank is
+``r = max(1, round(rank_ratio * min(out, in*k*k)))``; a layer is factorized only when that reduces its
+parameters, ``r * (in*k*k + out) < in*k*k*out``.
 
 Left alone: the stem (the network's first convolution, ``net.conv1`` of a ResNet: three input channels,
 so ``min(out, in*k*k)`` is small and it holds few parameters, while errors there reach every later
-layer), grouped convolutions (their weight is not one matrix), and 1x1 convolutions (``in*out`` weights
-become ``r*(in+out)``: they only shrink for ``r < in*out/(in+out)``, about half the smaller width, and
-in a ResNet they are the projection shortcuts and bottleneck ends, a small share of the parameters).
+layer), grouped and depthwise convolutions (their weight is not one matrix), the projections inside
+``nn.MultiheadAttention`` (it reads their weights directly), and, unless ``pointwise: true``, 1x1
+convolutions (``in*out`` weights become ``r*(in+out)``: they only shrink for ``r < in*out/(in+out)``,
+about half the smaller width, and in a ResNet they are the projection shortcuts and bottleneck ends, a
+small share of the parameters; in MobileNets, EfficientNets and RegNets they hold most of them).
 
 A parameter budget (``params: 6.39M``) is met by a binary search on one rank ratio shared by every
 layer; ranks are integers, so the count moves in steps and the closest count within ``tolerance`` is
@@ -31,11 +34,11 @@ import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from ..errors import ArtifactError
 from ..progress import report
-from ..spec.schema import Count, Int, Ratio, Real, Strict
+from ..spec.schema import Count, Flag, Int, Ratio, Real, Strict
 from ..train.supervised import train_supervised
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
@@ -59,6 +62,20 @@ class LowRankParams(Strict):
     tolerance: Annotated[Real, Field(gt=0.0, lt=1.0)] = Field(
         0.01, description="relative distance allowed from the budget"
     )
+    pointwise: Flag = Field(
+        False,
+        description="also factorize 1x1 convolutions (where MobileNets, EfficientNets and RegNets keep most "
+        "of their weights); off by default, as in a ResNet they are a small share",
+    )
+
+    @model_serializer(mode="wrap")
+    def _added_fields_at_default_are_left_out(self, handler: Any) -> Any:
+        # Content keys hash the dumped params: a field added later must not change the key of a step that
+        # does not use it.
+        data = handler(self)
+        if isinstance(data, dict) and not self.pointwise:
+            data.pop("pointwise", None)
+        return data
 
     @model_validator(mode="after")
     def _exactly_one(self) -> LowRankParams:
@@ -90,36 +107,36 @@ class _Layer:
         return self.cols * self.rows - r * (self.cols + self.rows)
 
 
-def _candidates(model: nn.Module) -> list[_Layer]:
-    """The layers that may be factorized: k>1 ungrouped convolutions but the first (stem), and the last Linear."""
+def _candidates(model: nn.Module, pointwise: bool = False) -> list[_Layer]:
+    """The layers that may be factorized: k>1 ungrouped convolutions but the first (stem), 1x1 ones too
+    with ``pointwise``, and every Linear but those inside attention modules (``MultiheadAttention`` uses
+    its ``out_proj`` weight directly)."""
     from torch import nn
+
+    from ..models.zoo import linear_layers
 
     layers: list[_Layer] = []
     stem_seen = False
-    last_linear: tuple[str, nn.Linear] | None = None
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
             if not stem_seen:
                 stem_seen = True
                 continue
             k = m.kernel_size[0] * m.kernel_size[1]
-            if k > 1 and m.groups == 1:
+            if (k > 1 or pointwise) and m.groups == 1:
                 layers.append(
                     _Layer(name, m.out_channels, m.in_channels * k, m.out_channels if m.bias is not None else 0)
                 )
-        elif isinstance(m, nn.Linear):
-            last_linear = (name, m)
-    if last_linear is not None:
-        name, m = last_linear
+    for name, m in linear_layers(model):
         layers.append(_Layer(name, m.out_features, m.in_features, m.out_features if m.bias is not None else 0))
     return layers
 
 
-def plan_ranks(model: nn.Module, ratio: float) -> tuple[dict[str, int], int]:
+def plan_ranks(model: nn.Module, ratio: float, pointwise: bool = False) -> tuple[dict[str, int], int]:
     """Ranks of the layers a ratio factorizes, and the parameter count that results (no SVD is done)."""
     total = sum(p.numel() for p in model.parameters())
     ranks: dict[str, int] = {}
-    for layer in _candidates(model):
+    for layer in _candidates(model, pointwise):
         r = layer.rank(ratio)
         if layer.reduces(r):
             ranks[layer.name] = r
@@ -227,14 +244,16 @@ def factorize(model: nn.Module, ranks: dict[str, int], *, svd: bool = True) -> n
     return model
 
 
-def _search_ratio(model: nn.Module, target: int, tolerance: float) -> tuple[float, dict[str, int], int]:
+def _search_ratio(
+    model: nn.Module, target: int, tolerance: float, pointwise: bool = False
+) -> tuple[float, dict[str, int], int]:
     """The rank ratio whose parameter count is closest to ``target`` (counts are non-decreasing in the ratio)."""
     lo, hi = 0.0, 1.0  # invariant: count(lo) <= target < count(hi) once both ends are evaluated
     below: tuple[float, dict[str, int], int] | None = None
     above: tuple[float, dict[str, int], int] | None = None
     for _ in range(60):
         mid = (lo + hi) / 2
-        ranks, n = plan_ranks(model, mid)
+        ranks, n = plan_ranks(model, mid, pointwise)
         if n <= target:
             lo, below = mid, (mid, ranks, n)
         else:
@@ -285,10 +304,10 @@ class LowRank:
     def apply(self, parent: nn.Module, params: LowRankParams, ctx: StepContext) -> StepResult:
         model = copy.deepcopy(parent)
         if params.params is not None:
-            ratio, ranks, _ = _search_ratio(model, params.params, params.tolerance)
+            ratio, ranks, _ = _search_ratio(model, params.params, params.tolerance, params.pointwise)
         else:
             ratio = float(params.rank_ratio)
-            ranks, _ = plan_ranks(model, ratio)
+            ranks, _ = plan_ranks(model, ratio, params.pointwise)
         factorize(model, ranks)
         n = sum(p.numel() for p in model.parameters())
         report(

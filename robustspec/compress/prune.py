@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -135,13 +136,16 @@ def _attention(net: nn.Module) -> dict[nn.Module, int]:
     return {m: m.num_heads for m in net.modules() if isinstance(m, nn.MultiheadAttention)}
 
 
+#: Torch-Pruning's warning about bare parameters (ViT's class token and position embedding): they are
+#: pruned on their last dimension, the embedding's, which is right for them.
+_BARE_PARAMETERS = ".*prune the last non-singleton dimension.*"
+
+
 def _prune_net(net: nn.Module, ratio: float, example: torch.Tensor) -> list[list[Any]]:
     """Prune ``net`` in place (Li et al.'s criterion, the classifier kept); its pruning history.
 
     An exception Torch-Pruning raises is turned into a :class:`PruneError` that names the layer.
     """
-    import warnings
-
     import torch_pruning as tp
 
     heads = _attention(net)
@@ -149,7 +153,7 @@ def _prune_net(net: nn.Module, ratio: float, example: torch.Tensor) -> list[list
         with warnings.catch_warnings():
             # ViT's class token and position embedding are bare parameters: pruned on their last dimension,
             # the embedding's, which is what Torch-Pruning warns about.
-            warnings.filterwarnings("ignore", message=".*prune the last non-singleton dimension.*")
+            warnings.filterwarnings("ignore", message=_BARE_PARAMETERS)
             # No torch.no_grad() here: Torch-Pruning traces the graph through autograd's grad_fn.
             pruner = tp.pruner.BasePruner(
                 net,
@@ -275,7 +279,7 @@ def _expected_width(module: nn.Module, x: torch.Tensor) -> tuple[int, int, str] 
         return module.in_features, int(x.shape[-1]), "input features"
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and x.dim() >= 2 and x.shape[1] != module.num_features:
         return module.num_features, int(x.shape[1]), "channels"
-    if isinstance(module, nn.LayerNorm):
+    if type(module) is nn.LayerNorm:  # subclasses (ConvNeXt's LayerNorm2d) permute first
         n = len(module.normalized_shape)
         if tuple(x.shape[-n:]) != tuple(module.normalized_shape):
             return int(module.normalized_shape[-1]), int(x.shape[-1]), "features"
@@ -299,6 +303,7 @@ def _channel_changers(net: nn.Module, example: torch.Tensor) -> list[tuple[str, 
                 and x.dim() == 4
                 and out.dim() == 4
                 and x.shape[1] != out.shape[1]
+                and x.numel() != out.numel()  # a permute keeps the elements; padding or slicing does not
             ):
                 found.append((name, type(module).__name__, f"{x.shape[1]} -> {out.shape[1]}"))
 
@@ -319,9 +324,10 @@ def _channel_changers(net: nn.Module, example: torch.Tensor) -> list[tuple[str, 
 
 
 def _check_forward(net: nn.Module, example: torch.Tensor, original: nn.Module | None = None) -> str | None:
-    """Why the pruned ``net`` does not run on ``example``: the first layer whose input width does not
-    match its weights (Torch-Pruning removed channels on one side of it only), else the layer whose forward
-    raised; None when it runs. ``original`` (the unpruned net) lets the message name the likely cause."""
+    """Why the pruned ``net`` does not run on ``example`` (its forward raises, or gives non-finite or
+    differently shaped scores than ``original``), with the first layer whose input width does not match its
+    weights (Torch-Pruning removed channels on one side of it only), else the layer whose forward raised;
+    None when it runs. ``original`` (the unpruned net) also lets the message name the likely cause."""
     import torch
 
     mismatch: list[tuple[str, nn.Module, tuple[int, int, str]]] = []
@@ -352,16 +358,19 @@ def _check_forward(net: nn.Module, example: torch.Tensor, original: nn.Module | 
     try:
         with torch.no_grad():
             out = net(example)
+            want = original(example) if original is not None else out
         if isinstance(out, torch.Tensor) and not torch.isfinite(out).all():
             error = ValueError("the pruned network's output is not finite")
+        elif isinstance(out, torch.Tensor) and isinstance(want, torch.Tensor) and out.shape != want.shape:
+            error = ValueError(f"the pruned network outputs {tuple(out.shape)}, not {tuple(want.shape)}")
     except Exception as exc:  # noqa: BLE001 - reported with the layer it happened in
         error = exc
         failed.extend(stack[-1:])
     finally:
         for h in handles:
             h.remove()
-    if error is None and not mismatch:
-        return None
+    if error is None:
+        return None  # a width mismatch the forward does not trip over is the hooks' misreading, not a fault
     if mismatch:
         name, module, (expected, got, what) = mismatch[0]
         text = (
@@ -573,8 +582,10 @@ class Prune:
         import torch_pruning as tp
 
         model = copy.deepcopy(parent).eval()
-        graph = tp.DependencyGraph().build_dependency(model.net, example_inputs=_example_inputs(model, ctx))
-        graph.load_pruning_history(_plain_history(state["history"]))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_BARE_PARAMETERS)
+            graph = tp.DependencyGraph().build_dependency(model.net, example_inputs=_example_inputs(model, ctx))
+            graph.load_pruning_history(_plain_history(state["history"]))
         del graph
         model.load_state_dict(state["state_dict"])
         return model.eval()

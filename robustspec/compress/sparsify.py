@@ -1,7 +1,8 @@
 """Unstructured magnitude pruning (Han et al. 2015, "Learning both Weights and Connections for Efficient
 Neural Networks"): the weights of smallest absolute value are set to zero.
 
-Every ``nn.Conv2d`` and ``nn.Linear`` weight takes part (biases and BatchNorm do not). With
+Every ``nn.Conv2d`` and ``nn.Linear`` weight takes part, and the projection weights of attention modules
+(``nn.MultiheadAttention``: a ViT's); biases, norms, embeddings and tokens do not. With
 ``scope: global`` one threshold is shared by all those weights (``torch.nn.utils.prune.global_unstructured``
 with ``L1Unstructured``), so layers end with different sparsities; with ``scope: layer`` each weight tensor
 loses the same fraction (``l1_unstructured`` per layer). Optional fine-tuning runs with the pruning
@@ -47,9 +48,45 @@ class SparsifyParams(Strict):
 
 
 def _targets(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """Every Conv2d and Linear weight, and the projection weights of attention modules (a ViT's)."""
     from torch import nn
 
-    return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    targets: list[tuple[nn.Module, str]] = [
+        (m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    for m in model.modules():
+        if isinstance(m, nn.MultiheadAttention):
+            names = (
+                ("in_proj_weight",)
+                if m.in_proj_weight is not None
+                else ("q_proj_weight", "k_proj_weight", "v_proj_weight")
+            )
+            targets += [(m, name) for name in names]
+    return targets
+
+
+def _attention_hooks(model: nn.Module) -> list[Any]:
+    """Make each attention module re-apply its ``out_proj`` mask before it runs.
+
+    ``nn.MultiheadAttention`` reads ``out_proj.weight`` itself and never calls ``out_proj``, so the
+    pruning hook on ``out_proj`` would never run: its masked weight would be the one computed once when
+    pruning started (fine-tuning would backpropagate through a freed graph). Returns the hook handles.
+    """
+    from torch import nn
+    from torch.nn.utils import prune
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.MultiheadAttention):
+            proj = m.out_proj
+            masks = [h for h in proj._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)]
+
+            def reapply(module: nn.Module, args: Any, proj: nn.Module = proj, masks: list = masks) -> None:
+                for mask in masks:
+                    mask(proj, None)
+
+            handles.append(m.register_forward_pre_hook(reapply))
+    return handles
 
 
 @COMPRESSIONS.register("sparsify")
@@ -77,6 +114,7 @@ class Sparsify:
         else:
             for module, name in targets:
                 prune.l1_unstructured(module, name, amount=params.sparsity)
+        hooks = _attention_hooks(model)
         if params.finetune:
             recipe = ctx.recipe
             recipe = recipe.model_copy(
@@ -87,12 +125,14 @@ class Sparsify:
             )
             # The masks stay applied by their forward pre-hooks: zeros stay zero while the rest trains.
             train_supervised(model, ctx.train, recipe, device=ctx.device, label=f"{ctx.label} (sparse fine-tuning)")
+        for handle in hooks:
+            handle.remove()
         for module, name in targets:
             prune.remove(module, name)
         model.eval()
         with torch.no_grad():
-            zeros = sum(int((m.weight == 0).sum()) for m, _ in targets)
-            total = sum(m.weight.numel() for m, _ in targets)
+            zeros = sum(int((getattr(m, n) == 0).sum()) for m, n in targets)
+            total = sum(getattr(m, n).numel() for m, n in targets)
             nonzero = sum(int((p != 0).sum()) for p in model.parameters())
         sparsity = zeros / max(total, 1)
         report(

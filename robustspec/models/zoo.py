@@ -45,6 +45,7 @@ __all__ = [
     "count_parameters",
     "classifier_head",
     "head_module",
+    "linear_layers",
     "on_meta",
     "meta_network",
     "resolve_arch",
@@ -406,7 +407,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _linears(net: nn.Module) -> list[tuple[str, nn.Module]]:
+def linear_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
     """The ``nn.Linear`` layers of ``net`` in registration order, but those inside attention modules
     (``MultiheadAttention.out_proj``: attention uses its weight directly, it is no layer of its own)."""
     from torch import nn
@@ -427,7 +428,7 @@ def classifier_head(net: nn.Module, *, linear: bool = False) -> tuple[str, nn.Mo
     fc = getattr(net, "fc", None)
     if isinstance(fc, nn.Linear if linear else nn.Module):
         return "fc", fc
-    found = _linears(net)
+    found = linear_layers(net)
     return found[-1] if found else None
 
 

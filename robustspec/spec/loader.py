@@ -361,10 +361,11 @@ class _SuiteReader:
         signature (:func:`~robustspec.models.zoo.arch_params_problems`), each problem at its key or value.
         A model outside the static registry that a ``prune`` step of this file applies to gets a trial prune
         on a tiny input (:func:`~robustspec.compress.prune.probe_problem`), reported at the first such step.
+        A distillation student's factory is imported the same way, for the distill step's own check.
         """
         import json
 
-        from ..models.factories import search_dirs
+        from ..models.factories import import_factory, is_factory_ref, search_dirs
         from ..models.zoo import arch_params_problems, resolve_arch
 
         try:
@@ -377,8 +378,6 @@ class _SuiteReader:
         for p in problems:
             path = spec + ("params",) + ((p.name,) if p.name is not None else ())
             self.problems.at(where.loc, where.file, path, p.message, key=p.at_key)
-        if problems or arch.kind == "zoo":
-            return not problems
         suite_variants = self.loc.data.get("variants") if isinstance(self.loc.data, dict) else None
         prune_steps = []
         for loc, file, base, raw in (
@@ -390,6 +389,15 @@ class _SuiteReader:
                     if isinstance(step, dict) and "prune" in step:
                         at = base + (vname,) + ((j,) if isinstance(chain, list) else ()) + ("prune",)
                         prune_steps.append((loc, file, at))
+                    distill = step.get("distill") if isinstance(step, dict) else None
+                    student = distill.get("student") if isinstance(distill, dict) else distill
+                    if isinstance(student, str) and is_factory_ref(student):
+                        try:  # found like the model's own factory; the distill step reports its problems
+                            import_factory(student, search_dirs(file, self.file))
+                        except ModelError:
+                            pass
+        if problems or arch.kind == "zoo":
+            return not problems
         if prune_steps:
             from ..compress.prune import probe_problem
 
