@@ -12,54 +12,104 @@ Artifact graph and content keys::
 A key hashes the canonical recipe, the parents' keys and the builder's version, so changing a threshold
 changes no key, changing a recipe rebuilds that artifact and what depends on it only, and variants whose
 chains share a prefix share the prefix's artifacts.
+
+torch is imported only where something is built or a model is restored (the build closures, the
+``trained``/``model``/``splits`` loaders): keys, and every stored number a check reads (evaluations,
+metrics, attacks: JSON artifacts), need none, so a warm run that only judges stored numbers never
+imports it. Evaluations store each image's correctness as :func:`~robustspec.outcomes.encode_outcomes`'s
+string; one stored as a bool tensor (before) is read and rewritten in the new form once, under the same key.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from .compress import COMPRESSIONS
 from .compress.base import StepContext
 from .data import open_dataset, split_from_state, split_to_state
-from .data.base import DomainDataset, Split
+from .errors import ArtifactError
 from .evaluate import correctness
 from .expect import Accuracy
 from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
 from .fingerprint import CORE_LIBRARIES, library_versions, source_fingerprint
 from .metrics import is_quantized, macs, nonzero_parameters, parameter_count, stored_bytes
-from .models import Normalized, build_network, count_parameters
+from .models import build_network, count_parameters
 from .models.weights import load_local_weights, weights_digest
-from .outcomes import encode_outcomes
+from .outcomes import decode_outcomes, encode_outcomes
 from .progress import Timer, report
 from .spec.loader import LoadedSuite, ParsedStep
 from .spec.schema import BASELINE, ModelSpec, Suite, TrainRecipe
 from .store import Store, content_key
 from .train import train_supervised
 
-__all__ = ["Workspace", "BUILDER_VERSIONS"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .data.base import DomainDataset, Split
+
+__all__ = ["Workspace", "BUILDER_VERSIONS", "eval_value", "requested_device"]
 
 #: Bump one of these when the code that builds that kind of artifact changes its output.
 BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2", "attack": "4"}
 
 
+def eval_value(stored: Any, items: str) -> dict[str, Any]:
+    """An evaluation artifact in its current layout, ``{"n", "correct", "outcomes"}`` (``outcomes``:
+    :func:`~robustspec.outcomes.encode_outcomes` of each test image's correctness, for ``items``).
+
+    One stored before (``{"correct": <bool tensor>, "n"}``) is converted; this needs torch only because
+    reading that ``.pt`` did.
+    """
+    if isinstance(stored.get("outcomes"), str):
+        return stored
+    correct = [bool(v) for v in stored["correct"].tolist()]
+    if len(correct) != int(stored["n"]):
+        raise ValueError(f"{len(correct)} outcomes for {stored['n']} images")
+    return {"n": len(correct), "correct": sum(correct), "outcomes": encode_outcomes(correct, items)}
+
+
+#: Device nodes of the accelerators torch's ``cuda`` may drive (NVIDIA, WSL's GPU, ROCm): with none of
+#: them, ``auto`` is the CPU, and that is known without importing torch.
+_ACCELERATOR_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
+
+
+def requested_device(name: Any) -> Any:
+    """``name``, or for ``"auto"`` on a machine without an accelerator's device nodes, ``"cpu"``; else
+    ``auto`` stays to be resolved by torch when something is built."""
+    if isinstance(name, str) and name == "auto" and not any(os.path.exists(p) for p in _ACCELERATOR_NODES):
+        return "cpu"
+    return name
+
+
 @dataclass
 class Workspace:
-    """One per process: a store, a device, and in-memory memos so nothing is loaded twice."""
+    """One per process: a store, a device, and in-memory memos so nothing is loaded twice.
+
+    ``device`` is what to build and evaluate on: a ``torch.device`` or its name, ``"auto"`` for cuda when
+    present (:func:`requested_device`). It becomes a ``torch.device`` when torch is first needed, and
+    ``torch_threads`` (the process's intra-op threads) is applied then: not at start-up, so a process
+    that only reads stored numbers never imports torch.
+    """
 
     store: Store
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: Any = "cpu"
     #: Torch threads while building. Float reductions depend on the thread count, so a fixed count keeps
     #: results identical whatever ``-n`` is; None uses the process's setting (faster, not reproducible).
     build_threads: int | None = 1
+    #: The process's torch threads, set when torch is first needed (None: torch's default).
+    torch_threads: int | None = None
+    _torch_ready: bool = field(default=False, repr=False)
     _datasets: dict[str, DomainDataset] = field(default_factory=dict)
     _splits: dict[str, dict[str, Split]] = field(default_factory=dict)
     _models: dict[str, nn.Module] = field(default_factory=dict)
     _evals: dict[str, dict[str, Any]] = field(default_factory=dict)
     _metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.device = requested_device(self.device)
 
     # -- keys (cheap; no data is touched) ----------------------------------------------------------------
 
@@ -146,12 +196,43 @@ class Workspace:
         parents = self.eval_parents(loaded, model, variant, domain)
         return content_key("eval", {"split": "test", "domain": domain}, parents, BUILDER_VERSIONS["eval"])
 
+    # -- torch, on first need -------------------------------------------------------------------------
+
+    def use_torch(self) -> Any:
+        """torch, imported now if it was not; the first call also sets the process's threads and resolves
+        ``device`` (``auto``: cuda when present)."""
+        import torch
+
+        if not self._torch_ready:
+            if self.torch_threads is not None:
+                torch.set_num_threads(self.torch_threads)
+            device = self.device
+            if isinstance(device, str) and device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.device = torch.device(device)
+            self._torch_ready = True
+        return torch
+
+    @property
+    def torch_device(self) -> torch.device:
+        """``device`` resolved (imports torch)."""
+        self.use_torch()
+        return self.device
+
     # -- artifacts (built once across processes, loaded once per process) ------------------------------
 
     def _get_or_build(
-        self, key: str, build: Any, *, meta: dict[str, Any], describe: str, parents: tuple[str, ...] = ()
+        self,
+        key: str,
+        build: Any,
+        *,
+        meta: dict[str, Any],
+        describe: str,
+        parents: tuple[str, ...] = (),
+        upgrade: Any = None,
     ) -> Any:
         def pinned() -> Any:
+            torch = self.use_torch()
             if self.build_threads is None:
                 return build()
             before = torch.get_num_threads()
@@ -161,7 +242,7 @@ class Workspace:
             finally:
                 torch.set_num_threads(before)
 
-        return self.store.get_or_build(key, pinned, meta=meta, describe=describe, parents=parents)
+        return self.store.get_or_build(key, pinned, meta=meta, describe=describe, parents=parents, upgrade=upgrade)
 
     def splits(self, suite: Suite, domain: str) -> dict[str, Split]:
         key = self.data_key(suite, domain)
@@ -190,11 +271,14 @@ class Workspace:
                 return state
 
             parents = (self.data_key(suite, base),) if corruption is not None else ()
+            self.use_torch()
             state = self._get_or_build(key, build, meta={"domain": domain}, describe=f"data {domain}", parents=parents)
             self._splits[key] = split_from_state(state)
         return self._splits[key]
 
     def new_network(self, suite: Suite, model: ModelSpec) -> nn.Module:
+        from .models.wrapper import Normalized
+
         classes = len(self.dataset(suite).classes)
         net = build_network(model.arch, classes, dict(model.params))
         return Normalized(net, model.normalize.mean, model.normalize.std)
@@ -204,6 +288,7 @@ class Workspace:
         if key in self._models:
             return self._models[key]
         recipe = model.train or suite.train
+        torch = self.use_torch()
 
         def build() -> dict[str, Any]:
             data = self.splits(suite, suite.source)["train"]
@@ -217,7 +302,7 @@ class Workspace:
                         f"{model.name}: new classifier head for {len(self.dataset(suite).classes)} classes ({', '.join(skipped)})"
                     )
             report(f"training {model.name} on {suite.source!r}: {len(data)} images, {recipe.epochs} epochs")
-            stats = train_supervised(wrapped, data, recipe, device=self.device, label=model.name)
+            stats = train_supervised(wrapped, data, recipe, device=self.torch_device, label=model.name)
             return {
                 "state_dict": {k: v.detach().cpu() for k, v in wrapped.state_dict().items()},
                 "stats": stats,
@@ -233,7 +318,7 @@ class Workspace:
         )
         net = self.new_network(suite, model)
         net.load_state_dict(state["state_dict"])
-        net.to(self.device).eval()
+        net.to(self.torch_device).eval()
         self._models[key] = net
         return net
 
@@ -241,13 +326,15 @@ class Workspace:
         suite = loaded.suite
 
         def new_network(arch: str, params: dict[str, Any]) -> nn.Module:
+            from .models.wrapper import Normalized
+
             net = build_network(arch, len(self.dataset(suite).classes), params)
             return Normalized(net, model.normalize.mean, model.normalize.std)
 
         return StepContext(
             train=self.splits(suite, suite.source)["train"],
             num_classes=len(self.dataset(suite).classes),
-            device=self.device,
+            device=self.torch_device,
             recipe=model.train or suite.train,
             baseline=lambda: self.trained(suite, model),
             new_network=new_network,
@@ -398,7 +485,7 @@ class Workspace:
                     else:
                         surrogate = parent
                 split = self.splits(suite, domain)["test"]
-                device = torch.device("cpu") if quantized else self.device
+                device = self.use_torch().device("cpu") if quantized else self.torch_device
                 result = evaluate_attack(
                     net,
                     params.name,
@@ -433,18 +520,20 @@ class Workspace:
     def accuracy(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> Accuracy:
         suite = loaded.suite
         key = self.eval_key(loaded, model, variant, domain)
+        items = self.data_key(suite, domain)
         if key not in self._evals:
 
             def build() -> dict[str, Any]:
                 net = self.model(loaded, model, variant)
                 split = self.splits(suite, domain)["test"]
                 timer = Timer()
-                device = torch.device("cpu") if is_quantized(net) else self.device  # int8 kernels are CPU-only
-                ok = correctness(net, split, device=device)
+                # int8 kernels are CPU-only
+                device = self.use_torch().device("cpu") if is_quantized(net) else self.torch_device
+                ok = [bool(v) for v in correctness(net, split, device=device).tolist()]
                 report(
-                    f"evaluated {model.name}/{variant} on {domain!r}: {ok.float().mean():.3f} ({timer.seconds:.1f}s)"
+                    f"evaluated {model.name}/{variant} on {domain!r}: {sum(ok) / max(len(ok), 1):.3f} ({timer.seconds:.1f}s)"
                 )
-                return {"correct": ok, "n": len(split)}
+                return {"n": len(ok), "correct": sum(ok), "outcomes": encode_outcomes(ok, items)}
 
             parents = self.eval_parents(loaded, model, variant, domain)
             self._evals[key] = self._get_or_build(
@@ -453,10 +542,14 @@ class Workspace:
                 meta={"model": model.name, "variant": variant, "domain": domain},
                 describe=f"eval {model.name}/{variant}/{domain}",
                 parents=parents,
+                upgrade=lambda stored: eval_value(stored, items),
             )
         ev = self._evals[key]
-        correct = ev["correct"].bool()
-        return Accuracy(int(correct.sum()), int(ev["n"]), outcomes=correct, items=self.data_key(suite, domain))
+        decoded = decode_outcomes(ev["outcomes"])
+        if decoded is None or decoded[0] != items or len(decoded[1]) != ev["n"]:
+            raise ArtifactError(f"evaluation {key} in {self.store.root} holds no outcomes of {items}'s test images")
+        outcomes = tuple(decoded[1])
+        return Accuracy(sum(outcomes), len(outcomes), outcomes=outcomes, items=items)
 
 
 @dataclass

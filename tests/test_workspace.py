@@ -104,3 +104,51 @@ def test_chains_share_their_prefix_and_restore_from_the_store(tmp_path: Path) ->
     m = fresh.metrics(loaded, model, "fp-int8")
     assert m["quantized"] == 1 and m["bytes"] < fresh.metrics(loaded, model, "fp")["bytes"] / 2
     assert len([b for b in store.builds() if b["kind"] == "variant"]) == 2
+
+
+def test_an_evaluation_stored_as_a_tensor_is_read_and_kept_as_json(tmp_path: Path) -> None:
+    """Evaluations are JSON (outcomes encoded); one stored before as ``{"correct": <bool tensor>, "n"}``
+    gives the same accuracy, is rewritten as JSON under its key, and nothing is rebuilt."""
+    import hashlib
+    import io
+    import json
+
+    from robustspec.outcomes import encode_outcomes
+
+    (tmp_path / "suites").mkdir()
+    path = tmp_path / "suites" / "s.yaml"
+    path.write_text(
+        "data: {name: office-synth, classes: 3, image-size: 16, train-per-class: 12, test-per-class: 6}\n"
+        "source: amazon\n"
+        "train: {epochs: 1, batch-size: 12}\n"
+        "models: [resnet10-mini]\n"
+        "expect:\n"
+        "  - source-accuracy: {min: 0.0}\n"
+    )
+    loaded = load_suite(path, tmp_path / "specs")
+    model = loaded.suite.models[0]
+    store = Store(tmp_path / "store")
+    acc = Workspace(store).accuracy(loaded, model, "baseline", "amazon")
+    items = Workspace(store).data_key(loaded.suite, "amazon")
+    assert acc.items == items and acc.n == 18 and isinstance(acc.outcomes, tuple)
+    assert all(type(v) is bool for v in acc.outcomes) and sum(acc.outcomes) == acc.correct
+    key = Workspace(store).eval_key(loaded, model, "baseline", "amazon")
+    assert store.load(key) == {"n": 18, "correct": acc.correct, "outcomes": encode_outcomes(acc.outcomes, items)}
+    assert store.data_path(key).name == f"{key}.value.json"
+    builds = store.builds()
+
+    # The same evaluation as the store held it before: a bool tensor in a .pt, a sidecar without format.
+    sidecar = json.loads(store.path_for(key).with_suffix(".json").read_text())
+    store.remove(key)
+    buf = io.BytesIO()
+    torch.save({"correct": torch.tensor(acc.outcomes), "n": acc.n}, buf)
+    store.path_for(key).write_bytes(buf.getvalue())
+    legacy = {k: v for k, v in sidecar.items() if k != "format"}
+    legacy.update(bytes=len(buf.getvalue()), sha256=hashlib.sha256(buf.getvalue()).hexdigest())
+    store.path_for(key).with_suffix(".json").write_text(json.dumps(legacy))
+
+    again = Workspace(Store(tmp_path / "store")).accuracy(loaded, model, "baseline", "amazon")
+    assert again == acc and again.outcomes == acc.outcomes and again.items == items
+    assert store.data_path(key).name == f"{key}.value.json" and not store.path_for(key).exists()
+    assert store.load(key)["outcomes"] == encode_outcomes(acc.outcomes, items)
+    assert store.builds() == builds

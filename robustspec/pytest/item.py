@@ -47,7 +47,7 @@ def _context_properties(ws: Any, c: Any) -> list[tuple[str, Any]]:
     props += [(f"accuracy[{d}]", round(a.value, 6)) for d, a in accuracies.items()]
     # Per image right or wrong (robustspec.outcomes): other models on the same images pair with them.
     props += [
-        (f"outcomes[{d}]", encode_outcomes(a.outcomes.tolist(), a.items))
+        (f"outcomes[{d}]", encode_outcomes(a.outcomes, a.items))
         for d, a in accuracies.items()
         if a.outcomes is not None and a.items
     ]

@@ -45,20 +45,24 @@ class PluginState:
         return (self.config.rootpath / str(opt)).resolve() if opt else None
 
     def get_workspace(self) -> Any:
+        """The process's workspace. torch is not imported here: the workspace imports it, sets the threads
+        (under xdist: the cores shared among the workers) and resolves the device when something must be
+        built or a model restored, so a warm run judging stored numbers never imports it."""
         if self.workspace is None:
-            import torch
-
             from ..store import Store
             from ..workspace import Workspace
 
+            threads = None
             workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
             if workers:
                 cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-                torch.set_num_threads(max(1, cores // workers))
-            device = self.config.getoption("robustspec_device")
-            if device == "auto":
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            self.workspace = Workspace(Store(self.store_root()), torch.device(device), build_threads=self.build_threads)
+                threads = max(1, cores // workers)
+            self.workspace = Workspace(
+                Store(self.store_root()),
+                self.config.getoption("robustspec_device"),
+                build_threads=self.build_threads,
+                torch_threads=threads,
+            )
         return self.workspace
 
 
