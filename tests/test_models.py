@@ -103,3 +103,66 @@ def test_the_parameter_table_matches_real_builds(arch: str, classes: int) -> Non
     with torch.device("meta"):
         net = build_network(arch, classes)
     assert zoo_parameters(arch, classes) == sum(p.numel() for p in net.parameters())
+
+
+# --- every model by name, and what its params may be -------------------------------------------------------
+
+
+def test_the_static_resnet_builders_take_what_torchvision_resnet_takes() -> None:
+    # Their params are spelled out so that checking them needs no torchvision; they must stay its own.
+    import inspect
+
+    from torchvision.models.resnet import ResNet
+
+    from robustspec.models.signature import accepts_of
+
+    real = set(inspect.signature(ResNet.__init__).parameters) - {"self", "block", "layers", "num_classes", "norm_layer"}
+    for depth in (18, 34, 50, 101, 152):
+        assert set(accepts_of(MODELS.get(f"resnet{depth}"), "r").params) == real
+
+
+def test_the_narrow_resnets_take_no_params_and_the_factory_takes_widths() -> None:
+    with pytest.raises(ModelError, match="does not accept these parameters"):
+        build_network("resnet10-mini", 3, {"widths": [8, 8, 8, 8]})
+    net = build_network("robustspec.models.zoo:narrow_resnet", 3, {"widths": [8, 8, 16, 16], "layers": [1, 1, 1, 1]})
+    assert net.fc.in_features == 16
+
+
+def test_resnet_params_reach_torchvision() -> None:
+    net = build_network("resnet18", 3, {"zero_init_residual": True})
+    assert torch.count_nonzero(net.layer1[0].bn2.weight) == 0
+
+
+#: A few of torchvision's other families, built and run on 32 px inputs (the others: the slow test below).
+TORCHVISION_QUICK = ["mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_1", "mnasnet0_5", "regnet_y_400mf"]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("arch", TORCHVISION_QUICK)
+def test_torchvision_models_by_name_build_and_run(arch: str) -> None:
+    from robustspec.models.zoo import head_module
+
+    net = Normalized(build_network(arch, 7)).eval()
+    with torch.inference_mode():
+        assert net(torch.rand(2, 3, 32, 32)).shape == (2, 7)
+    name, head = head_module(net.net)
+    assert (head.out_features if isinstance(head, nn.Linear) else head.out_channels) == 7, name
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision.models as tvm
+
+    return tvm.list_models(module=tvm)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", _torchvision_names())
+def test_every_torchvision_classifier_builds_on_meta_with_a_head_for_the_classes(arch: str) -> None:
+    # Meta tensors: no memory, no initialisation (RegNets need the empty-only fallback); then the weights
+    # file check, budgets and params all work for it at collection.
+    from robustspec.models.zoo import head_module, meta_network
+
+    net = meta_network(arch, 7)
+    name, head = head_module(net)
+    assert (head.out_features if isinstance(head, nn.Linear) else head.out_channels) == 7, name
+    assert name in {"fc", "classifier", "head", "heads.head"} or name.startswith("classifier."), name

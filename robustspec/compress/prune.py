@@ -138,7 +138,7 @@ def _attention(net: nn.Module) -> dict[nn.Module, int]:
 
 #: Torch-Pruning's warning about bare parameters (ViT's class token and position embedding): they are
 #: pruned on their last dimension, the embedding's, which is right for them.
-_BARE_PARAMETERS = ".*prune the last non-singleton dimension.*"
+_BARE_PARAMETERS = r"(?s).*prune the last non-singleton dimension"
 
 
 def _prune_net(net: nn.Module, ratio: float, example: torch.Tensor) -> list[list[Any]]:

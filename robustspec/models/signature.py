@@ -105,6 +105,10 @@ def describe(ann: Any) -> str:
         return "a list" + (f" of {describe(inner[0])}" if inner else "")
     if ann is type(None):
         return "None"
+    if origin is collections.abc.Callable or ann is collections.abc.Callable:
+        return "a callable"
+    if origin is type:
+        return "a class"
     if isinstance(ann, type):
         return ann.__name__
     return str(ann).replace("typing.", "")
@@ -119,7 +123,12 @@ def value_problem(ann: Any, value: Any) -> str | None:
         return value_problem(args[0], value)
     if origin in (typing.Union, types.UnionType):
         problems = [value_problem(a, value) for a in args]
-        return None if any(p is None for p in problems) else f"expects {describe(ann)}"
+        if any(p is None for p in problems):
+            return None
+        writable = [a for a, p in zip(args, problems) if a is not type(None) and not p.startswith("takes ")]
+        if not writable:  # Optional[Callable]: None is the default, and nothing else can be written
+            return next(p for a, p in zip(args, problems) if a is not type(None))
+        return f"expects {' or '.join(describe(a) for a in writable)}"
     if origin is typing.Literal:
         return None if any(value == a and type(value) is type(a) for a in args) else f"expects {describe(ann)}"
     sequence = origin in (

@@ -180,8 +180,16 @@ def _torchvision_accepts(name: str) -> Accepts:
     if not inspect.isclass(cls):
         return own
     init = accepts_of(cls, name)
+    any_keyword = init.any_keyword
+    if any_keyword:
+        # ConvNeXt's and MobileNetV3's __init__ take **kwargs and drop them: only a class that uses them
+        # takes other names.
+        try:
+            any_keyword = inspect.getsource(cls.__init__).count("kwargs") > 1
+        except (OSError, TypeError):
+            pass
     # The class's required parameters (block, layers, ...) are the builder's to give.
-    return Accepts(name, {**init.params, **own.params}, frozenset(), init.any_keyword)
+    return Accepts(name, {**init.params, **own.params}, frozenset(), any_keyword)
 
 
 def _timm_builder(name: str) -> Callable[..., nn.Module]:
@@ -227,11 +235,7 @@ class Arch:
             return _torchvision_accepts(self.name)
         if self.kind == "timm":
             return Accepts(f"timm:{self.name}", any_keyword=True)
-        owner = f"factory {self.ref}" if self.kind == "factory" else self.name
-        accepts = accepts_of(self.build, owner)
-        if self.kind == "factory" and not _takes_num_classes(self.build):
-            return Accepts(owner, accepts.params, accepts.required, accepts.any_keyword, frozenset({"num_classes"}))
-        return accepts
+        return accepts_of(self.build, f"factory {self.ref}" if self.kind == "factory" else self.name)
 
 
 def _takes_num_classes(fn: Callable[..., Any]) -> bool:
@@ -364,6 +368,10 @@ def arch_params_problems(arch: Arch, params: Mapping[str, Any], *, classes: int 
     """
     accepts = arch.accepts()
     problems = params_problems(accepts, dict(params))
+    if arch.kind == "factory" and not _takes_num_classes(arch.build):
+        problems.append(
+            ParamProblem(None, f"{accepts.owner} must take num_classes: it is called as fn(num_classes=..., **params)")
+        )
     if problems or not params or (arch.kind in ("zoo", "factory") and not accepts.any_keyword):
         return problems
     try:
