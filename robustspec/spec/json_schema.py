@@ -109,6 +109,8 @@ def written_suite_model() -> type:
         ),
         variants=(variants, Field(default_factory=dict, description="compression variants of this model only")),
     )
+    from ..data import default_dataset
+
     return create_model(
         "Suite",
         __base__=Strict,
@@ -116,7 +118,10 @@ def written_suite_model() -> type:
         suite=(Name | None, Field(None, description="the suite's name (default: the file name)")),
         data=(
             Name | DataSpec,
-            Field("office-synth", description="a dataset name (specs/datasets.yaml or office-synth) or a mapping"),
+            Field(
+                default_dataset(),
+                description=f"a dataset name (specs/datasets.yaml or {default_dataset()}) or a mapping",
+            ),
         ),
         source=(DomainName, Field(description="the domain models are trained on")),
         targets=(

@@ -112,6 +112,12 @@ def _builtin_models() -> list[str]:
     return MODELS.names()
 
 
+def _default_dataset() -> str:
+    from ..data import default_dataset
+
+    return default_dataset()
+
+
 class _Part:
     """Where one part of the suite is written: its YAML, file and path."""
 
@@ -158,7 +164,7 @@ class _SuiteReader:
             )
         aliases = self._check_top_keys(data)
         scalars = self._scalars(data)
-        dataset = self._named("datasets", data.get("data", "office-synth"), self.top.child("data"))
+        dataset = self._named("datasets", data.get("data", _default_dataset()), self.top.child("data"))
         recipe = self._suite_recipe(data)
         models = self._models(data.get("models"))
         suite_chains = self._variants(data.get("variants"), self.top.child("variants"))
