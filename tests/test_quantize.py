@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from torch import nn
 
 from robustspec.compress.base import ChainPosition, StepContext
-from robustspec.compress.quantize import Quantize, QuantizeParams, fuse, model_size_bytes, to_quantizable
+from robustspec.compress.quantize import Quantize, QuantizeParams, fuse, to_quantizable
 from robustspec.data.base import Split
 from robustspec.data.synthetic import OfficeSynth
+from robustspec.metrics import stored_bytes
 from robustspec.models import Normalized, build_network
 from robustspec.spec.schema import TrainRecipe
 from robustspec.train.supervised import train_supervised
@@ -176,7 +177,7 @@ def test_store_round_trip_is_exact(arch: str) -> None:
 def test_int8_is_about_a_quarter_of_the_float_size() -> None:
     model = _net("resnet18", classes=31)
     int8 = _quantized(model, _split(n=8))
-    ratio = model_size_bytes(int8) / model_size_bytes(model)
+    ratio = stored_bytes(int8) / stored_bytes(model)
     assert 0.2 < ratio < 0.35, ratio
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import io
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from ..errors import ModelError
+from ..metrics import stored_bytes
 from ..progress import Timer, report
 from ..spec.schema import MAX_SEED, Int, Strict
 from . import COMPRESSIONS
@@ -57,7 +57,7 @@ __all__ = [
     "to_quantizable",
     "fuse",
     "quantize_net",
-    "model_size_bytes",
+    "calibration_sample",
     "fake_quant_surrogate",
 ]
 
@@ -260,13 +260,17 @@ def _parts(parent: nn.Module) -> tuple[nn.Module, list[float], list[float]]:
     return parent.net, parent.mean.detach().cpu().flatten().tolist(), parent.std.detach().cpu().flatten().tolist()
 
 
-def model_size_bytes(model: nn.Module) -> int:
-    """Bytes of ``torch.save(model.state_dict())``."""
+def calibration_sample(params: QuantizeParams, ctx: StepContext) -> Any:
+    """Indices of the source training images that calibrate activations: ``params.calibration`` of them,
+    drawn with ``params.seed``. The int8 step and its fake-quant surrogate both use this one sample, so the
+    surrogate's scales are the int8 model's."""
     import torch
 
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.getbuffer().nbytes
+    n = min(params.calibration, len(ctx.train))
+    if n == 0:
+        raise ModelError("int8 calibration needs source training images, and the train split is empty")
+    g = torch.Generator().manual_seed(params.seed)
+    return torch.randperm(len(ctx.train), generator=g)[:n]
 
 
 # --- the step ------------------------------------------------------------------------------------------
@@ -305,11 +309,8 @@ class Quantize:
         net, mean, std = _parts(parent)
         net = copy.deepcopy(net).cpu().eval()
         images = ctx.train.images
-        n = min(params.calibration, len(ctx.train))
-        if n == 0:
-            raise ModelError("int8 calibration needs source training images, and the train split is empty")
-        g = torch.Generator().manual_seed(params.seed)
-        index = torch.randperm(len(ctx.train), generator=g)[:n]
+        index = calibration_sample(params, ctx)
+        n = len(index)
         report(f"int8 {ctx.label}: calibrating on {n} images ({params.backend})")
 
         def calibrate(q: nn.Module) -> None:
@@ -323,7 +324,7 @@ class Quantize:
             q = quantize_net(net, params.backend, calibrate)
         model = Normalized(q, mean, std).eval()
         state_dict = model.state_dict()
-        report(f"int8 {ctx.label}: done in {timer.seconds:.1f} s, {model_size_bytes(model) / 1e6:.1f} MB")
+        report(f"int8 {ctx.label}: done in {timer.seconds:.1f} s, {stored_bytes(model) / 1e6:.1f} MB")
         return StepResult(model, {"state_dict": state_dict}, info={"backend": params.backend, "calibration": n})
 
     def restore(self, parent: nn.Module, params: QuantizeParams, state: dict[str, Any], ctx: StepContext) -> nn.Module:
@@ -433,11 +434,8 @@ def fake_quant_surrogate(parent: nn.Module, params: QuantizeParams, ctx: StepCon
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in q.modules()):
         raise ModelError("fake-quant surrogate: a BatchNorm survived fusion; train mode would change it")
     images = ctx.train.images
-    n = min(params.calibration, len(ctx.train))
-    if n == 0:
-        raise ModelError("int8 calibration needs source training images, and the train split is empty")
-    g = torch.Generator().manual_seed(params.seed)  # the sample Quantize.apply draws
-    index = torch.randperm(len(ctx.train), generator=g)[:n]
+    index = calibration_sample(params, ctx)  # the sample Quantize.apply draws
+    n = len(index)
     ao = torch.ao.quantization
     with _quiet():
         q.qconfig = _fake_quant_qconfig(params.backend)
