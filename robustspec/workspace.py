@@ -107,6 +107,9 @@ class Workspace:
     _models: dict[str, nn.Module] = field(default_factory=dict)
     _evals: dict[str, dict[str, Any]] = field(default_factory=dict)
     _metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Keys by the identity of the (immutable, loaded once) suite and model objects they were computed
+    #: for; each entry holds those objects, so an id is not reused while its entry lives.
+    _keys: dict[tuple[Any, ...], tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.device = requested_device(self.device)
@@ -119,8 +122,19 @@ class Workspace:
             self._datasets[spec_key] = open_dataset(suite.data)
         return self._datasets[spec_key]
 
+    def _memo(self, what: str, objects: tuple[Any, ...], extra: tuple[Any, ...], compute: Any) -> Any:
+        """``compute()`` once per (what, the objects' identities, extra) in this workspace."""
+        memo_key = (what, *map(id, objects), *extra)
+        hit = self._keys.get(memo_key)
+        if hit is None:
+            hit = self._keys[memo_key] = (objects, compute())
+        return hit[1]
+
     def data_key(self, suite: Suite, domain: str) -> str:
         """A domain's data; a derived domain (``amazon+gaussian_noise@3``) is a child of its base's data."""
+        return self._memo("data", (suite,), (domain,), lambda: self._data_key(suite, domain))
+
+    def _data_key(self, suite: Suite, domain: str) -> str:
         from .corrupt.domain import SEED, VERSION, parse_domain
 
         base, corruption, severity = parse_domain(domain)
@@ -162,6 +176,9 @@ class Workspace:
 
     def step_keys(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> list[str]:
         """Keys along the chain: the trained model's, then one per step."""
+        return list(self._memo("steps", (loaded, model), (variant,), lambda: self._step_keys(loaded, model, variant)))
+
+    def _step_keys(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> list[str]:
         keys = [self.model_key(loaded.suite, model)]
         for step in self.steps(loaded, model, variant):
             recipe = self.step_recipe(step)
@@ -485,7 +502,7 @@ class Workspace:
                     else:
                         surrogate = parent
                 split = self.splits(suite, domain)["test"]
-                device = self.use_torch().device("cpu") if quantized else self.torch_device
+                device = self.torch_device  # evaluate_attack runs each model where it can (int8: CPU)
                 result = evaluate_attack(
                     net,
                     params.name,
@@ -527,9 +544,7 @@ class Workspace:
                 net = self.model(loaded, model, variant)
                 split = self.splits(suite, domain)["test"]
                 timer = Timer()
-                # int8 kernels are CPU-only
-                device = self.use_torch().device("cpu") if is_quantized(net) else self.torch_device
-                ok = [bool(v) for v in correctness(net, split, device=device).tolist()]
+                ok = [bool(v) for v in correctness(net, split, device=self.torch_device).tolist()]
                 report(
                     f"evaluated {model.name}/{variant} on {domain!r}: {sum(ok) / max(len(ok), 1):.3f} ({timer.seconds:.1f}s)"
                 )
