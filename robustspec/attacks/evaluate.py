@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ..errors import AttackCheckError, RegistryError
+from ..evaluate import device_for, predict
 from ..metrics import is_quantized
 from ..progress import Timer, report
 from . import ATTACKS
@@ -141,21 +142,6 @@ def attack_defaults_ok(name: str, params: AttackParams | Mapping[str, Any], num_
     return list(attack.check(params, num_classes))
 
 
-def _device_of(model: nn.Module, device: torch.device) -> torch.device:
-    import torch
-
-    return torch.device("cpu") if is_quantized(model) else torch.device(device)
-
-
-def _predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    import torch
-
-    with torch.inference_mode():
-        return torch.cat(
-            [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
-        )
-
-
 def _norms(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     flat = delta.flatten(1)
     return flat.norm(dim=1), flat.abs().amax(1), (flat != 0).float().mean(1)
@@ -248,7 +234,7 @@ def evaluate_attack(
             f"{attack_name} needs input gradients and an int8 model has none: pass its float parent as the "
             "surrogate (transfer) or use a gradient-free attack (square)"
         )
-    model_dev, target_dev = _device_of(model, device), _device_of(target, device)
+    model_dev, target_dev = device_for(model, device), device_for(target, device)
 
     total = len(labels)
     if images_uint8.dtype != torch.uint8 or images_uint8.ndim != 4:
@@ -271,7 +257,7 @@ def evaluate_attack(
         if surrogate is not None:
             surrogate.to(target_dev)
         bs = params.batch_size
-        clean = _predict(model, x_all, bs, model_dev) == y_all
+        clean = predict(model, x_all, device=model_dev, batch_size=bs) == y_all
         todo = clean.nonzero().squeeze(1)
         attacked = len(todo)
         report(f"attack {attack_name} ({mode}): {attacked} of {count} images classified correctly, attacking them")
