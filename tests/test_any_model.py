@@ -19,10 +19,10 @@ from torch import nn
 from robustspec.compress.base import StepContext
 from robustspec.compress.distill import Distill, DistillParams
 from robustspec.compress.lowrank import LowRank, LowRankParams
-from robustspec.compress.prune import Prune, PruneError, PruneParams, probe_problem
+from robustspec.compress.prune import Prune, PruneParams, probe_problem
 from robustspec.compress.sparsify import Sparsify, SparsifyParams
 from robustspec.data.base import Split
-from robustspec.errors import SpecErrors
+from robustspec.errors import ArtifactError, SpecErrors
 from robustspec.models import Normalized, build_network, count_parameters
 from robustspec.models.zoo import head_module
 from robustspec.spec.loader import load_suite
@@ -114,7 +114,7 @@ ARCHS = {
     "efficientnet_b0": ("classifier.1", 0.6, 0.7),
     "regnet_x_400mf": ("fc", 0.6, 0.7),
     "convnext_tiny": ("classifier.2", 0.6, 0.7),
-    VIT: ("heads.head", 0.9, 0.7),
+    VIT: ("heads.head", 0.6, 0.7),
 }
 #: Too slow for the default run (a ConvNeXt-T build, prune or SVD takes seconds on one CPU thread).
 SLOW = {"convnext_tiny"}
@@ -219,18 +219,38 @@ def test_prune_to_a_budget_within_one_percent(arch: str) -> None:
         assert result.model(X).shape == (2, CLASSES)
 
 
+@pytest.mark.slow
+def test_regnet_budget_between_two_ratios_splits_the_groups() -> None:
+    # At 30 % of RegNet-X-400MF no single ratio is within 1 % (its grouped convolutions all drop a channel
+    # per 16-channel group at once: 1.62 M at ratio 0.4375, 1.41 M at 0.4376); some groups take the higher
+    # ratio, the rest the lower.
+    parent = parent_of("regnet_x_400mf")
+    target = int(0.3 * count_parameters(parent))
+    p = PruneParams(params=target)
+    result = Prune().apply(parent, p, make_ctx())
+    assert abs(result.info["parameters"] - target) <= 0.01 * target
+    assert_restores(Prune(), parent, p, result)
+
+
 def test_vit_heads_are_pruned_consistently() -> None:
     parent = parent_of(VIT)
-    p = PruneParams(ratio=0.3)
+    p = PruneParams(ratio=0.5)
     result = Prune().apply(parent, p, make_ctx())
     attention = [m for m in result.model.modules() if isinstance(m, nn.MultiheadAttention)]
     assert len(attention) == 2
-    for m in attention:
-        assert m.num_heads == 4 and m.embed_dim % m.num_heads == 0 and m.head_dim * m.num_heads == m.embed_dim
-        assert tuple(m.in_proj_weight.shape) == (3 * m.embed_dim, m.embed_dim)
-        assert m.out_proj.in_features == m.out_proj.out_features == m.embed_dim
+    for m in attention:  # the embedding (64) lost half its width, each of the 4 heads half of its 16
+        assert (m.num_heads, m.embed_dim, m.head_dim) == (4, 32, 8)
+        assert tuple(m.in_proj_weight.shape) == (96, 32) and (m.out_proj.in_features, m.out_proj.out_features) == (
+            32,
+            32,
+        )
+    assert result.model.net.hidden_dim == result.model.net.conv_proj.out_channels == 32
+    # The same offsets went from every head's slice of the embedding.
+    ((name, _, removed),) = [h for h in result.state["history"] if h[0].endswith("encoder_layer_1.mlp.3")]
+    by_head = [sorted(i - 16 * h for i in removed if 16 * h <= i < 16 * (h + 1)) for h in range(4)]
+    assert all(offsets == by_head[0] for offsets in by_head) and len(by_head[0]) == 8, by_head
     mlp = [m.out_features for n, m in result.model.named_modules() if n.endswith("mlp.0")]
-    assert mlp and all(w < 128 for w in mlp)  # the MLPs lost hidden units
+    assert mlp == [64, 64]  # the MLPs lost half their hidden units
     assert_restores(Prune(), parent, p, result)
 
 
@@ -260,13 +280,13 @@ def test_mobilenet_parameters_are_monotone_in_the_ratio(a: int, b: int) -> None:
 
 def _fails_once(parent: nn.Module, *expected: str) -> str:
     prune, p, ctx = Prune(), PruneParams(ratio=0.3), make_ctx(n=2)
-    with pytest.raises(PruneError) as first:
+    with pytest.raises(ArtifactError) as first:
         prune.apply(parent, p, ctx)
     message = str(first.value)
     for text in expected:
         assert text in message, message
     start = time.perf_counter()
-    with pytest.raises(PruneError, match="not retried") as again:
+    with pytest.raises(ArtifactError, match="not retried") as again:
         prune.apply(parent, p, ctx)
     assert time.perf_counter() - start < 0.5  # remembered, not traced again
     assert message.split(": ", 1)[1] in str(again.value)

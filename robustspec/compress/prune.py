@@ -129,11 +129,24 @@ def _plain_history(history: Any) -> list[list[Any]]:
 
 
 def _attention(net: nn.Module) -> dict[nn.Module, int]:
-    """Each ``nn.MultiheadAttention`` and its head count: Torch-Pruning then removes the same dimensions
-    from every head (``prune_head_dims``), so ``embed_dim`` stays divisible by ``num_heads``."""
+    """Each ``nn.MultiheadAttention`` and its head count, as the channel groups of its output: Torch-Pruning
+    then removes the same offsets from every head's slice of the embedding (importance averaged over the
+    heads), so each head keeps its own dimensions and ``embed_dim`` stays a multiple of ``num_heads``.
+
+    (Its ``num_heads`` option is for attention built from a qkv ``nn.Linear``, timm's: with
+    ``nn.MultiheadAttention`` it finds no downstream root and skips the group, leaving the embedding whole.)
+    """
     from torch import nn
 
     return {m: m.num_heads for m in net.modules() if isinstance(m, nn.MultiheadAttention)}
+
+
+def _sync_widths(net: nn.Module) -> None:
+    """Width attributes that a model's forward reads and Torch-Pruning does not know: torchvision's
+    ``VisionTransformer.hidden_dim`` (its input reshape) becomes the pruned embedding width."""
+    for m in net.modules():
+        if type(m).__name__ == "VisionTransformer" and hasattr(m, "hidden_dim") and hasattr(m, "conv_proj"):
+            m.hidden_dim = m.conv_proj.out_channels
 
 
 #: Torch-Pruning's warning about bare parameters (ViT's class token and position embedding): they are
@@ -141,10 +154,13 @@ def _attention(net: nn.Module) -> dict[nn.Module, int]:
 _BARE_PARAMETERS = r"(?s).*prune the last non-singleton dimension"
 
 
-def _prune_net(net: nn.Module, ratio: float, example: torch.Tensor) -> list[list[Any]]:
+def _prune_net(
+    net: nn.Module, ratio: float, example: torch.Tensor, overrides: Mapping[str, float] | None = None
+) -> list[list[Any]]:
     """Prune ``net`` in place (Li et al.'s criterion, the classifier kept); its pruning history.
 
-    An exception Torch-Pruning raises is turned into a :class:`PruneError` that names the layer.
+    ``overrides``: another ratio for the groups rooted at these layers (by name). An exception
+    Torch-Pruning raises is turned into an :class:`ArtifactError` that names the layer.
     """
     import torch_pruning as tp
 
@@ -160,40 +176,38 @@ def _prune_net(net: nn.Module, ratio: float, example: torch.Tensor) -> list[list
                 example,
                 importance=tp.importance.MagnitudeImportance(p=1, group_reduction="first", normalizer=None),
                 pruning_ratio=ratio,
+                pruning_ratio_dict={net.get_submodule(n): r for n, r in (overrides or {}).items()} or None,
                 ignored_layers=[_classifier(net)],
-                # Given afresh each time: BasePruner adds num_heads to its (shared, mutable) default dict.
+                # Given afresh each time: BasePruner adds to its (shared, mutable) default dicts.
                 in_channel_groups={},
-                out_channel_groups={},
-                num_heads=dict(heads),
-                prune_num_heads=False,
-                prune_head_dims=True,
+                out_channel_groups=dict(heads),
+                num_heads={},
             )
             pruner.step()
-    except (PruneError, ArtifactError):
+        _sync_widths(net)
+    except ArtifactError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever Torch-Pruning trips over is named with its layer
-        raise PruneError(_tp_failure(exc, net)) from exc
+        raise ArtifactError(_tp_failure(exc, net)) from exc
     history = _plain_history(pruner.pruning_history())
     del pruner
     return history
 
 
-def _prune_copy(parent: nn.Module, ratio: float, example: torch.Tensor) -> tuple[nn.Module, list[list[Any]]]:
+def _prune_copy(
+    parent: nn.Module, ratio: float, example: torch.Tensor, overrides: Mapping[str, float] | None = None
+) -> tuple[nn.Module, list[list[Any]]]:
     """A pruned deep copy of ``parent`` (a Normalized wrapper) and its pruning history; the copy's forward
     is checked layer by layer (:func:`_check_forward`)."""
     model = copy.deepcopy(parent).eval()  # eval: tracing must not touch BatchNorm running statistics
-    history = _prune_net(model.net, ratio, example)
+    history = _prune_net(model.net, ratio, example, overrides)
     problem = _check_forward(model.net, example, parent.net)
     if problem is not None:
-        raise PruneError(problem)
+        raise ArtifactError(problem)
     return model.eval(), history
 
 
 # --- when Torch-Pruning cannot follow a network ----------------------------------------------------------
-
-
-class PruneError(ArtifactError):
-    """Torch-Pruning cannot prune this structure; the message names the layer and the reason."""
 
 
 def _tp_version() -> str:
@@ -392,9 +406,10 @@ def _check_forward(net: nn.Module, example: torch.Tensor, original: nn.Module | 
     return text
 
 
-#: Failed prunes of this process by :func:`_failure_key` (the structure and the step's parameters): a
-#: network Torch-Pruning cannot follow fails once, not again for every item that needs it. (The store keeps
-#: only what was built; this memo is the step's own, per process.)
+#: Failed prunes of this process by :func:`_failure_key` (the structure and the step's parameters), with
+#: why: a network Torch-Pruning cannot follow, or a budget out of reach, fails once, not again for every
+#: item that needs it (the outcome depends on shapes and parameters only, not on the weights). The store
+#: keeps only what was built; this memo is the step's own, per process (each xdist worker fails once).
 _FAILED: dict[str, str] = {}
 
 
@@ -451,7 +466,7 @@ def probe_problem(key: str, build: Any) -> str | None:
             if example is not None:
                 try:
                     _prune_copy(model, PROBE_RATIO, example)
-                except PruneError as exc:
+                except ArtifactError as exc:
                     shape = "x".join(map(str, example.shape))
                     problem = f"{exc} (trial prune: ratio {PROBE_RATIO}, {shape} input)"
     except Exception:  # noqa: BLE001 - a network that does not build here is the build's to report
@@ -492,7 +507,9 @@ class Prune:
         example = _example_inputs(parent, ctx)
         key = _failure_key(parent, params, example)
         if key in _FAILED:
-            raise PruneError(f"cannot prune {ctx.label}: {_FAILED[key]} (failed before in this process; not retried)")
+            raise ArtifactError(
+                f"cannot prune {ctx.label}: {_FAILED[key]} (failed before in this process: not retried)"
+            )
         timer = Timer()
         try:
             if params.ratio is not None:
@@ -508,9 +525,9 @@ class Prune:
                     f"pruning {ctx.label}: ratio {ratio:.3f} -> {format_count(n)} parameters "
                     f"(target {format_count(int(params.params))}, {timer.seconds:.1f}s)"
                 )
-        except PruneError as exc:
+        except ArtifactError as exc:
             _FAILED[key] = str(exc)
-            raise PruneError(f"cannot prune {ctx.label}: {exc}") from exc
+            raise ArtifactError(f"cannot prune {ctx.label}: {exc}") from exc
         if params.finetune > 0:
             o = ctx.recipe.optimizer
             recipe = ctx.recipe.model_copy(
@@ -535,9 +552,7 @@ class Prune:
 
         base = count_parameters(parent)
         if target >= base:
-            raise ArtifactError(
-                f"cannot prune {label} to {format_count(target)}: it has only {format_count(base)} parameters"
-            )
+            raise ArtifactError(f"the budget {format_count(target)} is not below its {format_count(base)} parameters")
         # Bracket: count(lo) > target > count(hi); count(hi) is estimated until probed. Torch-Pruning
         # keeps int(channels * (1 - r)) channels and leaves a group whole when that would be 0, so the
         # count is monotone only while the narrowest layer keeps one channel: stay below that ratio.
@@ -548,6 +563,8 @@ class Prune:
         hi = min([MAX_RATIO] + [1.0 - 1.001 / w for w in widths if w > 1])
         n_hi = base * (1.0 - hi) ** 2
         best: tuple[float, nn.Module, list[list[Any]], int] | None = None
+        lo_history: list[list[Any]] | None = None
+        hi_history: list[list[Any]] | None = None
         for probe in range(MAX_PROBES):
             # The count falls about as (1 - r)^2: interpolate sqrt(count) linearly inside the bracket.
             s_lo, s_hi, s_t = math.sqrt(n_lo), math.sqrt(max(n_hi, 0.0)), math.sqrt(target)
@@ -564,19 +581,65 @@ class Prune:
             if abs(n - target) <= tolerance * target:
                 break
             if n > target:
-                lo, n_lo = r, n
+                lo, n_lo, lo_history = r, n, history
             else:
-                hi, n_hi = r, n
+                hi, n_hi, hi_history = r, n, history
             if hi - lo < 1e-4:
                 break
         assert best is not None
         r, model, history, n = best
+        if abs(n - target) > tolerance * target and lo_history is not None and hi_history is not None:
+            refined = self._split(parent, lo, hi, lo_history, hi_history, target, tolerance, example, label)
+            if refined is not None and abs(refined[3] - target) < abs(n - target):
+                r, model, history, n = refined
         if abs(n - target) > tolerance * target:
             raise ArtifactError(
-                f"cannot prune {label} to {format_count(target)} ({target}) parameters within {tolerance:.1%}: "
+                f"{format_count(target)} ({target}) parameters are out of reach within {tolerance:.1%}: "
                 f"the closest reachable count is {format_count(n)} ({n}) at ratio {r:.3f}"
             )
         return r, model, history, n
+
+    def _split(
+        self,
+        parent: nn.Module,
+        lo: float,
+        hi: float,
+        lo_history: list[list[Any]],
+        hi_history: list[list[Any]],
+        target: int,
+        tolerance: float,
+        example: torch.Tensor,
+        label: str,
+    ) -> tuple[float, nn.Module, list[list[Any]], int] | None:
+        """When one ratio cannot hit the budget because many groups lose a channel at once between ``lo``
+        and ``hi`` (RegNet's grouped convolutions all have 16-channel groups): the first ``k`` of those
+        groups take ``hi``, the rest ``lo``; the count falls monotonically in ``k``, which is bisected.
+
+        Only tried when the plain search fails, so every budget one ratio meets is met as before.
+        """
+        before = {name: len(idxs) for name, out, idxs in lo_history if out}
+        after = {name: len(idxs) for name, out, idxs in hi_history if out}
+        jumping = [name for name in after if after[name] != before.get(name, 0)]
+        k_lo, k_hi = 0, len(jumping)
+        best: tuple[float, nn.Module, list[list[Any]], int] | None = None
+        for probe in range(MAX_PROBES):
+            if k_hi - k_lo <= 1:
+                break
+            k = (k_lo + k_hi) // 2
+            model, history = _prune_copy(parent, lo, example, {name: hi for name in jumping[:k]})
+            n = count_parameters(model)
+            _log.debug(
+                "pruning %s: split probe %d, %d of %d groups at %.4f -> %d", label, probe + 1, k, len(jumping), hi, n
+            )
+            if best is None or abs(n - target) < abs(best[3] - target):
+                best = (lo, model, history, n)
+            if abs(n - target) <= tolerance * target:
+                break
+            if n > target:
+                k_lo = k
+            else:
+                k_hi = k
+        return best
 
     def restore(self, parent: nn.Module, params: PruneParams, state: Mapping[str, Any], ctx: StepContext) -> nn.Module:
         import torch_pruning as tp
@@ -587,5 +650,6 @@ class Prune:
             graph = tp.DependencyGraph().build_dependency(model.net, example_inputs=_example_inputs(model, ctx))
             graph.load_pruning_history(_plain_history(state["history"]))
         del graph
+        _sync_widths(model.net)
         model.load_state_dict(state["state_dict"])
         return model.eval()
