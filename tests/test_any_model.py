@@ -52,6 +52,51 @@ def small_vit(num_classes: int, image_size: int = 32) -> nn.Module:
     )
 
 
+class QkvAttention(nn.Module):
+    """Attention written like timm's: one qkv Linear, reshaped by ``num_heads`` and ``head_dim``."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim))
+
+
+class QkvViT(nn.Module):
+    def __init__(self, num_classes: int, dim: int = 48, heads: int = 4, depth: int = 2) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 8, 8)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "norm1": nn.LayerNorm(dim),
+                    "attn": QkvAttention(dim, heads),
+                    "norm2": nn.LayerNorm(dim),
+                    "mlp": nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim)),
+                }
+            )
+            for _ in range(depth)
+        )
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        for block in self.blocks:
+            x = x + block["attn"](block["norm1"](x))
+            x = x + block["mlp"](block["norm2"](x))
+        return self.head(x.mean(1))
+
+
+def qkv_vit(num_classes: int) -> nn.Module:
+    return QkvViT(num_classes)
+
+
 class _Lambda(nn.Module):
     def __init__(self, fn):
         super().__init__()
@@ -251,6 +296,19 @@ def test_vit_heads_are_pruned_consistently() -> None:
     assert all(offsets == by_head[0] for offsets in by_head) and len(by_head[0]) == 8, by_head
     mlp = [m.out_features for n, m in result.model.named_modules() if n.endswith("mlp.0")]
     assert mlp == [64, 64]  # the MLPs lost half their hidden units
+    assert_restores(Prune(), parent, p, result)
+
+
+def test_qkv_attention_heads_are_pruned_consistently() -> None:
+    # timm's way of writing attention: Torch-Pruning's num_heads takes the qkv Linear; head_dim follows.
+    torch.manual_seed(0)
+    parent = Normalized(qkv_vit(CLASSES)).eval()
+    p = PruneParams(ratio=0.5)
+    result = Prune().apply(parent, p, make_ctx())
+    for block in result.model.net.blocks:
+        attn = block["attn"]
+        assert attn.num_heads == 4 and attn.head_dim < 12
+        assert attn.qkv.out_features == 3 * attn.num_heads * attn.head_dim
     assert_restores(Prune(), parent, p, result)
 
 

@@ -141,12 +141,39 @@ def _attention(net: nn.Module) -> dict[nn.Module, int]:
     return {m: m.num_heads for m in net.modules() if isinstance(m, nn.MultiheadAttention)}
 
 
+def _is_qkv_attention(m: nn.Module) -> bool:
+    """Attention that computes q, k and v with one ``qkv`` Linear and reshapes it by ``num_heads`` and
+    ``head_dim`` (timm's ``Attention``, and the many models written like it)."""
+    from torch import nn
+
+    qkv, heads, dim = getattr(m, "qkv", None), getattr(m, "num_heads", None), getattr(m, "head_dim", None)
+    return (
+        isinstance(qkv, nn.Linear)
+        and isinstance(heads, int)
+        and isinstance(dim, int)
+        and qkv.out_features == 3 * heads * dim
+    )
+
+
+def _qkv_heads(net: nn.Module) -> dict[nn.Module, int]:
+    """Each qkv Linear of :func:`_is_qkv_attention` modules and its head count: Torch-Pruning's
+    ``num_heads`` then removes the same dimensions from every head of q, k and v (``prune_head_dims``)."""
+    return {m.qkv: m.num_heads for m in net.modules() if _is_qkv_attention(m)}
+
+
 def _sync_widths(net: nn.Module) -> None:
     """Width attributes that a model's forward reads and Torch-Pruning does not know: torchvision's
-    ``VisionTransformer.hidden_dim`` (its input reshape) becomes the pruned embedding width."""
+    ``VisionTransformer.hidden_dim`` (its input reshape) becomes the pruned embedding width, and a qkv
+    attention's ``head_dim`` (and timm's ``attn_dim``) the pruned head width."""
     for m in net.modules():
         if type(m).__name__ == "VisionTransformer" and hasattr(m, "hidden_dim") and hasattr(m, "conv_proj"):
             m.hidden_dim = m.conv_proj.out_channels
+        qkv, heads = getattr(m, "qkv", None), getattr(m, "num_heads", None)
+        if isinstance(getattr(m, "head_dim", None), int) and hasattr(qkv, "out_features") and isinstance(heads, int):
+            if qkv.out_features % (3 * heads) == 0:
+                m.head_dim = qkv.out_features // (3 * heads)
+                if isinstance(getattr(m, "attn_dim", None), int):
+                    m.attn_dim = heads * m.head_dim
 
 
 #: Torch-Pruning's warning about bare parameters (ViT's class token and position embedding): they are
@@ -164,7 +191,7 @@ def _prune_net(
     """
     import torch_pruning as tp
 
-    heads = _attention(net)
+    heads, qkv_heads = _attention(net), _qkv_heads(net)
     try:
         with warnings.catch_warnings():
             # ViT's class token and position embedding are bare parameters: pruned on their last dimension,
@@ -181,7 +208,9 @@ def _prune_net(
                 # Given afresh each time: BasePruner adds to its (shared, mutable) default dicts.
                 in_channel_groups={},
                 out_channel_groups=dict(heads),
-                num_heads={},
+                num_heads=dict(qkv_heads),
+                prune_num_heads=False,
+                prune_head_dims=True,
             )
             pruner.step()
         _sync_widths(net)
