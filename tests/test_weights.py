@@ -374,3 +374,30 @@ def test_a_weights_error_is_the_only_error(tmp_path: Path) -> None:
     with pytest.raises(SpecErrors) as info:
         load_suite(tmp_path / "suite.yaml", specs_dir=tmp_path / "no-specs")
     the_weights_error(info.value.errors, tmp_path)
+
+
+# --- any architecture: its head is found and replaced ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "arch, head",
+    [
+        ("mobilenet_v3_small", "classifier.3"),
+        ("efficientnet_b0", "classifier.1"),
+        ("regnet_x_400mf", "fc"),
+        ("squeezenet1_1", "classifier.1"),  # a 1x1 convolution
+        ("shufflenet_v2_x0_5", "fc"),
+    ],
+)
+def test_the_head_of_any_architecture_is_replaced(tmp_path: Path, arch: str, head: str) -> None:
+    # A checkpoint of 1000 classes, saved by DataParallel (module. prefixes) inside {"state_dict": ...}.
+    torch.manual_seed(0)
+    src = build_network(arch, 1000).state_dict()
+    path = save(tmp_path / "w.pt", {"state_dict": {f"module.{k}": v for k, v in src.items()}})
+    assert weights_fit_problems(path, arch, {}, 5) == []  # the collection check, on the meta device
+    net = build_network(arch, 5)
+    skipped = load_local_weights(net, path)
+    assert skipped == [f"{head}.weight", f"{head}.bias"]
+    own = net.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in src.items() if not k.startswith(head + "."))
+    assert own[f"{head}.weight"].shape[0] == 5
