@@ -18,7 +18,16 @@ then leaves that group whole), so the search keeps a bracket ``[lo, hi]`` inside
 ratio and probes where the
 square root of the count, interpolated linearly between the bracket ends, meets the target (bisection
 when that guess lands near an end); each probe prunes a fresh copy. It usually lands within 1% in two or
-three probes and stops after at most 12.
+three probes and stops after at most 12. When the count jumps past the target between two nearly equal
+ratios (many groups losing a channel at once: RegNet's 16-channel groups), the groups that jump are split
+between the two ratios and the split bisected.
+
+Any model: MobileNets, EfficientNets, RegNets, ConvNeXts and ViTs prune as they are (Torch-Pruning follows
+depthwise and grouped convolutions, squeeze-and-excitation, layer scales, class tokens); attention keeps
+its heads consistent (:func:`_attention`, :func:`_qkv_heads`). What Torch-Pruning cannot follow (a channel
+shuffle, channels padded in code) is an :class:`~robustspec.errors.ArtifactError` naming the layer
+(:func:`_tp_failure`, :func:`_check_forward`): found at collection by a trial prune on a tiny input
+(:func:`probe_problem`), else when built, once per process.
 
 What is stored is Torch-Pruning's pruning history (which channels of which layer, as plain lists) and a
 plain state_dict; ``restore`` replays the history on a copy of the parent and loads the weights, so

@@ -8,7 +8,8 @@ of ``sys.path`` (what pytest's default ``prepend`` import mode does for a confte
 module imports without ``PYTHONPATH``, in every xdist worker (each collects, so each imports it), and later
 imports by name (a build, the source fingerprint of its key) find the same file. A module found in none of
 those directories is imported from ``sys.path`` as it is (an installed package); when that fails too, the
-error lists every place it looked.
+error lists every place it looked. Two different files for one module name (two suites' ``models.py``) are
+an error, except that an installed package already imported wins over a copy of its source.
 """
 
 from __future__ import annotations
@@ -87,19 +88,26 @@ def _origin(module: Any) -> list[Path]:
     return [Path(p).resolve() for p in getattr(module, "__path__", [])]
 
 
+def _installed(path: Path) -> bool:
+    from ..fingerprint import _installed_roots
+
+    return any(root == path or root in path.parents for root in _installed_roots())
+
+
 def _import_from(directory: Path, module_name: str, ref: str) -> Any:
     top = module_name.split(".")[0]
     expected = (directory / top).resolve()
     loaded = sys.modules.get(top)
-    if loaded is not None:
+    if loaded is not None and getattr(loaded, "__file__", None) is not None:  # (a namespace package extends)
         origins = _origin(loaded)
         if origins and not any(o == expected or o == expected.with_suffix(".py") for o in origins):
-            namespace = getattr(loaded, "__file__", None) is None
-            if not namespace:
-                raise ModelError(
-                    f"factory {ref!r}: module {top!r} is already imported from {origins[0]}, but the suite's "
-                    f"{directory} has another one: give one of them another name"
-                )
+            if _installed(origins[0]):
+                # An installed package (robustspec itself, from a checkout of its source): the one in use.
+                return importlib.import_module(module_name)
+            raise ModelError(
+                f"factory {ref!r}: module {top!r} is already imported from {origins[0]}, but the suite's "
+                f"{directory} has another one: give one of them another name"
+            )
     text = str(directory)
     if text not in sys.path:
         sys.path.insert(0, text)
