@@ -107,6 +107,7 @@ class Workspace:
     _models: dict[str, nn.Module] = field(default_factory=dict)
     _evals: dict[str, dict[str, Any]] = field(default_factory=dict)
     _metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _accuracies: dict[str, Accuracy] = field(default_factory=dict)
     #: Keys by the identity of the (immutable, loaded once) suite and model objects they were computed
     #: for; each entry holds those objects, so an id is not reused while its entry lives.
     _keys: dict[tuple[Any, ...], tuple[Any, Any]] = field(default_factory=dict, repr=False)
@@ -210,8 +211,11 @@ class Workspace:
         return self.variant_key(loaded, model, variant), self.data_key(loaded.suite, domain)
 
     def eval_key(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> str:
-        parents = self.eval_parents(loaded, model, variant, domain)
-        return content_key("eval", {"split": "test", "domain": domain}, parents, BUILDER_VERSIONS["eval"])
+        def compute() -> str:
+            parents = self.eval_parents(loaded, model, variant, domain)
+            return content_key("eval", {"split": "test", "domain": domain}, parents, BUILDER_VERSIONS["eval"])
+
+        return self._memo("eval", (loaded, model), (variant, domain), compute)
 
     # -- torch, on first need -------------------------------------------------------------------------
 
@@ -405,7 +409,12 @@ class Workspace:
     def metrics(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> dict[str, Any]:
         """Parameters, stored bytes and MACs of a model or variant (an artifact of its own)."""
         parents = (self.variant_key(loaded, model, variant),)
-        key = content_key("metrics", {}, parents, BUILDER_VERSIONS["metrics"])
+        key = self._memo(
+            "metrics",
+            (loaded, model),
+            (variant,),
+            lambda: content_key("metrics", {}, parents, BUILDER_VERSIONS["metrics"]),
+        )
         if key not in self._metrics:
 
             def build() -> dict[str, Any]:
@@ -559,12 +568,19 @@ class Workspace:
                 parents=parents,
                 upgrade=lambda stored: eval_value(stored, items),
             )
-        ev = self._evals[key]
-        decoded = decode_outcomes(ev["outcomes"])
-        if decoded is None or decoded[0] != items or len(decoded[1]) != ev["n"]:
-            raise ArtifactError(f"evaluation {key} in {self.store.root} holds no outcomes of {items}'s test images")
-        outcomes = tuple(decoded[1])
-        return Accuracy(sum(outcomes), len(outcomes), outcomes=outcomes, items=items)
+        if key not in self._accuracies:
+            ev = self._evals[key]
+            decoded = decode_outcomes(ev["outcomes"])
+            if decoded is None or decoded[0] != items or len(decoded[1]) != ev["n"]:
+                raise ArtifactError(f"evaluation {key} in {self.store.root} holds no outcomes of {items}'s test images")
+            outcomes = tuple(decoded[1])
+            self._accuracies[key] = Accuracy(sum(outcomes), len(outcomes), outcomes=outcomes, items=items)
+        return self._accuracies[key]
+
+    def encoded_outcomes(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> str:
+        """:func:`~robustspec.outcomes.encode_outcomes` of :meth:`accuracy`'s outcomes: as stored."""
+        self.accuracy(loaded, model, variant, domain)
+        return self._evals[self.eval_key(loaded, model, variant, domain)]["outcomes"]
 
 
 @dataclass

@@ -25,7 +25,6 @@ def _context_properties(ws: Any, c: Any) -> list[tuple[str, Any]]:
     They are artifacts (computed once, then loaded), and they make each item's JUnit record and the
     accuracy table complete on their own.
     """
-    from ..outcomes import encode_outcomes
     from ..spec.schema import BASELINE
 
     suite = c.loaded.suite
@@ -47,7 +46,7 @@ def _context_properties(ws: Any, c: Any) -> list[tuple[str, Any]]:
     props += [(f"accuracy[{d}]", round(a.value, 6)) for d, a in accuracies.items()]
     # Per image right or wrong (robustspec.outcomes): other models on the same images pair with them.
     props += [
-        (f"outcomes[{d}]", encode_outcomes(a.outcomes, a.items))
+        (f"outcomes[{d}]", ws.encoded_outcomes(c.loaded, c.model, c.variant, d))
         for d, a in accuracies.items()
         if a.outcomes is not None and a.items
     ]
