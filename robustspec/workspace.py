@@ -35,7 +35,7 @@ from .expect import Accuracy
 from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
 from .fingerprint import CORE_LIBRARIES, library_versions, source_fingerprint
 from .metrics import is_quantized, macs, nonzero_parameters, parameter_count, stored_bytes
-from .models import build_network, count_parameters
+from .models import build_network
 from .models.weights import load_local_weights, weights_digest
 from .outcomes import decode_outcomes, encode_outcomes
 from .progress import Timer, report
@@ -327,7 +327,7 @@ class Workspace:
             return {
                 "state_dict": {k: v.detach().cpu() for k, v in wrapped.state_dict().items()},
                 "stats": stats,
-                "parameters": count_parameters(wrapped),
+                "parameters": parameter_count(wrapped),
             }
 
         state = self._get_or_build(

@@ -23,7 +23,8 @@ from robustspec.compress.prune import Prune, PruneParams, probe_problem
 from robustspec.compress.sparsify import Sparsify, SparsifyParams
 from robustspec.data.base import Split
 from robustspec.errors import ArtifactError, SpecErrors
-from robustspec.models import Normalized, build_network, count_parameters
+from robustspec.metrics import parameter_count
+from robustspec.models import Normalized, build_network
 from robustspec.models.zoo import head_module
 from robustspec.spec.loader import load_suite
 from robustspec.spec.schema import TrainRecipe
@@ -246,7 +247,7 @@ def test_prune_ratio_removes_channels_and_restores(arch: str) -> None:
     parent = parent_of(arch)
     p = PruneParams(ratio=0.3)
     result = Prune().apply(parent, p, make_ctx())
-    assert count_parameters(result.model) < count_parameters(parent)
+    assert parameter_count(result.model) < parameter_count(parent)
     assert sum(widths(result.model)) < sum(widths(parent))
     assert head_module(result.model.net)[1].out_features == CLASSES  # the classifier keeps its classes
     assert_restores(Prune(), parent, p, result)
@@ -255,9 +256,9 @@ def test_prune_ratio_removes_channels_and_restores(arch: str) -> None:
 @pytest.mark.parametrize("arch", arch_params(SLOW | {"regnet_x_400mf"}))
 def test_prune_to_a_budget_within_one_percent(arch: str) -> None:
     parent = parent_of(arch)
-    target = int(ARCHS[arch][1] * count_parameters(parent))
+    target = int(ARCHS[arch][1] * parameter_count(parent))
     result = Prune().apply(parent, PruneParams(params=target), make_ctx())
-    n = count_parameters(result.model)
+    n = parameter_count(result.model)
     assert abs(n - target) <= 0.01 * target, (n, target)
     assert n == result.info["parameters"]
     with torch.no_grad():
@@ -270,7 +271,7 @@ def test_regnet_budget_between_two_ratios_splits_the_groups() -> None:
     # per 16-channel group at once: 1.62 M at ratio 0.4375, 1.41 M at 0.4376); some groups take the higher
     # ratio, the rest the lower.
     parent = parent_of("regnet_x_400mf")
-    target = int(0.3 * count_parameters(parent))
+    target = int(0.3 * parameter_count(parent))
     p = PruneParams(params=target)
     result = Prune().apply(parent, p, make_ctx())
     assert abs(result.info["parameters"] - target) <= 0.01 * target
@@ -330,7 +331,7 @@ def _count_at(ratio: float) -> int:
 def test_mobilenet_parameters_are_monotone_in_the_ratio(a: int, b: int) -> None:
     # On a 0.1 grid up to 0.8 (its narrowest layers have 16 channels); each pruned copy runs.
     lo, hi = sorted((a / 10, b / 10))
-    assert _count_at(hi) <= _count_at(lo) < count_parameters(parent_of("mobilenet_v3_small"))
+    assert _count_at(hi) <= _count_at(lo) < parameter_count(parent_of("mobilenet_v3_small"))
 
 
 # --- what Torch-Pruning cannot follow: named once ----------------------------------------------------------
@@ -453,7 +454,7 @@ def test_distill_into_the_architecture(arch: str) -> None:
     p = DistillParams(student=arch, epochs=1)
     assert Distill().check(p, _first(), "resnet10-mini", 0) == []
     result = Distill().apply(teacher, p, make_ctx())
-    assert count_parameters(result.model) == count_parameters(parent_of(arch))
+    assert parameter_count(result.model) == parameter_count(parent_of(arch))
     assert_restores(Distill(), teacher, p, result)
 
 
@@ -468,17 +469,17 @@ def test_lowrank_factorizes_and_restores(arch: str) -> None:
     parent = parent_of(arch)
     p = LowRankParams(rank_ratio=0.5, pointwise=True)
     result = LowRank().apply(parent, p, make_ctx())
-    assert count_parameters(result.model) < 0.95 * count_parameters(parent) or arch == "regnet_x_400mf"
-    assert count_parameters(result.model) < count_parameters(parent)
+    assert parameter_count(result.model) < 0.95 * parameter_count(parent) or arch == "regnet_x_400mf"
+    assert parameter_count(result.model) < parameter_count(parent)
     assert_restores(LowRank(), parent, p, result)
 
 
 @pytest.mark.parametrize("arch", arch_params())
 def test_lowrank_to_a_budget(arch: str) -> None:
     parent = parent_of(arch)
-    target = int(ARCHS[arch][2] * count_parameters(parent))
+    target = int(ARCHS[arch][2] * parameter_count(parent))
     result = LowRank().apply(parent, LowRankParams(params=target, pointwise=True), make_ctx())
-    assert abs(count_parameters(result.model) - target) <= 0.01 * target
+    assert abs(parameter_count(result.model) - target) <= 0.01 * target
     with torch.no_grad():
         assert result.model(X).shape == (2, CLASSES)
 

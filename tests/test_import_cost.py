@@ -78,7 +78,8 @@ CASES = {
         json.dumps(ds.recipe())
     """,
     "models": """
-        from robustspec.models import MODELS, count_parameters, import_factory
+        from robustspec.metrics import parameter_count
+        from robustspec.models import MODELS, import_factory
         from robustspec.models.zoo import zoo_parameters
         assert "resnet18" in MODELS and "resnet10-mini" in MODELS
         for name in MODELS:

@@ -15,8 +15,8 @@ from robustspec.compress.base import ChainPosition, StepContext
 from robustspec.compress.lowrank import LowRank, LowRankParams, factorize_conv, factorize_linear, plan_ranks
 from robustspec.data.base import Split
 from robustspec.errors import ArtifactError
+from robustspec.metrics import parameter_count
 from robustspec.models import Normalized, build_network
-from robustspec.models.zoo import count_parameters
 from robustspec.spec.schema import TrainRecipe
 
 CPU = torch.device("cpu")
@@ -53,7 +53,7 @@ def test_forward_and_shape_on_random_shapes(ratio: float, batch: int, size: int,
     with torch.no_grad():
         y = result.model(torch.rand(batch, 3, size, size))
     assert y.shape == (batch, classes) and torch.isfinite(y).all()
-    assert result.info["parameters"] == count_parameters(result.model) < count_parameters(parent)
+    assert result.info["parameters"] == parameter_count(result.model) < parameter_count(parent)
     assert set(result.state["ranks"]) and "net.conv1" not in result.state["ranks"]
     assert isinstance(result.model.net.conv1, nn.Conv2d)  # the stem is left alone
 
@@ -66,7 +66,7 @@ def test_parameters_are_monotone_in_the_rank_ratio() -> None:
 
 def test_resnet18_rank_ratio_half_matches_the_research() -> None:
     net = _net("resnet18", 31)
-    assert count_parameters(net) == R18_31
+    assert parameter_count(net) == R18_31
     ranks, n = plan_ranks(net, 0.5)
     assert abs(n - 6_390_000) / 6_390_000 < 0.03
     assert ranks["net.layer1.0.conv1"] == 32 and ranks["net.layer4.1.conv2"] == 256 and ranks["net.fc"] == 16
@@ -76,7 +76,7 @@ def test_resnet18_rank_ratio_half_matches_the_research() -> None:
 def test_budget_is_hit_within_tolerance_on_resnet18() -> None:
     parent = _net("resnet18", 31)
     result = LowRank().apply(parent, _params(params="6.0M"), _ctx(31))
-    n = count_parameters(result.model)
+    n = parameter_count(result.model)
     assert n == result.info["parameters"] and abs(n - 6_000_000) / 6_000_000 <= 0.01
     assert 0 < result.info["rank_ratio"] < 0.5
 

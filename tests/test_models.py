@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from robustspec.errors import ModelError, RegistryError
-from robustspec.models import MODELS, Normalized, build_network, count_parameters
+from robustspec.metrics import parameter_count
+from robustspec.models import MODELS, Normalized, build_network
 from robustspec.models.weights import load_local_weights
 
 # The research's parameter counts at 31 classes (Office-31), in millions, to two decimals.
@@ -16,7 +17,7 @@ RESEARCH_PARAMS_M = {"resnet18": 11.19, "resnet34": 21.30, "resnet50": 23.57, "r
 
 @pytest.mark.parametrize("arch", sorted(RESEARCH_PARAMS_M))
 def test_resnet_parameter_counts_match_the_research(arch: str) -> None:
-    params = count_parameters(build_network(arch, 31))
+    params = parameter_count(build_network(arch, 31))
     assert round(params / 1e6, 2) == RESEARCH_PARAMS_M[arch]
 
 

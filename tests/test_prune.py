@@ -17,7 +17,8 @@ from robustspec.compress.base import ChainPosition, StepContext
 from robustspec.compress.prune import Prune, PruneParams, parse_count
 from robustspec.data.base import Split
 from robustspec.errors import ArtifactError
-from robustspec.models import Normalized, build_network, count_parameters
+from robustspec.metrics import parameter_count
+from robustspec.models import Normalized, build_network
 from robustspec.spec.schema import TrainRecipe
 
 CLASSES = 31
@@ -158,8 +159,8 @@ def test_ratio_removes_channels_and_forward_works():
     assert len(before) == len(after)
     assert all(a <= b for a, b in zip(after, before)) and any(a < b for a, b in zip(after, before))
     assert model.net.fc.out_features == CLASSES
-    assert count_parameters(model) < count_parameters(parent) * 0.4
-    assert result.info["ratio"] == 0.5 and result.info["parameters"] == count_parameters(model)
+    assert parameter_count(model) < parameter_count(parent) * 0.4
+    assert result.info["ratio"] == 0.5 and result.info["parameters"] == parameter_count(model)
     with torch.no_grad():
         assert model(torch.rand(2, 3, 32, 32)).shape == (2, CLASSES)
         assert model(torch.rand(1, 3, 48, 40)).shape == (1, CLASSES)
@@ -191,7 +192,7 @@ def test_parameters_monotone_in_ratio(a, b):
     # Up to 1 - 1/16: beyond it, resnet10-mini's 16-channel stage would keep int(16 * (1 - r)) = 0
     # channels, and Torch-Pruning then leaves that group whole (the budget search stays below that).
     lo, hi = sorted((a / 100, b / 100))
-    assert _count_at(hi) <= _count_at(lo) < count_parameters(make_model())
+    assert _count_at(hi) <= _count_at(lo) < parameter_count(make_model())
 
 
 def _hit_budget(arch: str, budget: str, tolerance: float = 0.01) -> tuple[dict, float]:
@@ -200,7 +201,7 @@ def _hit_budget(arch: str, budget: str, tolerance: float = 0.01) -> tuple[dict, 
     start = time.perf_counter()
     result = Prune().apply(parent, PruneParams(params=budget, tolerance=tolerance), make_ctx(n=2))
     seconds = time.perf_counter() - start
-    n = count_parameters(result.model)
+    n = parameter_count(result.model)
     assert n == result.info["parameters"]
     assert abs(n - target) <= tolerance * target, (n, target)
     assert 0 < result.info["ratio"] < 0.95 and result.state["ratio"] == result.info["ratio"]
@@ -277,7 +278,7 @@ def test_parent_unchanged():
     parent = make_model()
     before, widths = snapshot(parent), conv_widths(parent)
     Prune().apply(parent, PruneParams(ratio=0.5), make_ctx(n=2))
-    Prune().apply(parent, PruneParams(params=int(count_parameters(parent) * 0.6)), make_ctx(n=2))
+    Prune().apply(parent, PruneParams(params=int(parameter_count(parent) * 0.6)), make_ctx(n=2))
     after = parent.state_dict()
     assert conv_widths(parent) == widths and not parent.training
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

@@ -12,8 +12,8 @@ from torch import nn
 from robustspec.compress.base import ChainPosition, StepContext
 from robustspec.compress.sparsify import Sparsify, SparsifyParams
 from robustspec.data.base import Split
+from robustspec.metrics import parameter_count
 from robustspec.models import Normalized, build_network
-from robustspec.models.zoo import count_parameters
 from robustspec.spec.schema import TrainRecipe
 
 CPU = torch.device("cpu")
@@ -49,7 +49,7 @@ def test_sparsity_is_exact_and_parameters_are_not_removed(scope: str, sparsity: 
     ws = _weights(result.model)
     measured = sum(int((w == 0).sum()) for w in ws) / sum(w.numel() for w in ws)
     assert abs(measured - sparsity) < 0.005 and result.info["sparsity"] == pytest.approx(measured)
-    assert count_parameters(result.model) == count_parameters(parent)  # honest: nothing is removed
+    assert parameter_count(result.model) == parameter_count(parent)  # honest: nothing is removed
     assert result.info["nonzero_parameters"] == sum(int((p != 0).sum()) for p in result.model.parameters())
     assert not any(k.endswith(("_orig", "_mask")) for k in result.state["state_dict"])
     with torch.no_grad():

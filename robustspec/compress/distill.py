@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from ..errors import ModelError, RegistryError
-from ..models.zoo import arch_params_problems, count_parameters, resolve_arch
+from ..metrics import parameter_count
+from ..models.zoo import arch_params_problems, resolve_arch
 from ..progress import report
 from ..spec.schema import MAX_SEED, Int, Real, Strict
 from ..train.supervised import train_supervised
@@ -91,7 +92,7 @@ class Distill:
             student = ctx.new_network(params.student, dict(params.student_params))
         recipe = ctx.recipe.model_copy(update={"epochs": params.epochs or ctx.recipe.epochs, "seed": params.seed})
         report(
-            f"distilling {ctx.label}: student {params.student} ({count_parameters(student) / 1e6:.2f}M), T={params.temperature}, alpha={params.alpha}"
+            f"distilling {ctx.label}: student {params.student} ({parameter_count(student) / 1e6:.2f}M), T={params.temperature}, alpha={params.alpha}"
         )
 
         def loss(logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import ArtifactError
-from ..models.zoo import count_parameters, head_module, on_meta
+from ..metrics import parameter_count
+from ..models.zoo import head_module, on_meta
 from ..progress import Timer, report
 from ..spec.schema import Count, Int, Real, Strict, parse_count
 from ..train.supervised import train_supervised
@@ -486,7 +487,7 @@ def probe_problem(key: str, build: Any) -> str | None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: more threads only contend (10x slower on a busy machine)
     try:
-        size = count_parameters(on_meta(build))
+        size = parameter_count(on_meta(build))
         if size <= PROBE_MAX_PARAMETERS:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
@@ -553,7 +554,7 @@ class Prune:
             if params.ratio is not None:
                 ratio = float(params.ratio)
                 model, history = _prune_copy(parent, ratio, example)
-                n = count_parameters(model)
+                n = parameter_count(model)
                 report(f"pruning {ctx.label}: ratio {ratio:.3f} -> {format_count(n)} parameters ({timer.seconds:.1f}s)")
             else:
                 ratio, model, history, n = self._search(
@@ -588,7 +589,7 @@ class Prune:
         """The ratio whose pruned copy of ``parent`` has ``target`` parameters within ``tolerance``."""
         from torch import nn
 
-        base = count_parameters(parent)
+        base = parameter_count(parent)
         if target >= base:
             raise ArtifactError(f"the budget {format_count(target)} is not below its {format_count(base)} parameters")
         # Bracket: count(lo) > target > count(hi); count(hi) is estimated until probed. Torch-Pruning
@@ -612,7 +613,7 @@ class Prune:
                 r = (lo + hi) / 2
             r = min(max(r, lo + 1e-4), hi - 1e-4)
             model, history = _prune_copy(parent, r, example)
-            n = count_parameters(model)
+            n = parameter_count(model)
             _log.debug("pruning %s: probe %d ratio %.4f -> %d parameters (target %d)", label, probe + 1, r, n, target)
             if best is None or abs(n - target) < abs(best[3] - target):
                 best = (r, model, history, n)
@@ -665,7 +666,7 @@ class Prune:
                 break
             k = (k_lo + k_hi) // 2
             model, history = _prune_copy(parent, lo, example, {name: hi for name in jumping[:k]})
-            n = count_parameters(model)
+            n = parameter_count(model)
             _log.debug(
                 "pruning %s: split probe %d, %d of %d groups at %.4f -> %d", label, probe + 1, k, len(jumping), hi, n
             )

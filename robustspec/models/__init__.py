@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .zoo import MODELS, build_network, count_parameters, import_factory
+from .zoo import MODELS, build_network, import_factory
 
 if TYPE_CHECKING:
     from .wrapper import IMAGENET_MEAN, IMAGENET_STD, Normalized
@@ -13,7 +13,6 @@ __all__ = [
     "MODELS",
     "Normalized",
     "build_network",
-    "count_parameters",
     "import_factory",
     "IMAGENET_MEAN",
     "IMAGENET_STD",

@@ -42,7 +42,6 @@ __all__ = [
     "arch_params_problems",
     "build_network",
     "import_factory",
-    "count_parameters",
     "classifier_head",
     "head_module",
     "linear_layers",
@@ -408,11 +407,6 @@ def zoo_parameters(arch: str, num_classes: int) -> int | None:
     """Parameter count of a zoo architecture without building it; None for anything else."""
     entry = ZOO_PARAMETERS.get(arch)
     return None if entry is None else entry[0] + entry[1] * num_classes
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (buffers excluded)."""
-    return sum(p.numel() for p in model.parameters())
 
 
 def linear_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
