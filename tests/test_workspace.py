@@ -106,6 +106,7 @@ def test_chains_share_their_prefix_and_restore_from_the_store(tmp_path: Path) ->
     assert len([b for b in store.builds() if b["kind"] == "variant"]) == 2
 
 
+@pytest.mark.slow
 def test_an_evaluation_stored_as_a_tensor_is_read_and_kept_as_json(tmp_path: Path) -> None:
     """Evaluations are JSON (outcomes encoded); one stored before as ``{"correct": <bool tensor>, "n"}``
     gives the same accuracy, is rewritten as JSON under its key, and nothing is rebuilt."""
