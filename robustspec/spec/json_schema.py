@@ -84,9 +84,9 @@ def _expectation_type() -> Any:
 
 
 def _zoo_names() -> list[str]:
-    from ..models.zoo import MODELS
+    from ..models.zoo import MODELS, TORCHVISION_CLASSIFIERS
 
-    return MODELS.names()
+    return sorted(set(MODELS.names()) | set(TORCHVISION_CLASSIFIERS))
 
 
 @cache

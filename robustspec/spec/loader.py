@@ -107,9 +107,10 @@ def _bare_dataset(name: str) -> Any | None:
 
 
 def _builtin_models() -> list[str]:
-    from ..models.zoo import MODELS
+    """Model names a suite may write bare: the registry's and torchvision's classification zoo."""
+    from ..models.zoo import MODELS, TORCHVISION_CLASSIFIERS
 
-    return MODELS.names()
+    return sorted(set(MODELS.names()) | set(TORCHVISION_CLASSIFIERS))
 
 
 def _default_dataset() -> str:
