@@ -53,7 +53,6 @@ def case(
     return pytest.param(text, line, col, fragment, files or {}, file, also, absent, once, id=id, marks=marks)
 
 
-
 CASES = [
     # ---- YAML syntax
     case(
