@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -111,6 +112,14 @@ def _builtin_models() -> list[str]:
     from ..models.zoo import MODELS, TORCHVISION_CLASSIFIERS
 
     return sorted(set(MODELS.names()) | set(TORCHVISION_CLASSIFIERS))
+
+
+@cache
+def _field_adapter(key: str) -> tuple[TypeAdapter[Any], Any]:
+    """A validator of one top-level field of :class:`Suite`, with its constraints (built once per process)."""
+    info = Suite.model_fields[key]
+    annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    return TypeAdapter(annotation), annotation
 
 
 def _default_dataset() -> str:
@@ -226,9 +235,8 @@ class _SuiteReader:
             **{k: data[k] for k in ("source", "targets") if k in data},
         }
         for key, value in values.items():
-            info = Suite.model_fields[key]
-            annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
-            checked = self.problems.validate(TypeAdapter(annotation), value, self.loc, self.file, (key,), annotation)
+            adapter, annotation = _field_adapter(key)
+            checked = self.problems.validate(adapter, value, self.loc, self.file, (key,), annotation)
             if checked is not None:
                 out[key] = checked
         return out
