@@ -14,12 +14,13 @@ __all__ = ["predict", "correctness", "device_for"]
 
 
 def device_for(model: nn.Module, device: Any) -> torch.device:
-    """Where ``model`` runs when ``device`` is asked for: int8 kernels are CPU-only (the one place this rule lives)."""
+    """Where ``model`` runs when ``device`` is asked for: int8 kernels and runtime programs are CPU-only (the
+    one place this rule lives)."""
     import torch
 
-    from .metrics import is_quantized
+    from .metrics import is_program, is_quantized
 
-    return torch.device("cpu") if is_quantized(model) else torch.device(device)
+    return torch.device("cpu") if is_quantized(model) or is_program(model) else torch.device(device)
 
 
 def predict(model: nn.Module, images: torch.Tensor, *, device: Any, batch_size: int = 256) -> torch.Tensor:

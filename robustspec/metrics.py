@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["parameter_count", "stored_bytes", "macs", "is_quantized", "nonzero_parameters"]
+__all__ = ["parameter_count", "stored_bytes", "macs", "is_quantized", "is_program", "nonzero_parameters"]
 
 
 #: Where torch keeps int8 modules: plain (Conv2d, Linear) and fused (ConvReLU2d, ...).
@@ -21,8 +21,15 @@ def _int8(module: nn.Module) -> bool:
 
 
 def is_quantized(model: nn.Module) -> bool:
-    """True when the model holds int8 modules (they run on the CPU only and have no input gradients)."""
-    return any(_int8(m) for m in model.modules())
+    """True when the model computes in int8: it holds int8 modules, a pt2e-converted graph or an int8
+    runtime file (all run on the CPU only and have no input gradients)."""
+    return any(_int8(m) or getattr(m, "quantized", False) is True for m in model.modules())
+
+
+def is_program(model: nn.Module) -> bool:
+    """True when the model runs a fixed program (an exported graph or a runtime's file), not eager layers:
+    its parameters and MACs are those of the float network it was made from, its size that of its file."""
+    return any(getattr(m, "file_bytes", None) is not None for m in model.modules())
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -43,8 +50,13 @@ def nonzero_parameters(model: nn.Module) -> int:
 
 
 def stored_bytes(model: nn.Module) -> int:
-    """Bytes of ``torch.save(model.state_dict())``: the size a deployment would ship."""
+    """The size a deployment ships: the file of a program (``.pte``, ``.onnx``, ``.pt2``), else the bytes of
+    ``torch.save(model.state_dict())``."""
     import torch
+
+    files = [m.file_bytes for m in model.modules() if getattr(m, "file_bytes", None) is not None]
+    if files:
+        return int(sum(files))
 
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)

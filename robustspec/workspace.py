@@ -34,7 +34,7 @@ from .evaluate import correctness
 from .expect import Accuracy
 from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
 from .fingerprint import CORE_LIBRARIES, library_versions, source_fingerprint
-from .metrics import is_quantized, macs, nonzero_parameters, parameter_count, stored_bytes
+from .metrics import is_program, is_quantized, macs, nonzero_parameters, parameter_count, stored_bytes
 from .models import build_network
 from .models.weights import load_local_weights, weights_digest
 from .outcomes import decode_outcomes, encode_outcomes
@@ -189,10 +189,13 @@ class Workspace:
     @staticmethod
     def step_recipe(step: ParsedStep) -> dict[str, Any]:
         """A step's kind, canonical parameters and the versions of the libraries it runs on."""
-        libraries = getattr(COMPRESSIONS.get(step.kind), "libraries", ())
+        impl = COMPRESSIONS.get(step.kind)
+        libraries_for = getattr(impl, "libraries_for", None)
+        libraries = impl().libraries_for(step.params) if libraries_for else getattr(impl, "libraries", ())
+        key_params = getattr(impl, "key_params", None)  # a step that names a file keys on its content
         return {
             "step": step.kind,
-            "params": step.params.model_dump(mode="json"),
+            "params": impl().key_params(step.params) if key_params else step.params.model_dump(mode="json"),
             "libraries": library_versions(*CORE_LIBRARIES, *libraries),
         }
 
@@ -361,6 +364,8 @@ class Workspace:
             new_network=new_network,
             label=f"{model.name}/{variant}",
             domain_train=lambda domain: self.splits(suite, domain)["train"],
+            held_out=lambda: self.splits(suite, suite.source)["test"],
+            class_names=lambda: list(self.dataset(suite).classes),
         )
 
     def model(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> nn.Module:
@@ -396,6 +401,12 @@ class Workspace:
             module = self._models[key]
         return module
 
+    def chain_modules(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> list[nn.Module]:
+        """The trained model, then each step's output, the variant last (all built or restored)."""
+        last = self.model(loaded, model, variant)
+        keys = self.step_keys(loaded, model, variant)
+        return [self.trained(loaded.suite, model), *(self._models[k] for k in keys[1:-1]), last][: len(keys)]
+
     def step_info(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> dict[str, Any]:
         """What the steps of a variant reported (ratio found, sparsity, ...), merged in chain order."""
         info: dict[str, Any] = {}
@@ -425,13 +436,23 @@ class Workspace:
                     "parameters": parameter_count(net),
                     "nonzero_parameters": parameter_count(net) if quantized else nonzero_parameters(net),
                     "bytes": stored_bytes(net),
-                    "macs": macs(net, size) if not quantized else 0,
+                    "macs": macs(net, size) if not quantized and not is_program(net) else 0,
                     "quantized": int(quantized),
                 }
-                if quantized and variant != BASELINE:
-                    # int8 kernels are not counted by FlopCounterMode; quantizing keeps the float structure's MACs.
-                    parent_steps = self.steps(loaded, model, variant)[:-1]
-                    out["macs"] = self._float_macs(loaded, model, variant, len(parent_steps))
+                if is_program(net) or (quantized and variant != BASELINE):
+                    # int8 kernels and runtimes are not counted by FlopCounterMode, and a program holds no
+                    # parameters torch sees: both are the float network's it was made from.
+                    from .attacks.planning import float_parent
+
+                    parent = float_parent(self.chain_modules(loaded, model, variant))
+                    out["macs"] = macs(parent, size)
+                    if is_program(net):
+                        # A loaded file may hold another network than its suite model: its own count first.
+                        own = [m.parameters_count for m in net.modules() if getattr(m, "parameters_count", None)]
+                        count = sum(own) if own else parameter_count(parent)
+                        out["parameters"] = out["nonzero_parameters"] = count
+                if is_program(net) and not quantized:
+                    out["input_gradients"] = 0  # a float runtime's file: attacked as an int8 model is
                 out.update(self.step_info(loaded, model, variant) if variant != BASELINE else {})
                 return {k: v for k, v in out.items() if isinstance(v, (int, float, str, bool))}
 
@@ -443,14 +464,6 @@ class Workspace:
                 parents=parents,
             )
         return self._metrics[key]
-
-    def _float_macs(self, loaded: LoadedSuite, model: ModelSpec, variant: str, upto: int) -> int:
-        module = self.trained(loaded.suite, model)
-        keys = self.step_keys(loaded, model, variant)
-        if upto:
-            self.model(loaded, model, variant)
-            module = self._models[keys[upto]]
-        return macs(module, self.dataset(loaded.suite).image_size)
 
     def attack(
         self, loaded: LoadedSuite, model: ModelSpec, variant: str, params: Any, transfer_from: str | None = None
@@ -484,36 +497,24 @@ class Workspace:
         if key not in self._evals:
 
             def build() -> dict[str, Any]:
-                from .attacks.evaluate import evaluate_attack
-
-                net = self.model(loaded, model, variant)
                 from .attacks import ATTACKS
+                from .attacks.evaluate import evaluate_attack
+                from .attacks.planning import plan_attack
 
-                surrogate = None
-                quantized = is_quantized(net)
-                gradient_free = bool(getattr(ATTACKS.get(params.name), "gradient_free", False))
-                if transfer_from is not None:
-                    surrogate = self.model(loaded, model, transfer_from)
-                elif quantized and not gradient_free:
-                    # Gradients do not flow through int8 kernels: attack a float stand-in, score on int8.
-                    keys = self.step_keys(loaded, model, variant)
-                    self.model(loaded, model, variant)
-                    parent = (
-                        self._models[keys[-2]]
-                        if len(keys) >= 2 and keys[-2] in self._models
-                        else self.trained(suite, model)
-                    )
-                    if params.mode == "white-box":
-                        from .compress.quantize import fake_quant_surrogate
-
-                        step = self.steps(loaded, model, variant)[-1]
-                        surrogate = fake_quant_surrogate(parent, step.params, self.step_context(loaded, model, variant))
-                    else:
-                        surrogate = parent
+                modules = self.chain_modules(loaded, model, variant)
+                transfer = None if transfer_from is None else (transfer_from, self.model(loaded, model, transfer_from))
+                plan = plan_attack(
+                    modules,
+                    self.steps(loaded, model, variant),
+                    self.step_context(loaded, model, variant),
+                    mode=params.mode,
+                    gradient_free=bool(getattr(ATTACKS.get(params.name), "gradient_free", False)),
+                    transfer=transfer,
+                )
                 split = self.splits(suite, domain)["test"]
                 device = self.torch_device  # evaluate_attack runs each model where it can (int8: CPU)
                 result = evaluate_attack(
-                    net,
+                    modules[-1],
                     params.name,
                     params,
                     split.images,
@@ -521,16 +522,11 @@ class Workspace:
                     n=params.samples,
                     seed=params.seed,
                     device=device,
-                    surrogate=surrogate,
+                    surrogate=plan.surrogate,
                 )
                 out = result.as_dict()
                 out["robust"] = encode_outcomes(result.robust, f"{self.data_key(suite, domain)}.test.seed{params.seed}")
-                if transfer_from is not None:
-                    out["mode"] = f"transfer from {transfer_from}"
-                elif surrogate is not None:
-                    out["mode"] = "white-box (fake-quant surrogate)" if params.mode == "white-box" else "transfer"
-                else:
-                    out["mode"] = "black-box" if gradient_free else "white-box"
+                out["mode"] = plan.mode
                 return {k: v for k, v in out.items() if v is not None and isinstance(v, (int, float, str, bool, list))}
 
             self._evals[key] = self._get_or_build(

@@ -261,13 +261,24 @@ def test_check_messages() -> None:
     assert _check(last) == []
     assert _check(last, "resnet10-small") == []
     assert _check(ChainPosition(0, (), ("prune",))) == [
-        "quantize must be the last step: a quantized model cannot be compressed further"
+        "quantize must be the last step (export may follow): an int8 model is not compressed further"
     ]
     twice = _check(ChainPosition(1, ("quantize",), ()))
     assert len(twice) == 1 and "twice" in twice[0]
-    assert _check(last, "pkg.mod:fn") == [
-        "int8 quantization supports torchvision ResNets (resnet18 ... resnet152, resnet10-*), not 'pkg.mod:fn'"
-    ]
+    (eager_only,) = _check(last, "pkg.mod:fn")
+    assert eager_only.startswith("backend x86 (torch's eager int8 flow) supports torchvision ResNets")
+    assert "use backend xnnpack (ExecuTorch) or onnxruntime" in eager_only
+    # pt2e backends take any network, and an export after them.
+    assert _check(last, "pkg.mod:fn", backend="xnnpack") == []
+    assert _check(ChainPosition(0, (), ("export",)), "mobilenet_v2", backend="onnxruntime") == []
+    (no_export,) = _check(ChainPosition(0, (), ("export",)))
+    assert "which no runtime exports" in no_export
+
+
+def test_x86_eager_is_the_x86_backend_under_one_key() -> None:
+    q = Quantize()
+    long, short = (Quantize.Params.model_validate(q.parse({"backend": b})) for b in ("x86-eager", "x86"))
+    assert long == short and long.model_dump() == short.model_dump()
 
 
 def test_an_unavailable_backend_fails_the_build_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ from robustspec.corrupt import CORRUPTIONS
 from robustspec.data import DATASETS, data_tag
 from robustspec.expect import EXPECTATIONS
 from robustspec.models import MODELS
+from robustspec.runtimes import RUNTIMES
 from robustspec.spec.schema import DataParams, ExpectationBase, Strict
 
 REGISTRIES = {
@@ -31,6 +32,7 @@ REGISTRIES = {
     "expectation": EXPECTATIONS,
     "dataset": DATASETS,
     "corruption": CORRUPTIONS,
+    "runtime": RUNTIMES,
 }
 
 ENTRIES = [pytest.param(kind, name, id=f"{kind}:{name}") for kind, reg in REGISTRIES.items() for name in reg.names()]
@@ -147,6 +149,17 @@ def _corruption(name: str, fn: Any) -> None:
     assert isinstance(fn.standard, bool)
 
 
+def _runtime(name: str, cls: Any) -> None:
+    assert isinstance(cls.suffix, str) and cls.suffix.startswith(".") and len(cls.suffix) > 1
+    libraries = cls.libraries
+    assert isinstance(libraries, tuple) and libraries and all(isinstance(x, str) for x in libraries)
+    for method in ("export", "load"):
+        assert callable(getattr(cls, method, None)), f"a runtime has {method}()"
+    assert {"batch"} <= set(inspect.signature(cls.export).parameters)
+    assert {"quantized", "batch"} <= set(inspect.signature(cls.load).parameters)
+    assert _doc(cls), "a runtime says what it runs"
+
+
 CONTRACTS = {
     "model": _model,
     "compression": _compression,
@@ -154,6 +167,7 @@ CONTRACTS = {
     "expectation": _expectation,
     "dataset": _dataset,
     "corruption": _corruption,
+    "runtime": _runtime,
 }
 
 
@@ -177,6 +191,7 @@ def test_every_kind_has_a_contract_and_an_entry_point_group() -> None:
         "robustspec.expectations",
         "robustspec.datasets",
         "robustspec.corruptions",
+        "robustspec.runtimes",
     }
     for kind, reg in REGISTRIES.items():
         assert reg.kind == kind and reg.names(), kind

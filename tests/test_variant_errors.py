@@ -40,6 +40,13 @@ CASES = [
     ("unknown-quant-method", "{quantize: dynamic}", "7:21", "'ptsq'"),
     ("sparsity-out-of-range", "{sparsify: {sparsity: 1.5}}", "7:32", "less than 1"),
     ("lowrank-neither", "{lowrank: {finetune: 1}}", "7:20", "rank-ratio"),
+    ("step-after-export", "[{export: onnx}, {sparsify: {sparsity: 0.5}}]", "7:20", "export must be the last step"),
+    ("export-twice", "[{export: onnx}, {export: executorch}]", "7:36", "export appears twice"),
+    ("eager-int8-exported", "[{quantize: ptsq}, {export: onnx}]", "7:22", "which no runtime exports"),
+    ("unknown-runtime", "{export: tflite}", "7:19", "unknown runtime 'tflite'"),
+    ("export-batch-zero", "{export: {format: onnx, batch: 0}}", "7:41", "greater than or equal to 1"),
+    ("unknown-quant-backend", "{quantize: {backend: tensorrt}}", "7:31", "'xnnpack'"),
+    ("load-not-alone", "[{prune: {ratio: 0.3}}, {load: missing.onnx}]", "7:41", "not found"),
     ("baseline-redefined", None, "7:7", "cannot be redefined"),
 ]
 
@@ -68,7 +75,7 @@ def test_quantizing_a_factory_model_is_refused(tmp_path: Path) -> None:
     path.write_text(
         SUITE.replace("arch: resnet50", "arch: tests.test_models:tiny_factory").format(variant="{quantize: ptsq}")
     )
-    with pytest.raises(SpecErrors, match="int8 quantization supports torchvision ResNets"):
+    with pytest.raises(SpecErrors, match="eager int8 flow.* supports torchvision ResNets"):
         load_suite(path)
 
 

@@ -222,6 +222,8 @@ def evaluate_attack(
     """Attack ``n`` seeded test images (the correctly classified ones) and score the result on ``model``."""
     import torch
 
+    from ..models.programs import input_gradients
+
     timer = Timer()
     attack = ATTACKS.get(attack_name)()
     params = _validate(attack, params)
@@ -229,9 +231,10 @@ def evaluate_attack(
     eps = getattr(params, "eps", None)
     target = surrogate if surrogate is not None else model
     mode = "transfer" if surrogate is not None else "white-box"
-    if is_quantized(target) and not attack.gradient_free:
+    if not attack.gradient_free and not input_gradients(target):
+        what = "an int8 model" if is_quantized(target) else "a runtime's program"
         raise AttackCheckError(
-            f"{attack_name} needs input gradients and an int8 model has none: pass its float parent as the "
+            f"{attack_name} needs input gradients and {what} has none: pass its float parent as the "
             "surrogate (transfer) or use a gradient-free attack (square)"
         )
     model_dev, target_dev = device_for(model, device), device_for(target, device)

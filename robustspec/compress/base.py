@@ -41,6 +41,8 @@ class StepContext:
     new_network: Callable[[str, dict[str, Any]], nn.Module]  # (arch, params) -> untrained Normalized network
     label: str = "variant"
     domain_train: Callable[[str], Split] = _no_domains  # domain name -> its train split, loaded on demand (adaptation)
+    held_out: Callable[[], Split] = lambda: _no_domains("held-out")  # the source test split (runtime agreement)
+    class_names: Callable[[], list[str]] | None = None  # the dataset's class names, in label order
 
 
 @dataclass
@@ -59,13 +61,15 @@ class ChainPosition:
     index: int
     previous: tuple[str, ...]  # YAML keys of the steps before this one
     following: tuple[str, ...]  # YAML keys of the steps after this one
+    num_classes: int | None = None  # the suite's dataset's class count, when known
 
 
 class CompressionStep(Protocol):
     """One kind of compression, registered under its YAML key in ``COMPRESSIONS``."""
 
     Params: ClassVar[type[Strict]]
-    #: Distributions besides torch whose version decides the step's output (enters its content key).
+    #: Distributions besides torch whose version decides the step's output (enters its content key). A
+    #: step whose libraries depend on its parameters defines ``libraries_for(params)`` instead.
     libraries: ClassVar[tuple[str, ...]]
 
     def parse(self, value: Any) -> Any:

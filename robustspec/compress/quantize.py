@@ -1,4 +1,9 @@
-"""Post-training static int8 quantization (PTSQ) of torchvision ResNets, with real int8 kernels on CPU.
+"""Post-training static int8 quantization (PTSQ): torch's eager flow for ResNets, pt2e for any network.
+
+Backends ``xnnpack`` and ``onnxruntime`` go through torchao's pt2e flow (:mod:`.pt2e`) and work on any
+network ``torch.export`` can trace; ``export: executorch | onnx`` then makes the deployable file. The
+backends ``x86`` (also spelled ``x86-eager``), ``fbgemm``, ``qnnpack`` and ``onednn`` are the eager flow
+described here, which stays for ResNets (real int8 kernels in PyTorch itself, no runtime needed).
 
 The path is PyTorch's eager-mode ``torch.ao.quantization`` flow on torchvision's ``Quantizable`` ResNet
 classes: fuse conv+bn(+relu), attach a qconfig (``get_default_qconfig(backend)``, ``x86`` by default:
@@ -7,9 +12,9 @@ source-domain training images, ``convert``. The result runs int8 convolutions (`
 ``Conv2d``/``ConvReLU2d``) that are 4-7x faster than fp32 on CPU at batch 32 (see FACTS.md) and a
 quarter of the size.
 
-Why not torchao's pt2e flow (``torch.export`` -> ``prepare_pt2e`` -> ``convert_pt2e``): it also handles
-any network, but its graph is slower than fp32 unless ``torch.compile`` (seconds to tens of seconds per
-model) runs on it, and the exported graph is fixed to the example's batch size.
+Why the eager flow stays for ResNets: its int8 kernels run in PyTorch itself, while pt2e's converted
+graph is slower than fp32 in eager (reference quantize/dequantize ops) and becomes fast only once a
+runtime runs it (``export``), at tens of seconds of lowering per network (benchmarks/runtimes.py).
 
 The eager flow needs modules that quantize their inputs and add residuals through ``FloatFunctional``;
 torchvision ships those (``QuantizableResNet``, ``QuantizableBasicBlock``, ``QuantizableBottleneck``) but
@@ -22,7 +27,8 @@ The ``Normalized`` wrapper stays float and outside: the result is ``Normalized(i
 the net's ``QuantStub``/``DeQuantStub`` quantize the normalised input and dequantize the logits.
 
 Limits: an int8 model runs on CPU only, and no gradient flows through it (``backward`` raises); attacks
-deal with that elsewhere. Quantization is the last step of a chain.
+deal with that elsewhere (:meth:`Quantize.white_box_surrogate`). Quantization is the last step of a
+chain, but for an ``export`` of it.
 
 Storage: the quantized wrapper's ``state_dict`` (quantized tensors, scales, zero points), which loads with
 ``torch.load(weights_only=True)``. ``restore`` rebuilds the same skeleton (surgery, fusion, prepare,
@@ -65,11 +71,19 @@ __all__ = [
 CALIBRATION_BATCH = 64
 
 
+#: Backends of torch's eager int8 flow (torchvision ResNets); the others go through pt2e (any network).
+EAGER_BACKENDS = ("x86", "fbgemm", "qnnpack", "onednn")
+
+
 class QuantizeParams(Strict):
-    """``quantize: ptsq`` or ``quantize: {method: ptsq, backend: x86, calibration: 256, seed: 0}``."""
+    """``quantize: ptsq`` or ``quantize: {method: ptsq, backend: xnnpack, calibration: 256, seed: 0}``."""
 
     method: Literal["ptsq"] = "ptsq"
-    backend: Literal["x86", "fbgemm", "qnnpack", "onednn"] = Field("x86", description="torch quantized engine")
+    backend: Literal["x86", "fbgemm", "qnnpack", "onednn", "xnnpack", "onnxruntime"] = Field(
+        "x86",
+        description="x86, fbgemm, qnnpack, onednn (or x86-eager): torch's eager int8 kernels, ResNets only; "
+        "xnnpack (for export: executorch) or onnxruntime (for export: onnx): pt2e, any exportable network",
+    )
     calibration: Int = Field(256, ge=1, le=100_000, description="source training images used to calibrate activations")
     seed: Int = Field(0, ge=0, le=MAX_SEED, description="seed of the calibration sample")
 
@@ -278,29 +292,47 @@ def calibration_sample(params: QuantizeParams, ctx: StepContext) -> Any:
 
 @COMPRESSIONS.register("quantize")
 class Quantize:
-    """``quantize: ptsq``: int8 post-training static quantization; the last step of a chain."""
+    """``quantize: ptsq``: int8 post-training static quantization; only ``export`` may follow it."""
 
     Params = QuantizeParams
+
+    def libraries_for(self, params: QuantizeParams) -> tuple[str, ...]:
+        """Distributions besides torch whose versions decide the result (they enter the step's key)."""
+        return () if params.backend in EAGER_BACKENDS else ("torchao", "executorch")
 
     def parse(self, value: Any) -> Any:
         if isinstance(value, str):  # `quantize: ptsq`; another word is then reported as an unknown method
             return {"method": value}
+        if isinstance(value, dict) and value.get("backend") == "x86-eager":
+            return {**value, "backend": "x86"}  # the eager x86 path's long name; one key for both spellings
         return value
 
     def check(self, params: QuantizeParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
         # The engine is checked when building (engine_problem): asking torch here would import it at collection.
         problems = []
-        if position.following:
-            problems.append("quantize must be the last step: a quantized model cannot be compressed further")
+        if any(step != "export" for step in position.following):
+            problems.append(
+                "quantize must be the last step (export may follow): an int8 model is not compressed further"
+            )
         if "quantize" in position.previous:
             problems.append("quantize appears twice: a model is quantized once")
-        if not arch.startswith("resnet"):
+        eager = params.backend in EAGER_BACKENDS
+        if eager and not arch.startswith("resnet"):
             problems.append(
-                f"int8 quantization supports torchvision ResNets (resnet18 ... resnet152, resnet10-*), not {arch!r}"
+                f"backend {params.backend} (torch's eager int8 flow) supports torchvision ResNets (resnet18 ... "
+                f"resnet152, resnet10-*), not {arch!r}: use backend xnnpack (ExecuTorch) or onnxruntime, "
+                "which quantize any network torch.export can trace"
+            )
+        if eager and "export" in position.following:
+            problems.append(
+                f"backend {params.backend} makes eager int8 modules, which no runtime exports: "
+                "quantize with backend xnnpack (export: executorch) or onnxruntime (export: onnx)"
             )
         return problems
 
     def apply(self, parent: nn.Module, params: QuantizeParams, ctx: StepContext) -> StepResult:
+        if params.backend not in EAGER_BACKENDS:
+            return self._apply_pt2e(parent, params, ctx)
         import torch
 
         from ..models.wrapper import Normalized
@@ -327,15 +359,78 @@ class Quantize:
         report(f"int8 {ctx.label}: done in {timer.seconds:.1f} s, {stored_bytes(model) / 1e6:.1f} MB")
         return StepResult(model, {"state_dict": state_dict}, info={"backend": params.backend, "calibration": n})
 
+    def _prepared(self, parent: nn.Module, params: QuantizeParams, ctx: StepContext) -> tuple[nn.Module, Any, Any]:
+        """The parent's network exported, prepared and calibrated by pt2e; with a normalised example batch."""
+        from . import pt2e
+
+        net, mean, std = _parts(parent)
+        norm = _normalizer(mean, std)
+        index = calibration_sample(params, ctx)
+        example = norm(ctx.train.images[index[:4]].float().div_(255.0))
+        if example.shape[0] == 1:  # an example of one image would fix the batch at 1
+            example = example.expand(2, *example.shape[1:]).clone()
+        batches = pt2e.batches_of(ctx.train.images, index, CALIBRATION_BATCH, norm)
+        prepared = pt2e.prepare(copy.deepcopy(net).cpu().eval(), example, params.backend, batches)
+        return prepared, example, (mean, std)
+
+    def _apply_pt2e(self, parent: nn.Module, params: QuantizeParams, ctx: StepContext) -> StepResult:
+        import torch
+
+        from . import pt2e
+
+        timer = Timer()
+        n = len(calibration_sample(params, ctx))
+        report(f"int8 {ctx.label}: pt2e, calibrating on {n} images ({params.backend})")
+        prepared, example, (mean, std) = self._prepared(parent, params, ctx)
+        data = pt2e.save_graph(pt2e.convert(prepared), example)
+        model = _graph_model(data, mean, std)  # what restore() gives, so a first run and a later one agree
+        report(f"int8 {ctx.label}: done in {timer.seconds:.1f} s, {len(data) / 1e6:.1f} MB graph")
+        state = {"graph": torch.frombuffer(bytearray(data), dtype=torch.uint8), "mean": mean, "std": std}
+        return StepResult(model, state, info={"backend": params.backend, "calibration": n})
+
     def restore(self, parent: nn.Module, params: QuantizeParams, state: dict[str, Any], ctx: StepContext) -> nn.Module:
         from ..models.wrapper import Normalized
 
+        if params.backend not in EAGER_BACKENDS:
+            return _graph_model(state["graph"].numpy().tobytes(), state["mean"], state["std"])
         net, mean, std = _parts(parent)
         with _quiet(), _engine(params.backend):
             q = quantize_net(copy.deepcopy(net), params.backend)
             model = Normalized(q, mean, std)
             model.load_state_dict(state["state_dict"])
         return model.eval()
+
+    def white_box_surrogate(self, parent: nn.Module, params: QuantizeParams, ctx: StepContext) -> nn.Module:
+        """A float copy of the int8 model with input gradients (fake quantization), for white-box attacks."""
+        if params.backend in EAGER_BACKENDS:
+            return fake_quant_surrogate(parent, params, ctx)
+        from ..models.programs import ExportedGraph
+        from ..models.wrapper import Normalized
+        from . import pt2e
+
+        prepared, _, (mean, std) = self._prepared(parent, params, ctx)
+        graph = ExportedGraph(pt2e.fake_quant_graph(prepared), quantized=False, input_gradients=True)
+        model = Normalized(graph, mean, std).eval()
+        model.requires_grad_(False)
+        return model
+
+
+def _normalizer(mean: list[float], std: list[float]) -> Any:
+    import torch
+
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return lambda x: (x - m) / s
+
+
+def _graph_model(data: bytes, mean: list[float], std: list[float]) -> nn.Module:
+    """``Normalized`` around the int8 graph stored as ``data`` (pt2e's converted graph, torch.export bytes)."""
+    from ..models.programs import ExportedGraph
+    from ..models.wrapper import Normalized
+    from . import pt2e
+
+    graph = ExportedGraph(pt2e.load_graph(data), quantized=True, input_gradients=False, file_bytes=len(data))
+    return Normalized(graph, mean, std).eval()
 
 
 # --- a straight-through float copy of the int8 model, for white-box attacks ---------------------------

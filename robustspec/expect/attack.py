@@ -298,8 +298,12 @@ def _cannot(message: str) -> Exception:
 
 
 def _quantized(m: Any, variant: str | None = None) -> bool:
+    """Whether the variant has no input gradients: int8 (``quantized``), or a runtime's float file."""
     metrics = getattr(m, "metrics", None)
-    return bool(metrics is not None and metrics(variant).get("quantized"))
+    if metrics is None:
+        return False
+    values = metrics(variant)
+    return bool(values.get("quantized")) or values.get("input_gradients") == 0
 
 
 def _gradient_free(name: str) -> bool:
@@ -521,6 +525,7 @@ class AttackExpectation:
             extra["worst_case_of"] = result["worst_case_of"]
         for name, component in components.items():
             extra[f"robust_accuracy[{name}]"] = round(component["robust_correct"] / component["n"], 6)
+            extra[f"attack_mode[{name}]"] = str(component.get("mode", name))  # what ran: surrogate, runtime
         for key in ("median_l2", "median_linf", "mean_l2"):
             if result.get(key) is not None:
                 extra[key] = round(float(result[key]), 6)

@@ -170,7 +170,7 @@ def check_chains(problems: Problems, facts: SuiteFacts, classes: int) -> None:
             # What each step starts from: the model, a distilled student, or a budget an earlier step set.
             arch, current = model.arch, base
             for i, step in enumerate(steps):
-                position = ChainPosition(i, kinds[:i], kinds[i + 1 :])
+                position = ChainPosition(i, kinds[:i], kinds[i + 1 :], classes)
                 for message in COMPRESSIONS.get(step.kind)().check(step.params, position, arch, current):
                     problems.errors.append(
                         SpecError(

@@ -519,6 +519,14 @@ class _SuiteReader:
             if params is None:
                 ok = False
                 continue
+            resolve = getattr(impl, "resolve", None)
+            if resolve is not None:  # a step that names files resolves them next to the suite file
+                params, found = resolve(params, Path(here.file).resolve().parent)
+                for field_name, message in found:
+                    self.problems.at(here.loc, here.file, spath + (field_name,), message)
+                if found:
+                    ok = False
+                    continue
             line, col = here.loc.where(spath)
             parsed.append(ParsedStep(kind, params, here.file, line, col, spath, here.loc))
         return parsed if ok else None

@@ -1,0 +1,72 @@
+"""What a runtime is: a file format, the libraries it runs on, export to bytes and load from bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from ..errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ..models.programs import RuntimeProgram
+
+__all__ = ["Runtime", "export_problem", "quiet_stderr"]
+
+
+class Runtime(Protocol):
+    """One runtime, registered in ``RUNTIMES`` under the ``export: {format: ...}`` name it serves."""
+
+    #: The file's suffix (``.pte``, ``.onnx``).
+    suffix: ClassVar[str]
+    #: Distributions whose versions decide the exported file and what it computes (enter the step's key).
+    libraries: ClassVar[tuple[str, ...]]
+
+    def export(self, net: nn.Module, example: torch.Tensor, batch: int) -> bytes:
+        """The deployable file of ``net`` (float or pt2e-converted; normalised input) for inputs like
+        ``example``, at ``batch`` images per call where the format fixes the batch."""
+
+    def load(self, data: bytes, *, quantized: bool, batch: int) -> RuntimeProgram:
+        """A module that runs the file ``data`` (exported at ``batch``) in this runtime, at any batch size."""
+
+
+def export_problem(error: BaseException) -> str:
+    """A one-paragraph reason why ``torch.export`` could not trace a model (its first lines)."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:400]}{'…' if len(text) > 400 else ''}"
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence what native runtime code prints on file descriptor 2 (cpuinfo's notes), for this block only."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def traced(net: nn.Module, example: torch.Tensor, *, max_batch: int | None) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``net`` with a dynamic batch dimension (up to ``max_batch``), or a clear error."""
+    import torch
+
+    try:
+        batch = torch.export.Dim("batch", min=1, max=max_batch) if max_batch else torch.export.Dim("batch", min=1)
+        return torch.export.export(net, (example,), dynamic_shapes=({0: batch},))
+    except Exception as e:  # torch.export raises many kinds (Unsupported, UserError, GuardOnDataDependent...)
+        raise ModelError(f"torch.export cannot trace {type(net).__name__}: {export_problem(e)}") from None
