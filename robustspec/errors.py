@@ -32,6 +32,7 @@ __all__ = [
     "DataError",
     "ModelError",
     "ArtifactError",
+    "StructuralError",
     "AttackCheckError",
     "ResultsError",
     "SuiteError",
@@ -111,6 +112,12 @@ class ModelError(RobustSpecError):
 
 class ArtifactError(RobustSpecError):
     """The artifact store cannot build or read an artifact."""
+
+
+class StructuralError(ModelError, ArtifactError):
+    """A build that fails for reasons its key decides (the network's structure, the step's parameters, the
+    libraries' versions): Torch-Pruning cannot follow a layer, torch.export cannot trace a network. The
+    failure is stored under the artifact's key, so it is reported again without being retried."""
 
 
 class AttackCheckError(RobustSpecError):

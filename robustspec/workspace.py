@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .compress import COMPRESSIONS
 from .compress.base import StepContext
 from .data import open_dataset, split_from_state, split_to_state
-from .errors import ArtifactError
+from .errors import ArtifactError, StructuralError
 from .evaluate import correctness
 from .expect import Accuracy
 from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
@@ -384,7 +384,12 @@ class Workspace:
 
             def build(impl=impl, step=step, parent=parent, ctx=ctx, key=key) -> dict[str, Any]:
                 timer = Timer()
-                result = impl.apply(parent, step.params, ctx)
+                try:
+                    result = impl.apply(parent, step.params, ctx)
+                except StructuralError as exc:
+                    # Decided by what the key holds: stored, so no process and no later run retries it.
+                    report(f"{ctx.label}: {step.kind} failed ({timer.seconds:.0f}s): stored, not retried")
+                    return {"failed": str(exc)}
                 report(f"{ctx.label}: {step.kind} done ({timer.seconds:.0f}s)")
                 self._models[key] = result.model.eval()
                 return {"state": result.state, "info": result.info}
@@ -396,6 +401,11 @@ class Workspace:
                 describe=f"{model.name}/{variant} {step.kind}",
                 parents=(keys[i],),
             )
+            if "failed" in stored:
+                raise StructuralError(
+                    f"{stored['failed']} (a stored failure: its key decides it, so it is not retried; "
+                    f"remove artifact {key} from the store to try again)"
+                )
             if key not in self._models:
                 self._models[key] = impl.restore(parent, step.params, stored["state"], ctx).eval()
             module = self._models[key]

@@ -153,3 +153,35 @@ def test_an_evaluation_stored_as_a_tensor_is_read_and_kept_as_json(tmp_path: Pat
     assert store.data_path(key).name == f"{key}.value.json" and not store.path_for(key).exists()
     assert store.load(key)["outcomes"] == encode_outcomes(acc.outcomes, items)
     assert store.builds() == builds
+
+
+def test_a_structural_failure_is_stored_and_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that fails for reasons its key decides fails once across processes: the failure is stored."""
+    from robustspec.compress.prune import Prune
+    from robustspec.errors import StructuralError
+
+    (tmp_path / "suites").mkdir()
+    path = tmp_path / "suites" / "fails.yaml"
+    path.write_text(
+        "data: {name: office-synth, classes: 3, image-size: 16, train-per-class: 6, test-per-class: 4}\n"
+        "source: amazon\n"
+        "train: {epochs: 1, batch-size: 12}\n"
+        "models: [resnet10-mini]\n"
+        "variants:\n"
+        "  fp: {prune: {ratio: 0.4}}\n"
+        "expect:\n"
+        "  - drop-vs-baseline: {max: 1.0}\n"
+    )
+    loaded = load_suite(path, tmp_path / "specs")
+    model = loaded.suite.models[0]
+    calls = []
+
+    def refuse(self, parent, params, ctx):
+        calls.append(1)
+        raise StructuralError("cannot prune resnet10-mini/fp: layer 'x' cannot be followed")
+
+    monkeypatch.setattr(Prune, "apply", refuse)
+    for _ in range(2):  # a fresh workspace each time: another process, or a later run
+        with pytest.raises(StructuralError, match="layer 'x' cannot be followed.*not retried"):
+            Workspace(Store(tmp_path / "store")).accuracy(loaded, model, "fp", "amazon")
+    assert len(calls) == 1

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, StructuralError
 from ..metrics import parameter_count
 from ..models.zoo import head_module, on_meta
 from ..progress import Timer, report
@@ -546,7 +546,7 @@ class Prune:
         example = _example_inputs(parent, ctx)
         key = _failure_key(parent, params, example)
         if key in _FAILED:
-            raise ArtifactError(
+            raise StructuralError(
                 f"cannot prune {ctx.label}: {_FAILED[key]} (failed before in this process: not retried)"
             )
         timer = Timer()
@@ -566,7 +566,7 @@ class Prune:
                 )
         except ArtifactError as exc:
             _FAILED[key] = str(exc)
-            raise ArtifactError(f"cannot prune {ctx.label}: {exc}") from exc
+            raise StructuralError(f"cannot prune {ctx.label}: {exc}") from exc
         if params.finetune > 0:
             o = ctx.recipe.optimizer
             recipe = ctx.recipe.model_copy(

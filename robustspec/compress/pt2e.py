@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelError
+from ..errors import ModelError, StructuralError
 
 if TYPE_CHECKING:
     import torch
@@ -79,7 +79,7 @@ def prepare(net: nn.Module, example: torch.Tensor, backend: str, batches: Iterat
         except ModelError:
             raise
         except Exception as e:
-            raise ModelError(
+            raise StructuralError(
                 f"pt2e cannot prepare {type(net).__name__} for {backend}: {type(e).__name__}: {e}"
             ) from None
         with torch.no_grad():

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from ..errors import ModelError
+from ..errors import StructuralError
 
 if TYPE_CHECKING:
     import torch
@@ -69,4 +69,4 @@ def traced(net: nn.Module, example: torch.Tensor, *, max_batch: int | None) -> t
         batch = torch.export.Dim("batch", min=1, max=max_batch) if max_batch else torch.export.Dim("batch", min=1)
         return torch.export.export(net, (example,), dynamic_shapes=({0: batch},))
     except Exception as e:  # torch.export raises many kinds (Unsupported, UserError, GuardOnDataDependent...)
-        raise ModelError(f"torch.export cannot trace {type(net).__name__}: {export_problem(e)}") from None
+        raise StructuralError(f"torch.export cannot trace {type(net).__name__}: {export_problem(e)}") from None

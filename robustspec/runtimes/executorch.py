@@ -15,7 +15,7 @@ import warnings
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ModelError
+from ..errors import ModelError, StructuralError
 from . import RUNTIMES
 from .base import export_problem, quiet_stderr
 
@@ -51,14 +51,14 @@ class ExecuTorch:
         try:
             program = torch.export.export(net, (full,))
         except Exception as e:
-            raise ModelError(f"torch.export cannot trace {type(net).__name__}: {export_problem(e)}") from None
+            raise StructuralError(f"torch.export cannot trace {type(net).__name__}: {export_problem(e)}") from None
         try:
             with quiet_stderr(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # executorch's own deprecation and "experimental" notes
                 lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
                 return bytes(lowered.to_executorch().buffer)
         except Exception as e:
-            raise ModelError(f"ExecuTorch cannot lower {type(net).__name__}: {type(e).__name__}: {e}") from None
+            raise StructuralError(f"ExecuTorch cannot lower {type(net).__name__}: {type(e).__name__}: {e}") from None
 
     def load(self, data: bytes, *, quantized: bool, batch: int) -> RuntimeProgram:
         try:

@@ -13,7 +13,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from ..errors import ModelError
+from ..errors import ModelError, StructuralError
 from . import RUNTIMES
 from .base import export_problem, quiet_stderr, traced
 
@@ -54,7 +54,7 @@ class OnnxRuntime:
                     exported = torch.onnx.export(program, (example,), dynamo=True, verbose=False)
                     exported.save(str(path), external_data=False)
             except Exception as e:
-                raise ModelError(f"torch.onnx cannot export {type(net).__name__}: {export_problem(e)}") from None
+                raise StructuralError(f"torch.onnx cannot export {type(net).__name__}: {export_problem(e)}") from None
             return path.read_bytes()
 
     def load(self, data: bytes, *, quantized: bool, batch: int) -> RuntimeProgram:
