@@ -53,6 +53,11 @@ def quantizer_for(backend: str) -> Any:
     """The pt2e quantizer of ``backend`` (see the module's docstring)."""
     if backend in PT2E_BACKENDS:
         try:
+            from ..runtimes.base import quiet_import
+
+            quiet_import(
+                "torchao.quantization.pt2e.quantize_pt2e", "executorch.backends.xnnpack.quantizer.xnnpack_quantizer"
+            )
             from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
                 XNNPACKQuantizer,
                 get_symmetric_quantization_config,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from ..models.programs import RuntimeProgram
 
-__all__ = ["Runtime", "export_problem", "quiet_stderr"]
+__all__ = ["Runtime", "export_problem", "quiet_import", "quiet_stderr", "traced"]
 
 
 class Runtime(Protocol):
@@ -34,6 +34,26 @@ class Runtime(Protocol):
 
     def load(self, data: bytes, *, quantized: bool, batch: int) -> RuntimeProgram:
         """A module that runs the file ``data`` (exported at ``batch``) in this runtime, at any batch size."""
+
+
+def quiet_import(*modules: str) -> None:
+    """Import ``modules`` with the notes they print on import silenced: torchao's registration of an enum
+    with torch's pytree (a warning logged by ``torch.utils._pytree``), executorch's "experimental API"
+    warning, and the cpuinfo lines of the native runtime. Later imports are cached and print nothing."""
+    import importlib
+    import logging
+    import warnings
+
+    logger = logging.getLogger("torch.utils._pytree")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), quiet_stderr():
+            warnings.simplefilter("ignore")
+            for name in modules:
+                importlib.import_module(name)
+    finally:
+        logger.setLevel(level)
 
 
 def export_problem(error: BaseException) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ModelError, StructuralError
 from . import RUNTIMES
-from .base import export_problem, quiet_stderr
+from .base import export_problem, quiet_import, quiet_stderr
 
 if TYPE_CHECKING:
     import torch
@@ -32,6 +32,17 @@ def _missing(e: ImportError) -> ModelError:
     return ModelError(f"export to ExecuTorch needs the executorch package ({e}); pip install executorch")
 
 
+def _one_thread() -> None:
+    """XNNPACK's thread pool to one thread: results then do not depend on the machine's cores (as the
+    workspace's one build thread), and latency is measured on one thread, as for the other runtimes."""
+    try:
+        from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count, _unsafe_reset_threadpool
+    except ImportError:  # another build of the runtime: its own default
+        return
+    if _threadpool_get_thread_count() != 1:
+        _unsafe_reset_threadpool(1)
+
+
 @RUNTIMES.register("executorch")
 class ExecuTorch:
     """``export: executorch``: an XNNPACK-delegated ``.pte``, run by ExecuTorch's Python runtime."""
@@ -43,6 +54,7 @@ class ExecuTorch:
         import torch
 
         try:
+            quiet_import("executorch.exir", "executorch.backends.xnnpack.partition.xnnpack_partitioner")
             from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
             from executorch.exir import to_edge_transform_and_lower
         except ImportError as e:
@@ -62,15 +74,15 @@ class ExecuTorch:
 
     def load(self, data: bytes, *, quantized: bool, batch: int) -> RuntimeProgram:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "This API is experimental", on import
-                from executorch.runtime import Runtime
+            quiet_import("executorch.runtime")
+            from executorch.runtime import Runtime
         except ImportError as e:
             raise _missing(e) from None
         from ..models.programs import RuntimeProgram
 
         with quiet_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            _one_thread()
             try:
                 method = Runtime.get().load_program(data).load_method("forward")
             except Exception as e:
