@@ -9,6 +9,7 @@
     ├── DataError                   a dataset cannot be read (missing path, mismatched classes, ...)
     ├── ModelError                  a model cannot be built or its weights do not fit
     ├── ArtifactError               the artifact store cannot build or read an artifact
+    │   └── StructuralError         (also a ModelError) a build its key decides fails: stored, not retried
     ├── AttackCheckError            an attack broke its contract (eps-ball, [0, 1], NaN) or cannot run
     ├── ResultsError                a results or baseline file cannot be read
     ├── SuiteError                  a suite file cannot be collected for a reason that is not a SpecError

@@ -34,8 +34,17 @@ def _env() -> dict[str, str]:
     return env
 
 
+#: Suites whose validation builds networks: torchvision models outside the built-in ResNets are counted
+#: and trial-pruned on the meta device (robustspec.spec.checks), which needs torch.
+BUILDS_AT_VALIDATION = ("suites/extra/edge.yaml",)
+
+
 def test_validate_of_every_repository_suite_imports_no_torch() -> None:
-    out = _modules_after("from robustspec.cli import main\nrc = main(['validate', 'suites'])\nassert rc == 0, rc", ROOT)
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "suites").rglob("*.yaml"))
+    files = [f for f in files if f not in BUILDS_AT_VALIDATION]
+    out = _modules_after(
+        f"from robustspec.cli import main\nrc = main(['validate', *{files!r}])\nassert rc == 0, rc", ROOT
+    )
     assert not any(out["loaded"].values()), out["loaded"]
     assert "of 6 suite files valid" in out["stdout"] or "ok:" in out["stdout"]
 
