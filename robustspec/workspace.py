@@ -533,6 +533,7 @@ class Workspace:
                     seed=params.seed,
                     device=device,
                     surrogate=plan.surrogate,
+                    mode=plan.mode,
                 )
                 out = result.as_dict()
                 out["robust"] = encode_outcomes(result.robust, f"{self.data_key(suite, domain)}.test.seed{params.seed}")

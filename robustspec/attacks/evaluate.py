@@ -82,7 +82,7 @@ class AttackResult:
     mean_l2: float | None
     flags: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    mode: str = "white-box"  # or "transfer" (attacked on a surrogate, scored on the model)
+    mode: str = "white-box"  # "transfer" (attacked on a surrogate, scored on the model) or "black-box" (no gradients)
     attack: str = ""
     norm: str = ""
     #: Per sampled image, in sample order: still classified correctly after the attack (a sample the
@@ -218,6 +218,7 @@ def evaluate_attack(
     seed: int,
     device: torch.device | str,
     surrogate: nn.Module | None = None,
+    mode: str | None = None,
 ) -> AttackResult:
     """Attack ``n`` seeded test images (the correctly classified ones) and score the result on ``model``."""
     import torch
@@ -230,7 +231,8 @@ def evaluate_attack(
     norm = _norm_of(attack, params)
     eps = getattr(params, "eps", None)
     target = surrogate if surrogate is not None else model
-    mode = "transfer" if surrogate is not None else "white-box"
+    if mode is None:  # the caller's planned mode (robustspec.attacks.planning) names the surrogate exactly
+        mode = "transfer" if surrogate is not None else ("black-box" if attack.gradient_free else "white-box")
     if not attack.gradient_free and not input_gradients(target):
         what = "an int8 model" if is_quantized(target) else "a runtime's program"
         raise AttackCheckError(
