@@ -461,7 +461,9 @@ class Workspace:
                         own = [m.parameters_count for m in net.modules() if getattr(m, "parameters_count", None)]
                         count = sum(own) if own else parameter_count(parent)
                         out["parameters"] = out["nonzero_parameters"] = count
-                if is_program(net) and not quantized:
+                from .models.programs import input_gradients
+
+                if is_program(net) and not quantized and not input_gradients(net):
                     out["input_gradients"] = 0  # a float runtime's file: attacked as an int8 model is
                 out.update(self.step_info(loaded, model, variant) if variant != BASELINE else {})
                 return {k: v for k, v in out.items() if isinstance(v, (int, float, str, bool))}
