@@ -171,6 +171,16 @@ def test_a_good_file_loads_with_its_absolute_path_and_keys_on_its_content(bad_fo
     key = Load().key_params(step.params)
     assert key["file"]["format"] == "onnx" and len(key["file"]["sha256"]) == 64
     assert str(bad_folder) not in repr(key), "the key holds the content, not the path"
+    # An edited file is another variant: its key changes with one byte.
+    edited = bad_folder / "edited.onnx"
+    data = bytearray((bad_folder / "model.onnx").read_bytes())
+    edited.write_bytes(data)
+    same = Load().key_params(step.params.model_copy(update={"file": str(edited)}))
+    assert same == key
+    data[-1] ^= 1
+    edited.write_bytes(data)
+    changed = Load().key_params(step.params.model_copy(update={"file": str(edited)}))
+    assert changed["file"]["sha256"] != key["file"]["sha256"]
 
 
 def test_wrong_input_size_is_named_when_built(tmp_path: Path) -> None:
