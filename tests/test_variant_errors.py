@@ -87,3 +87,26 @@ def test_a_good_chain_loads_with_its_steps(tmp_path: Path) -> None:
     steps = loaded.variants["r50"]["v"]
     assert [s.kind for s in steps] == ["prune", "quantize"]
     assert steps[0].params.params == 11_190_000
+
+
+def test_a_broken_variant_does_not_hide_the_chain_problems_of_the_others(tmp_path: Path) -> None:
+    shutil.copytree(REPO_SPECS, tmp_path / "specs")
+    path = tmp_path / "suite.yaml"
+    path.write_text(
+        "source: amazon\n"
+        "train: fast\n"
+        "models: [mobilenet_v2]\n"
+        "variants:\n"
+        "  shipped: {load: nowhere.onnx}\n"
+        "  int8: {quantize: ptsq}\n"
+        "  et: [{export: executorch}, {prune: {ratio: 0.3}}]\n"
+        "expect:\n"
+        "  - source-accuracy: {min: 0.5, variants: [shipped, int8]}\n"
+    )
+    with pytest.raises(SpecErrors) as info:
+        load_suite(path)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3, lines  # and no "unknown variant 'shipped'" for the reference to the broken one
+    assert "suite.yaml:5:19:" in lines[0] and "model file not found" in lines[0]
+    assert "suite.yaml:6:20:" in lines[1] and "use backend xnnpack" in lines[1]
+    assert "suite.yaml:7:17:" in lines[2] and "export must be the last step" in lines[2]

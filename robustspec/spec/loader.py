@@ -453,7 +453,10 @@ class _SuiteReader:
     # -- variants ------------------------------------------------------------------------------------
 
     def _variants(self, raw: Any, where: _Part) -> dict[str, list[ParsedStep]] | None:
-        """A ``variants:`` mapping (name -> step or list of steps); None when anything is wrong."""
+        """A ``variants:`` mapping (name -> step or list of steps): the chains that are valid, so each is
+        still checked (its chain rules, its references); a broken one is reported and left out, and marks
+        the suite's variants as incomplete (a reference to its name is not reported again). None when the
+        block is not a mapping."""
         if raw is None:
             return {}
         if not isinstance(raw, dict):
@@ -483,7 +486,9 @@ class _SuiteReader:
                 ok = False
                 continue
             chains[str(name)] = steps
-        return chains if ok else None
+        if not ok:
+            self.variants_broken = True
+        return chains
 
     def _chain(self, chain: Any, where: _Part) -> list[ParsedStep] | None:
         from ..compress import COMPRESSIONS
