@@ -99,15 +99,17 @@ def argmax(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x).argmax(1)
 
 
-#: (network, runtime) pairs. Lowering EfficientNet-B0 to ExecuTorch takes several minutes on 2 cores (its
-#: squeeze-excitation blocks make a long graph, and every XNNPACK pass re-runs it): ``heavy``, run with
-#: ``pytest -m heavy tests/test_runtimes.py``; CI runs the others.
+#: (network, runtime) pairs. Lowering to ExecuTorch takes a minute (MobileNetV2) to several minutes
+#: (EfficientNet-B0, whose squeeze-excitation blocks make a long graph that every XNNPACK pass re-runs) on
+#: 2 cores: those two are ``heavy``, run with ``pytest -m heavy tests/test_runtimes.py``, and CI lowers the
+#: pruned ResNet-18 (and tests/test_runtime_variants.py, tests/test_load_variants.py a small ResNet).
+HEAVY = {("efficientnet_b0", "executorch"), ("mobilenet_v2", "executorch")}
 PAIRS = [
     pytest.param(
         name,
         fmt,
         id=f"{name}-{fmt}",
-        marks=[pytest.mark.heavy] if (name, fmt) == ("efficientnet_b0", "executorch") else [],
+        marks=[pytest.mark.heavy] if (name, fmt) in HEAVY else [],
     )
     for name in NETWORKS
     for fmt in ("executorch", "onnx")
