@@ -189,13 +189,13 @@ class Workspace:
     @staticmethod
     def step_recipe(step: ParsedStep) -> dict[str, Any]:
         """A step's kind, canonical parameters and the versions of the libraries it runs on."""
-        impl = COMPRESSIONS.get(step.kind)
-        libraries_for = getattr(impl, "libraries_for", None)
-        libraries = impl().libraries_for(step.params) if libraries_for else getattr(impl, "libraries", ())
-        key_params = getattr(impl, "key_params", None)  # a step that names a file keys on its content
+        impl = COMPRESSIONS.get(step.kind)()
+        # Optional hooks: libraries that depend on the parameters; a file's content instead of its path.
+        has = lambda hook: callable(getattr(impl, hook, None))  # noqa: E731
+        libraries = impl.libraries_for(step.params) if has("libraries_for") else getattr(impl, "libraries", ())
         return {
             "step": step.kind,
-            "params": impl().key_params(step.params) if key_params else step.params.model_dump(mode="json"),
+            "params": impl.key_params(step.params) if has("key_params") else step.params.model_dump(mode="json"),
             "libraries": library_versions(*CORE_LIBRARIES, *libraries),
         }
 
@@ -415,7 +415,9 @@ class Workspace:
         """The trained model, then each step's output, the variant last (all built or restored)."""
         last = self.model(loaded, model, variant)
         keys = self.step_keys(loaded, model, variant)
-        return [self.trained(loaded.suite, model), *(self._models[k] for k in keys[1:-1]), last][: len(keys)]
+        if len(keys) == 1:  # the baseline: the trained model is the variant
+            return [last]
+        return [self.trained(loaded.suite, model), *(self._models[k] for k in keys[1:-1]), last]
 
     def step_info(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> dict[str, Any]:
         """What the steps of a variant reported (ratio found, sparsity, ...), merged in chain order."""

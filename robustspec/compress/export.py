@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import AfterValidator, Field
 
 from ..errors import ModelError
+from ..evaluate import predict
 from ..progress import Timer, report
 from ..spec.refs import Choices
 from ..spec.schema import Int, Strict
@@ -84,13 +85,6 @@ def _median_ms(fn: Any, x: Any, warmup: int, repeats: int) -> float:
             fn(x)
             times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000.0
-
-
-def _argmax(model: nn.Module, x: Any, batch: int = 64) -> Any:
-    import torch
-
-    with torch.inference_mode():
-        return torch.cat([model(x[i : i + batch]).argmax(1) for i in range(0, x.shape[0], batch)])
 
 
 def latency_info(
@@ -163,9 +157,7 @@ class Export:
             net = net.graph
         else:
             net = copy.deepcopy(net).cpu().eval()
-        mean = parent.mean.detach().cpu().flatten().tolist()
-        std = parent.std.detach().cpu().flatten().tolist()
-        return net, mean, std, is_quantized(parent)
+        return net, *parent.stats(), is_quantized(parent)
 
     def apply(self, parent: nn.Module, params: ExportParams, ctx: StepContext) -> StepResult:
         import torch
@@ -176,13 +168,9 @@ class Export:
         timer = Timer()
         net, mean, std, quantized = self._parts(parent)
         runtime = RUNTIMES.get(params.format)()
-        images = ctx.train.images[: max(2, min(4, len(ctx.train)))].float().div_(255.0)
-        if images.shape[0] == 1:
-            images = images.expand(2, *images.shape[1:]).clone()
-        m = torch.tensor(mean).view(1, -1, 1, 1)
-        s = torch.tensor(std).view(1, -1, 1, 1)
+        example = parent.normalize(ctx.train.images[:4].float().div_(255.0)).cpu()
         report(f"export {ctx.label}: {params.format} ({'int8' if quantized else 'fp32'}), lowering")
-        data = runtime.export(net, (images - m) / s, params.batch)
+        data = runtime.export(net, example, params.batch)
         model = Normalized(runtime.load(data, quantized=quantized, batch=params.batch), mean, std).eval()
         info: dict[str, Any] = {
             "runtime": model.net.runtime,
@@ -208,8 +196,8 @@ class Export:
         n = min(params.agreement, len(held_out))
         if n == 0:
             return {"runtime_agreement": 1.0, "agreement_images": 0}
-        x = held_out.images[:n].float().div_(255.0)
-        same = (_argmax(parent, x) == _argmax(model, x)).float().mean().item()
+        x = held_out.images[:n]
+        same = (predict(parent, x, device=ctx.device) == predict(model, x, device=ctx.device)).float().mean().item()
         return {"runtime_agreement": round(same, 6), "agreement_images": n}
 
     def restore(self, parent: nn.Module, params: ExportParams, state: dict[str, Any], ctx: StepContext) -> nn.Module:

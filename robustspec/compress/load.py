@@ -21,6 +21,7 @@ its output must have one logit per class. A ``.pt2`` of a float network keeps it
 from __future__ import annotations
 
 import functools
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -67,36 +68,37 @@ def _format(path: str) -> str | None:
     return FORMATS.get(Path(path).suffix.lower())
 
 
-@functools.lru_cache(maxsize=64)
-def _onnx_facts(path: str, size: int, mtime_ns: int) -> tuple[str | None, list[Any], int | None, bool, int]:
-    """(problem, input shape, output count, QDQ, weight elements) of an ONNX file, read with onnx (no torch)."""
+def _onnx_facts(source: str | bytes) -> tuple[str | None, list[Any], int | None, bool, int]:
+    """(problem, input shape, output count, QDQ, weight elements) of an ONNX file (a path) or its bytes,
+    read with onnx (no torch)."""
     try:
         import onnx
     except ImportError:
         return None, [], None, False, 0
     try:
-        model = onnx.load_model(path, load_external_data=False)
+        if isinstance(source, bytes):
+            model = onnx.load_model_from_string(source)
+        else:
+            model = onnx.load_model(source, load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and others
         return f"not an ONNX model: {' '.join(str(e).split())[:200]}", [], None, False, 0
     inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     if len(inputs) != 1 or len(model.graph.output) != 1:
-        return (
-            f"an image classifier has one input and one output; this file has {len(inputs)} and {len(model.graph.output)}",
-            [],
-            None,
-            False,
-            0,
-        )
+        outputs = len(model.graph.output)
+        problem = f"an image classifier has one input and one output; this file has {len(inputs)} and {outputs}"
+        return problem, [], None, False, 0
     dims = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in inputs[0].type.tensor_type.shape.dim]
     out = [d.dim_value if d.HasField("dim_value") else None for d in model.graph.output[0].type.tensor_type.shape.dim]
     qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv") for n in model.graph.node)
-    weights = 0
-    for t in model.graph.initializer:
-        n = 1
-        for d in t.dims:
-            n *= int(d)
-        weights += n
+    weights = sum(math.prod(int(d) for d in t.dims) for t in model.graph.initializer)
     return None, dims, out[-1] if len(out) == 2 else None, qdq, weights
+
+
+@functools.lru_cache(maxsize=64)
+def _onnx_file_facts(path: str, size: int, mtime_ns: int) -> tuple[str | None, list[Any], int | None, bool, int]:
+    """:func:`_onnx_facts` of a file, read once per process per (path, size, mtime): validation and the
+    step's check both ask."""
+    return _onnx_facts(path)
 
 
 def _header_problem(path: Path, fmt: str) -> str | None:
@@ -134,7 +136,7 @@ class Load:
         problem = _header_problem(path, fmt)
         if fmt == "onnx" and problem is None:
             stat = path.stat()
-            problem, dims, _, _, _ = _onnx_facts(str(path), stat.st_size, stat.st_mtime_ns)
+            problem, dims, _, _, _ = _onnx_file_facts(str(path), stat.st_size, stat.st_mtime_ns)
             if problem is None and dims and (len(dims) != 4 or dims[1] not in (3, "3")):
                 problem = f"the file's input has shape {dims}; an image classifier takes [batch, 3, height, width]"
         if problem is not None:
@@ -156,7 +158,7 @@ class Load:
             problems.append(f"classes lists {len(params.classes)} names; the dataset has {position.num_classes}")
         if position.num_classes and _format(params.file) == "onnx" and os.path.isfile(params.file):
             stat = os.stat(params.file)
-            _, _, outputs, _, _ = _onnx_facts(params.file, stat.st_size, stat.st_mtime_ns)
+            _, _, outputs, _, _ = _onnx_file_facts(params.file, stat.st_size, stat.st_mtime_ns)
             if outputs and outputs != position.num_classes:
                 problems.append(
                     f"{Path(params.file).name} gives {outputs} outputs; the dataset has {position.num_classes} classes"
@@ -189,13 +191,7 @@ class Load:
         else:
             quantized, weights = bool(params.quantized), None
             if fmt == "onnx":
-                import tempfile
-
-                with tempfile.NamedTemporaryFile(suffix=".onnx") as tmp:
-                    tmp.write(data)
-                    tmp.flush()
-                    stat = os.stat(tmp.name)
-                    facts = _onnx_facts(tmp.name, stat.st_size, stat.st_mtime_ns)
+                facts = _onnx_facts(data)
                 quantized = facts[3] if params.quantized is None else quantized
                 weights = facts[4] or None
             net = RUNTIMES.get({"onnx": "onnx", "executorch": "executorch"}[fmt])().load(

@@ -271,7 +271,7 @@ def _parts(parent: nn.Module) -> tuple[nn.Module, list[float], list[float]]:
 
     if not isinstance(parent, Normalized):
         raise ModelError(f"int8 quantization expects a Normalized ResNet, got {type(parent).__name__}")
-    return parent.net, parent.mean.detach().cpu().flatten().tolist(), parent.std.detach().cpu().flatten().tolist()
+    return parent.net, *parent.stats()
 
 
 def calibration_sample(params: QuantizeParams, ctx: StepContext) -> Any:
@@ -364,12 +364,9 @@ class Quantize:
         from . import pt2e
 
         net, mean, std = _parts(parent)
-        norm = _normalizer(mean, std)
         index = calibration_sample(params, ctx)
-        example = norm(ctx.train.images[index[:4]].float().div_(255.0))
-        if example.shape[0] == 1:  # an example of one image would fix the batch at 1
-            example = example.expand(2, *example.shape[1:]).clone()
-        batches = pt2e.batches_of(ctx.train.images, index, CALIBRATION_BATCH, norm)
+        example = parent.normalize(ctx.train.images[index[:4]].float().div_(255.0))
+        batches = pt2e.batches_of(ctx.train.images, index, CALIBRATION_BATCH, parent.normalize)
         prepared = pt2e.prepare(copy.deepcopy(net).cpu().eval(), example, params.backend, batches)
         return prepared, example, (mean, std)
 
@@ -413,14 +410,6 @@ class Quantize:
         model = Normalized(graph, mean, std).eval()
         model.requires_grad_(False)
         return model
-
-
-def _normalizer(mean: list[float], std: list[float]) -> Any:
-    import torch
-
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    return lambda x: (x - m) / s
 
 
 def _graph_model(data: bytes, mean: list[float], std: list[float]) -> nn.Module:

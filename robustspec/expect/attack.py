@@ -297,7 +297,7 @@ def _cannot(message: str) -> Exception:
     return AttackCheckError(message)
 
 
-def _quantized(m: Any, variant: str | None = None) -> bool:
+def _without_gradients(m: Any, variant: str | None = None) -> bool:
     """Whether the variant has no input gradients: int8 (``quantized``), or a runtime's float file."""
     metrics = getattr(m, "metrics", None)
     if metrics is None:
@@ -347,7 +347,7 @@ def _measure(params: Any, m: Any, variant: str | None = None) -> tuple[dict[str,
         if spec is None:
             raise _cannot(f"mode black-box: {why}")
         return dict(m.attack(_blackbox_params(params, spec), variant)), {}
-    if params.mode == "worst-case" and not _gradient_free(params.name) and _quantized(m, variant):
+    if params.mode == "worst-case" and not _gradient_free(params.name) and _without_gradients(m, variant):
         components: dict[str, Mapping[str, Any]] = {
             "transfer": m.attack(params.model_copy(update={"mode": "transfer"}), variant),
             "white-box": m.attack(params.model_copy(update={"mode": "white-box"}), variant),
@@ -393,7 +393,7 @@ def _masking_checks(
         # The same attack run on a float model (the int8 model's parent, or the uncompressed baseline) and
         # transferred: if it does better than the white-box attack on this variant (its own gradients, or
         # an int8 model's fake-quant copy's), this variant's gradients are hiding its weakness.
-        if _quantized(m):
+        if _without_gradients(m):
             transferred, source = m.attack(params.model_copy(update={"mode": "transfer"})), "the float parent"
         else:
             transferred, source = m.attack(params, transfer_from=BASELINE), "the baseline"

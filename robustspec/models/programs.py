@@ -44,6 +44,7 @@ class ExportedGraph(nn.Module):
         self.quantized = quantized
         self.input_gradients = input_gradients
         self.file_bytes = file_bytes  # the stored graph's size (None: a working copy, not what ships)
+        self.parameters_count: int | None = None  # weights the file holds, when known (a loaded file)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.graph(x)
@@ -86,6 +87,7 @@ class RuntimeProgram(nn.Module):
         self.quantized = quantized
         self.max_batch = max_batch
         self.fixed_batch = fixed_batch
+        self.parameters_count: int | None = None  # weights the file holds, when known (a loaded file)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.detach().to("cpu", torch.float32).contiguous()

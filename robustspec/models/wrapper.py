@@ -24,3 +24,11 @@ class Normalized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as ``net`` takes it, on ``x``'s device (for exporting or calibrating ``net`` alone)."""
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def stats(self) -> tuple[list[float], list[float]]:
+        """(mean, std) as lists: what a new wrapper around another network is built with."""
+        return self.mean.detach().cpu().flatten().tolist(), self.std.detach().cpu().flatten().tolist()

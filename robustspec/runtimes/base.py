@@ -81,11 +81,18 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def traced(net: nn.Module, example: torch.Tensor, *, max_batch: int | None) -> torch.export.ExportedProgram:
-    """``torch.export`` of ``net`` with a dynamic batch dimension (up to ``max_batch``), or a clear error."""
+def traced(
+    net: nn.Module, example: torch.Tensor, *, max_batch: int | None = None, dynamic: bool = True
+) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``net``, with a dynamic batch dimension (up to ``max_batch``) unless ``dynamic``
+    is False (the example's batch, then), or a clear error."""
     import torch
 
+    if dynamic and example.shape[0] == 1:  # an example of one image would fix the batch at 1
+        example = example.expand(2, *example.shape[1:]).clone()
     try:
+        if not dynamic:
+            return torch.export.export(net, (example,))
         batch = torch.export.Dim("batch", min=1, max=max_batch) if max_batch else torch.export.Dim("batch", min=1)
         return torch.export.export(net, (example,), dynamic_shapes=({0: batch},))
     except Exception as e:  # torch.export raises many kinds (Unsupported, UserError, GuardOnDataDependent...)

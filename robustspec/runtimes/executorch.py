@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ModelError, StructuralError
 from . import RUNTIMES
-from .base import export_problem, quiet_import, quiet_stderr
+from .base import quiet_import, quiet_stderr, traced
 
 if TYPE_CHECKING:
     import torch
@@ -60,10 +60,7 @@ class ExecuTorch:
         except ImportError as e:
             raise _missing(e) from None
         full = example[torch.arange(batch) % example.shape[0]].contiguous()
-        try:
-            program = torch.export.export(net, (full,))
-        except Exception as e:
-            raise StructuralError(f"torch.export cannot trace {type(net).__name__}: {export_problem(e)}") from None
+        program = traced(net, full, dynamic=False)
         try:
             with quiet_stderr(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # executorch's own deprecation and "experimental" notes
