@@ -104,7 +104,15 @@ class RegistryError(RobustSpecError, LookupError):
 
 
 class DataError(RobustSpecError):
-    """A dataset cannot be read: a missing path or domain, class lists that differ, no images."""
+    """A dataset cannot be read: a missing path or domain, class lists that differ, no images.
+
+    ``field``: where under ``data:`` the cause is written (``("splits", "webcam", "test")``), so the
+    suite loader reports the error at that line and column; empty for the whole ``data:`` mapping.
+    """
+
+    def __init__(self, message: str, *, field: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.field = tuple(field)
 
 
 class ModelError(RobustSpecError):

@@ -7,6 +7,7 @@ imported here); installed packages add datasets through the ``robustspec.dataset
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,17 @@ __all__ = [
 ]
 
 
-def open_dataset(spec: Any, base_dir: Path | None = None) -> DomainDataset:
-    """A dataset object for a validated data spec; cheap (no image is generated or decoded here)."""
+def open_dataset(spec: Any, base_dir: Path | None = None, *, source: str | None = None) -> DomainDataset:
+    """A dataset object for a validated data spec; cheap (no image is generated or decoded here).
+
+    ``source``: the suite's source domain, for a dataset whose splits depend on it (an image tree holds
+    out part of the source and scores targets whole); given to ``from_params`` when it takes it.
+    """
     try:
         name = dataset_name(spec)
     except ValueError:
         raise TypeError(f"not a dataset spec: {spec!r}") from None
-    return DATASETS.get(name).from_params(spec, base_dir)
+    cls = DATASETS.get(name)
+    if source is not None and "source" in inspect.signature(cls.from_params).parameters:
+        return cls.from_params(spec, base_dir, source=source)
+    return cls.from_params(spec, base_dir)

@@ -79,6 +79,10 @@ class DomainDataset(Protocol):
     def build_domain(self, domain: str) -> dict[str, Split]:
         """Materialise ``{"train": Split, "test": Split}`` for one domain (slow; the store caches it)."""
 
+    # Optional: ``domain_recipe(domain)``, what decides one domain's data (its key, instead of
+    # ``{"dataset": recipe(), "domain": domain}``), and ``split_counts(domain)``, ``{"protocol", "train",
+    # "test"}`` recorded with every result.
+
 
 class Dataset(Protocol):
     """A registered dataset class: its parameter model, and a way to open it from validated parameters.
@@ -100,8 +104,12 @@ class Dataset(Protocol):
         """The dataset for validated parameters; cheap (no image is generated or decoded here).
 
         ``base_dir``: what relative paths among ``params`` are relative to (the loader has already made
-        the paths of a loaded suite absolute).
+        the paths of a loaded suite absolute). It may take a keyword ``source`` too: the suite's source
+        domain, when its splits depend on which domain is trained on.
         """
+
+    # Optional: ``resolve(params, here) -> params``, the parameters with their paths made absolute
+    # (relative to ``here``, the suite file's folder), for paths ``paths`` cannot name (nested ones).
 
 
 #: Dataset classes by their YAML name (``office-synth``, ``imagefolder``, ...: ``DATASETS.names()``).

@@ -211,6 +211,11 @@ class OfficeSynth:
             "seed": self.seed,
         }
 
+    def split_counts(self, domain: str) -> dict[str, Any]:
+        """Every domain is generated as a train and a test split of fixed sizes."""
+        n = len(self.classes)
+        return {"protocol": "generated", "train": self.train_per_class * n, "test": self.test_per_class * n}
+
     def build_domain(self, domain: str) -> dict[str, Split]:
         import torch
 

@@ -80,11 +80,11 @@ class LoadedSuite:
     classes: int = 0
 
 
-def dataset_domains(data: DataParams, suite_dir: Path) -> tuple[list[str], int]:
+def dataset_domains(data: DataParams, suite_dir: Path, source: str | None = None) -> tuple[list[str], int]:
     """Domain names and class count of a dataset spec; cheap (directory listing at most)."""
     from ..data import open_dataset
 
-    ds = open_dataset(data, suite_dir)
+    ds = open_dataset(data, suite_dir, source=source)
     return list(ds.domains), len(ds.classes)
 
 
@@ -183,9 +183,9 @@ class _SuiteReader:
 
         domains: list[str] = []
         classes = 0
-        if dataset is not None:
-            domains, classes = self._dataset_facts(dataset)
         source = scalars.get("source")
+        if dataset is not None:
+            domains, classes = self._dataset_facts(dataset, source)
         targets = scalars.get("targets") or []
         facts = SuiteFacts(
             domains, source, targets, [m for m in models if m is not None and m.name not in self.broken], variants
@@ -309,6 +309,9 @@ class _SuiteReader:
             return None
         # A dataset's paths are relative to the file they are written in; ~ and $VARS are expanded.
         here = Path(where.file).resolve().parent
+        resolve = getattr(_datasets().get(dataset_name(spec)), "resolve", None)
+        if callable(resolve):
+            return resolve(spec, here)
         paths = {}
         for key in getattr(_datasets().get(dataset_name(spec)), "paths", ()):
             if isinstance(getattr(spec, key), str):
@@ -593,10 +596,13 @@ class _SuiteReader:
 
     # -- the dataset ---------------------------------------------------------------------------------
 
-    def _dataset_facts(self, dataset: Any) -> tuple[list[str], int]:
+    def _dataset_facts(self, dataset: Any, source: str | None) -> tuple[list[str], int]:
         try:
-            return dataset_domains(dataset, self.path.resolve().parent)
-        except (DataError, RegistryError, ValueError) as exc:
+            return dataset_domains(dataset, self.path.resolve().parent, source)
+        except DataError as exc:
+            self.at(("data", *exc.field), str(exc))
+            return [], 0
+        except (RegistryError, ValueError) as exc:
             self.at(("data",), str(exc))
             return [], 0
 
