@@ -171,9 +171,22 @@ def _check_saveable(value: Any, where: str = "value") -> None:
     check(value, where)
 
 
+#: A ``.pt`` at least this large is memory-mapped, not read: a decoded image tree may exceed memory, and
+#: its pages are then read as training and evaluation touch them.
+MMAP_BYTES = 64 << 20
+
+
+def _mapped_path(f: IO[bytes]) -> str | None:
+    """A path to the very file ``f`` has open (``/proc/self/fd``), to memory-map it without the race of
+    reopening it by name; None where there is none."""
+    path = f"/proc/self/fd/{f.fileno()}"
+    return path if os.path.exists(path) else None
+
+
 def _torch_load(f: IO[bytes]) -> Any:
-    """Read a ``.pt`` onto the CPU with ``weights_only=True``."""
+    """Read a ``.pt`` onto the CPU with ``weights_only=True``; memory-mapped from :data:`MMAP_BYTES` on."""
     torch = _torch()
+    mapped = _mapped_path(f) if os.fstat(f.fileno()).st_size >= MMAP_BYTES else None
     with warnings.catch_warnings():
         # torch's own loader of quantized (int8) tensors still goes through TypedStorage.
         warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
@@ -181,6 +194,8 @@ def _torch_load(f: IO[bytes]) -> Any:
         warnings.filterwarnings(
             "ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel", category=UserWarning
         )
+        if mapped is not None:
+            return torch.load(mapped, weights_only=True, map_location="cpu", mmap=True)
         return torch.load(f, weights_only=True, map_location="cpu")
 
 

@@ -784,3 +784,21 @@ def test_inspection_and_maintenance_see_both_formats(tmp_path: Path) -> None:
     assert store.remove(evaluation) and not store.data_path(evaluation).exists()
     assert store.clear() == 1 and store.entries() == []
     assert all(p.suffix == ".lock" for p in (tmp_path / "store").rglob("*") if p.is_file())
+
+
+def test_large_artifacts_are_memory_mapped_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decoded image tree may exceed memory: from MMAP_BYTES on, a .pt is mapped, its pages read on use."""
+    monkeypatch.setattr(store_mod, "MMAP_BYTES", 1 << 16)
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)  # 196 KiB
+    key = "data-" + "b" * 24
+    Store(tmp_path).get_or_build(key, lambda: {"images": images}, meta={}, describe="data")
+    loaded = Store(tmp_path).load(key)
+    assert torch.equal(loaded["images"], images)
+    mapped = lambda k: (
+        str(Store(tmp_path).path_for(k).with_suffix(".pt").resolve()) in Path("/proc/self/maps").read_text()
+    )  # noqa: E731
+    assert mapped(key)
+    small = "data-" + "c" * 24
+    Store(tmp_path).get_or_build(small, lambda: {"x": torch.zeros(4)}, meta={}, describe="small")
+    Store(tmp_path).load(small)
+    assert Store(tmp_path).path_for(small).with_suffix(".pt").is_file() and not mapped(small)
