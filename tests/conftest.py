@@ -27,6 +27,19 @@ def one_torch_thread():
     torch.set_num_threads(old)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _tree_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
+    """The image-tree check's cache (robustspec.data.tree) goes to the session's temporary folder, not to
+    ~/.cache/robustspec: every test tree would leave a file there."""
+    old = os.environ.get("ROBUSTSPEC_CACHE_DIR")
+    os.environ["ROBUSTSPEC_CACHE_DIR"] = str(tmp_path_factory.mktemp("robustspec-cache"))
+    yield
+    if old is None:
+        os.environ.pop("ROBUSTSPEC_CACHE_DIR", None)
+    else:
+        os.environ["ROBUSTSPEC_CACHE_DIR"] = old
+
+
 #: Variables of an outer run that must not leak into a pytester run: its store, its xdist worker identity.
 _INHERITED = ("ROBUSTSPEC_STORE", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 

@@ -118,13 +118,15 @@ print(json.dumps(report))
 
 @pytest.fixture(scope="module")
 def image_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Listing a tree reads no image, so empty files do.
+    # Opening a tree checks every image's header (with PIL, not torch): tiny distinct PNGs.
+    from PIL import Image
+
     root = tmp_path_factory.mktemp("tree")
-    for domain in ("amazon", "webcam"):
-        for cls in ("bike", "mug"):
+    for d, domain in enumerate(("amazon", "webcam")):
+        for c, cls in enumerate(("bike", "mug")):
             (root / domain / cls).mkdir(parents=True)
             for i in range(2):
-                (root / domain / cls / f"{i}.jpg").write_bytes(b"")
+                Image.new("RGB", (8, 8), (d * 100, c * 100, i * 100)).save(root / domain / cls / f"{i}.jpg", "PNG")
     return root
 
 

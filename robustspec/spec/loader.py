@@ -600,7 +600,10 @@ class _SuiteReader:
         try:
             return dataset_domains(dataset, self.path.resolve().parent, source)
         except DataError as exc:
-            self.at(("data", *exc.field), str(exc))
+            # A DataError listing many problems (robustspec.data.tree.TreeProblems) has one message per
+            # problem: each is reported on its own, so none is cut by the length limit of a message.
+            for message in getattr(exc, "messages", None) or [str(exc)]:
+                self.at(("data", *exc.field), message)
             return [], 0
         except (RegistryError, ValueError) as exc:
             self.at(("data",), str(exc))
