@@ -234,6 +234,13 @@ CASES = [
         id="data-imagefolder-missing",
     ),
     case(
+        "data: {imagefolder: no/such/dir, bad-images: maybe}\nsource: amazon\nmodels: [mini]\n" + EXPECT,
+        1,
+        46,
+        "input should be 'fail' or 'skip' (got 'maybe')",
+        id="data-bad-images-literal",
+    ),
+    case(
         "data: [office-synth]\nsource: amazon\nmodels: [mini]\n" + EXPECT,
         1,
         7,
@@ -268,6 +275,13 @@ CASES = [
         21,
         "greater than or equal to 1 (got 0)",
         id="train-batch-size-zero",
+    ),
+    case(
+        HEAD + EXPECT + "train: {class-weights: inverse}\n",
+        6,
+        24,
+        "input should be 'none' or 'balanced' (got 'inverse')",
+        id="train-class-weights-literal",
     ),
     # ---- models
     case(
@@ -645,6 +659,20 @@ CASES = [
         56,
         "finite number",
         id="regression-max-drop-inf",
+    ),
+    case(
+        HEAD + "expect:\n  - min-class-accuracy: {min: 1.5}\n",
+        5,
+        31,
+        "input should be less than or equal to 1 (got 1.5)",
+        id="min-class-accuracy-above-1",
+    ),
+    case(
+        HEAD + "expect:\n  - balanced-accuracy: {min: 0.5, domains: [webcm]}\n",
+        5,
+        45,
+        "unknown domain 'webcm'; did you mean 'webcam'",
+        id="balanced-accuracy-unknown-domain",
     ),
     case(
         HEAD + "expect:\n  - drop-vs-sorce: {max: 0.5}\n",

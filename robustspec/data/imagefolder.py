@@ -9,8 +9,12 @@ A domain uses the first layout when ``<root>/<domain>/images`` is a directory. E
 the same class folders. Image files are ``.jpg .jpeg .png .bmp .webp`` (any case); names starting with
 ``.`` are ignored, and files below a class folder are found at any depth.
 
-The constructor only lists directories (no decoding), so it is cheap and fails early with a clear
-:class:`~robustspec.errors.DataError`. :meth:`ImageFolderDataset.build_domain` decodes one domain,
+The constructor lists the tree and checks every image file's header and tail, without decoding
+(:mod:`robustspec.data.tree`: links followed inside the root only, loops walked once, verdicts cached by
+size and mtime), so it is cheap and fails early with one clear :class:`~robustspec.errors.DataError`
+listing every unreadable, truncated or empty file and empty class folder (``bad_images="skip"`` leaves
+the bad files out instead, in :attr:`ImageFolderDataset.skipped`); files of the same content in a
+domain's train and test splits are an error too. :meth:`ImageFolderDataset.build_domain` decodes one domain,
 squashes every image to ``image_size x image_size`` and splits it, per class, into train and test with a
 seeded permutation. :meth:`ImageFolderDataset.recipe` carries a fingerprint of the file list (paths,
 sizes, modification times), so editing the tree changes every content key derived from it.
@@ -23,21 +27,20 @@ import hashlib
 import json
 import logging
 import os
-import warnings
-import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from ..errors import DataError
+from ..progress import Timer, report
 from ..spec.schema import MAX_SEED, DataParams, Int, Name, Probability
 from .base import DATASETS, Split
+from .pipeline import ResizeMode, decode_images
+from .protocol import DomainSplit, ListFiles, SplitPlan, class_seed, domain_split, plan_split, split_counts
+from .tree import BadImages, DomainScan, check_train_test, check_tree, scan_domain
 
-if TYPE_CHECKING:
-    import torch
-
-__all__ = ["FolderData", "ImageFolderDataset", "IMAGE_EXTENSIONS"]
+__all__ = ["FolderData", "ImageFolderDataset", "IMAGE_EXTENSIONS", "class_seed", "split_counts"]
 
 
 class FolderData(DataParams):
@@ -45,9 +48,27 @@ class FolderData(DataParams):
 
     imagefolder: str = Field(min_length=1, description="root directory, relative to the suite file")
     image_size: Int = Field(224, ge=16, le=1024)
-    test_fraction: Probability = 0.3
+    resize: ResizeMode = Field(
+        "shorter-side",
+        description="shorter-side: scale the shorter side to image-size, then centre-crop (ImageNet's evaluation "
+        "convention); squash: scale both sides (the aspect ratio is lost); pad: scale the longer side, then pad",
+    )
+    test_fraction: Probability = Field(0.3, description="share of each class of the source held out for testing")
     split_seed: Int = Field(0, ge=0, le=MAX_SEED)
     domains: list[Name] | None = None
+    splits: dict[Name, DomainSplit] = Field(
+        default_factory=dict,
+        description="per domain: whole (score every image; the default of targets), held-out (the default of the "
+        "source), {test-fraction: f}, or list files {train: <file>, test: <file>}",
+    )
+    workers: Int | None = Field(
+        None, ge=0, le=64, description="decoding processes (default: the CPUs; 0 decodes in the main process)"
+    )
+    bad_images: BadImages = Field(
+        "fail",
+        description="fail: unreadable, truncated or empty image files are an error that lists them all; skip: "
+        "leave them out (each is named in the recipe and reported)",
+    )
 
     @field_validator("test_fraction")
     @classmethod
@@ -62,8 +83,6 @@ log = logging.getLogger("robustspec.data")
 #: File name endings (compared in lower case) that count as images.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-_PROGRESS_EVERY = 500
-
 
 def _visible_dirs(path: Path) -> list[str]:
     """Sorted names of the non-hidden sub-directories of ``path``."""
@@ -71,38 +90,9 @@ def _visible_dirs(path: Path) -> list[str]:
         return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """Every non-hidden image file below ``folder``, sorted by path relative to it."""
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        here = Path(dirpath)
-        for name in filenames:
-            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            path = here / name
-            found.append((path.relative_to(folder).as_posix(), path))
-    found.sort(key=lambda item: item[0])
-    return [path for _, path in found]
-
-
 def _close_matches(name: str, options: list[str]) -> str:
     close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-
-
-def split_counts(n: int, test_fraction: float) -> int:
-    """How many of a class's ``n`` images go to test: ``round(test_fraction * n)``, but at least one
-    test and one train image whenever ``n >= 2``."""
-    n_test = round(test_fraction * n)
-    if n >= 2:
-        n_test = min(max(n_test, 1), n - 1)
-    return n_test
-
-
-def class_seed(split_seed: int, class_name: str) -> int:
-    """The generator seed for one class: ``split_seed`` plus a stable (CRC-32) hash of its name."""
-    return (split_seed + zlib.crc32(class_name.encode("utf-8"))) % (2**63)
 
 
 @DATASETS.register("imagefolder")
@@ -110,11 +100,11 @@ class ImageFolderDataset:
     """Domains read from an image tree: ``<root>/<domain>/images/<class>/*`` (Office-31) or
     ``<root>/<domain>/<class>/*``; see the module docstring. In suites: ``data: {imagefolder: <root>}``.
 
-    Images are resized to ``image_size x image_size`` by squashing (the aspect ratio is not kept and
-    nothing is cropped), with antialiasing. Each class of each domain is split into train and test:
-    a permutation from ``torch.Generator().manual_seed(class_seed(split_seed, class))``, whose first
-    :func:`split_counts` entries are the test images. Inside a split, images are ordered by
-    (label, relative path).
+    Images are made ``image_size x image_size`` by ``resize`` (:mod:`robustspec.data.pipeline`; by
+    default the shorter side is scaled, then the centre cropped). Each domain is split by its protocol
+    (:mod:`robustspec.data.protocol`): the source holds out ``test_fraction`` of each class (a seeded
+    permutation per class), a target is scored on all its images, unless ``splits`` says otherwise.
+    Inside a split, images are ordered by (label, relative path).
     """
 
     Params: ClassVar[type[DataParams]] = FolderData
@@ -122,26 +112,53 @@ class ImageFolderDataset:
     paths: ClassVar[tuple[str, ...]] = ("imagefolder",)
 
     @classmethod
-    def from_params(cls, params: FolderData, base_dir: Path | None = None) -> ImageFolderDataset:
+    def from_params(
+        cls, params: FolderData, base_dir: Path | None = None, *, source: str | None = None
+    ) -> ImageFolderDataset:
         root = Path(params.imagefolder)
         if base_dir is not None and not root.is_absolute():
             root = base_dir / root
         return cls(
             root,
             image_size=params.image_size,
+            resize=params.resize,
             test_fraction=params.test_fraction,
             split_seed=params.split_seed,
             domains=params.domains,
+            splits=dict(params.splits),
+            source=source,
+            workers=params.workers,
+            bad_images=params.bad_images,
         )
+
+    @classmethod
+    def resolve(cls, params: FolderData, here: Path) -> FolderData:
+        """``params`` with the root and the split lists absolute (relative to ``here``, the suite's folder)."""
+
+        def absolute(path: str) -> str:
+            return str((here / os.path.expandvars(os.path.expanduser(path))).resolve())
+
+        splits = {
+            domain: spec.model_copy(update={"train": absolute(spec.train), "test": absolute(spec.test)})
+            if isinstance(spec, ListFiles)
+            else spec
+            for domain, spec in params.splits.items()
+        }
+        return params.model_copy(update={"imagefolder": absolute(params.imagefolder), "splits": splits})
 
     def __init__(
         self,
         root: str | os.PathLike[str],
         *,
         image_size: int = 224,
+        resize: str = "shorter-side",
         test_fraction: float = 0.3,
         split_seed: int = 0,
         domains: list[str] | None = None,
+        splits: dict[str, DomainSplit] | None = None,
+        source: str | None = None,
+        workers: int | None = None,
+        bad_images: str = "fail",
     ) -> None:
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
             raise DataError(f"imagefolder: image_size must be a positive integer, got {image_size!r}")
@@ -153,11 +170,20 @@ class ImageFolderDataset:
             raise DataError(f"imagefolder: test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
         if isinstance(split_seed, bool) or not isinstance(split_seed, int):
             raise DataError(f"imagefolder: split_seed must be an integer, got {split_seed!r}")
+        if bad_images not in ("fail", "skip"):
+            raise DataError(f"imagefolder: bad_images must be 'fail' or 'skip', got {bad_images!r}")
 
         self.root = Path(root).expanduser().resolve()
         self.image_size = image_size
         self.test_fraction = float(test_fraction)
         self.split_seed = split_seed
+        self.resize = resize
+        self.workers = workers
+        self.bad_images = bad_images
+        #: The domain trained on; it holds out ``test_fraction``. None (a dataset opened on its own):
+        #: every domain without a ``splits`` entry is held out.
+        self.source = source
+        self.splits: dict[str, DomainSplit] = {name: domain_split(spec) for name, spec in (splits or {}).items()}
 
         if not self.root.exists():
             raise DataError(f"imagefolder: root {str(self.root)!r} does not exist")
@@ -176,9 +202,17 @@ class ImageFolderDataset:
             self.domains = self._check_requested(list(domains), found)
 
         # domain -> class -> image paths (sorted by relative path)
-        self._files: dict[str, dict[str, list[Path]]] = {d: self._scan_domain(d) for d in self.domains}
+        scans = {d: self._scan_domain(d) for d in self.domains}
+        self._files: dict[str, dict[str, list[Path]]] = {d: scan.files for d, scan in scans.items()}
         self.classes = self._check_same_classes()
-        self._check_test_images()
+        # Every image file's header and tail, all domains at once (robustspec.data.tree), cached.
+        checked = check_tree(self.root, scans, bad_images=self.bad_images)  # type: ignore[arg-type]
+        self._files = checked.files
+        #: ``(path relative to the root, reason)`` of every file or link ``bad_images="skip"`` left out.
+        self.skipped: list[tuple[str, str]] = checked.skipped
+        self._digests: dict[Path, str] = checked.digests
+        self._plans: dict[str, SplitPlan] = self._plan_splits()
+        self.check_duplicates()
 
     # --- scanning and validation ---
 
@@ -204,23 +238,13 @@ class ImageFolderDataset:
         office = self.root / domain / "images"
         return office if office.is_dir() else self.root / domain
 
-    def _scan_domain(self, domain: str) -> dict[str, list[Path]]:
+    def _scan_domain(self, domain: str) -> DomainScan:
         base = self._class_root(domain)
         class_names = _visible_dirs(base)
         if not class_names:
             raise DataError(f"imagefolder: domain {domain!r} has no class folders in {str(base)!r}")
-        files: dict[str, list[Path]] = {}
-        empty: list[str] = []
-        for name in class_names:
-            files[name] = _image_files(base / name)
-            if not files[name]:
-                empty.append(str(base / name))
-        if empty:
-            raise DataError(
-                f"imagefolder: domain {domain!r} has class folders with no images "
-                f"({' '.join(IMAGE_EXTENSIONS)}): {', '.join(repr(p) for p in empty)}"
-            )
-        return files
+        # Empty class folders and bad files are reported by check_tree, every domain's at once.
+        return scan_domain(domain, self.root, base, class_names, extensions=IMAGE_EXTENSIONS)
 
     def _check_same_classes(self) -> list[str]:
         ref = self.domains[0]
@@ -239,28 +263,74 @@ class ImageFolderDataset:
             )
         return sorted(ref_classes)
 
-    def _check_test_images(self) -> None:
-        # Every domain is evaluated on its test split (the source too), so an empty one is an error now,
-        # not a division by zero after training.
-        for domain in self.domains:
-            sizes = [len(paths) for paths in self._files[domain].values()]
-            if not any(split_counts(n, self.test_fraction) for n in sizes):
-                raise DataError(
-                    f"imagefolder: domain {domain!r} has no test images: its classes have {max(sizes)} image(s) at "
-                    f"most and test_fraction {self.test_fraction} puts none of them in the test split "
-                    "(give each class at least 2 images)"
+    def protocol(self, domain: str) -> DomainSplit:
+        """A domain's split: its ``splits`` entry, else ``held-out`` for the source, ``whole`` for a target."""
+        if domain in self.splits:
+            return self.splits[domain]
+        return "whole" if self.source is not None and domain != self.source else "held-out"
+
+    def _plan_splits(self) -> dict[str, SplitPlan]:
+        problems = [
+            DataError(
+                f"imagefolder: splits names {name!r}, which is not a domain of this dataset"
+                f"{_close_matches(name, self.domains)} (domains: {', '.join(self.domains)})",
+                field=("splits", name),
+            )
+            for name in self.splits
+            if name not in self.domains
+        ]
+        if self.source is not None and self.protocol(self.source) == "whole":
+            problems.append(
+                DataError(
+                    f"imagefolder: the source domain {self.source!r} cannot be split 'whole': it would be scored on "
+                    "the images it trains on (use held-out, {test-fraction: f} or list files)",
+                    field=("splits", self.source),
                 )
+            )
+        plans: dict[str, SplitPlan] = {}
+        for domain in self.domains:
+            try:
+                plans[domain] = plan_split(
+                    domain,
+                    self.protocol(domain),
+                    self._files[domain],
+                    self.classes,
+                    self._class_root(domain),
+                    test_fraction=self.test_fraction,
+                    split_seed=self.split_seed,
+                    field=("splits", domain),
+                )
+            except DataError as exc:
+                problems.append(exc)
+                continue
+            if not plans[domain].test:
+                # Every domain is evaluated on its test split (the source too): an empty one is an error
+                # now, not a division by zero after training.
+                problems.append(
+                    DataError(
+                        f"imagefolder: domain {domain!r} has no test images: its classes have "
+                        f"{max(len(p) for p in self._files[domain].values())} image(s) at most and the split puts "
+                        "none of them in the test split (give each class at least 2 images)",
+                        field=("splits", domain) if domain in self.splits else (),
+                    )
+                )
+        if problems:
+            if len(problems) == 1:
+                raise problems[0]
+            raise DataError("; ".join(str(p) for p in problems), field=problems[0].field)
+        return plans
 
     # --- the DomainDataset protocol ---
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
-    def fingerprint(self) -> str:
-        """SHA-256 hex of the sorted ``(relative path, size, mtime_ns)`` of every image file (stat only)."""
+    def fingerprint(self, domain: str | None = None) -> str:
+        """SHA-256 hex of the sorted ``(relative path, size, mtime_ns)`` of every image file of ``domain``
+        (None: of every domain); stat only."""
         entries = []
-        for domain in self.domains:
-            for paths in self._files[domain].values():
+        for name in self.domains if domain is None else [domain]:
+            for paths in self._domain_files(name).values():
                 for path in paths:
                     try:
                         st = path.stat()
@@ -270,58 +340,91 @@ class ImageFolderDataset:
         entries.sort()
         return hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode("utf-8")).hexdigest()
 
+    def _pipeline(self) -> dict[str, Any]:
+        return {"dataset": "imagefolder", "version": 2, "image_size": self.image_size, "resize": self.resize}
+
     def recipe(self) -> dict[str, Any]:
         return {
-            "dataset": "imagefolder",
-            "version": 1,
+            **self._pipeline(),
             "root": str(self.root),
-            "image_size": self.image_size,
-            "test_fraction": self.test_fraction,
-            "split_seed": self.split_seed,
             "domains": list(self.domains),
             "classes": list(self.classes),
+            "splits": {domain: self._plans[domain].recipe for domain in self.domains},
             "fingerprint": self.fingerprint(),
+            # Only when some were: a clean tree keeps the key it had before bad-images existed.
+            **({"skipped": {"count": len(self.skipped), "files": self.skipped}} if self.skipped else {}),
         }
 
-    def split_files(self, domain: str) -> dict[str, list[tuple[int, Path]]]:
-        """The ``(label, path)`` pairs of each split of one domain, in split order, without decoding."""
-        import torch
+    def domain_recipe(self, domain: str) -> dict[str, Any]:
+        """What decides one domain's images: the pipeline, the classes, its split and its files (not the
+        other domains', so changing a target's split rebuilds neither the source's data nor the model)."""
+        self._domain_files(domain)
+        return {
+            **self._pipeline(),
+            "domain": domain,
+            "classes": list(self.classes),
+            "split": self._plans[domain].recipe,
+            "fingerprint": self.fingerprint(domain),
+            **({"skipped": {"count": len(mine), "files": mine}} if (mine := self.skipped_in(domain)) else {}),
+        }
 
-        files = self._domain_files(domain)
-        out: dict[str, list[tuple[int, Path]]] = {"train": [], "test": []}
-        for label, name in enumerate(self.classes):
-            paths = files[name]
-            g = torch.Generator().manual_seed(class_seed(self.split_seed, name))
-            perm = torch.randperm(len(paths), generator=g).tolist()
-            n_test = split_counts(len(paths), self.test_fraction)
-            test_idx = set(perm[:n_test])
-            for i, path in enumerate(paths):
-                out["test" if i in test_idx else "train"].append((label, path))
-        for pairs in out.values():
-            pairs.sort(key=lambda lp: (lp[0], self._relative(lp[1])))
-        return out
+    def skipped_in(self, domain: str) -> list[tuple[str, str]]:
+        """The entries of :attr:`skipped` below one domain's folder."""
+        return [(rel, reason) for rel, reason in self.skipped if rel.split("/", 1)[0] == domain]
+
+    def split_counts(self, domain: str) -> dict[str, Any]:
+        """``{"protocol", "train", "test"}``: how a domain is split and how many images each split has."""
+        self._domain_files(domain)
+        return self._plans[domain].counts()
+
+    def split_files(self, domain: str) -> dict[str, list[tuple[int, Path]]]:
+        """The ``(label, path)`` pairs of each split of one domain, in split order, without decoding.
+
+        Under the ``whole`` protocol both are every image of the domain (the train split is what adaptation
+        sees, unlabelled)."""
+        self._domain_files(domain)
+        plan = self._plans[domain]
+        key = lambda lp: (lp[0], self._relative(lp[1]))  # noqa: E731
+        return {"train": sorted(plan.train, key=key), "test": sorted(plan.test, key=key)}
 
     def build_domain(self, domain: str) -> dict[str, Split]:
         import torch
 
         splits = self.split_files(domain)
-        total = sum(len(v) for v in splits.values())
-        log.info("imagefolder: reading %d images of domain %r from %s", total, domain, self.root / domain)
-        size = self.image_size
-        done = 0
+        whole = self._plans[domain].whole
+        names = ("test",) if whole else ("train", "test")
+        total = sum(len(splits[n]) for n in names)
+        report(f"imagefolder: decoding {total} images of domain {domain!r} ({self.resize} to {self.image_size} px)")
+        timer = Timer()
         out: dict[str, Split] = {}
-        for split_name in ("train", "test"):
-            pairs = splits[split_name]
-            images = torch.empty((len(pairs), 3, size, size), dtype=torch.uint8)
-            for i, (_, path) in enumerate(pairs):
-                images[i] = _resize(_decode(path), size)
-                done += 1
-                if done % _PROGRESS_EVERY == 0:
-                    log.info("imagefolder: domain %r: %d/%d images decoded", domain, done, total)
-            labels = torch.tensor([label for label, _ in pairs], dtype=torch.int64)
-            out[split_name] = Split(images, labels)
-        log.info("imagefolder: domain %r done: %d train, %d test images", domain, len(out["train"]), len(out["test"]))
-        return out
+        for name in names:
+            pairs = splits[name]
+            images = decode_images(
+                [path for _, path in pairs],
+                self.image_size,
+                self.resize,
+                workers=self.workers,
+                label=f"imagefolder: {domain} {name}",
+            )
+            out[name] = Split(images, torch.tensor([label for label, _ in pairs], dtype=torch.int64))
+        if whole:
+            out["train"] = out["test"]  # the same tensors: stored once
+        report(
+            f"imagefolder: domain {domain!r}: {len(out['train'])} train, {len(out['test'])} test images "
+            f"({total / max(timer.seconds, 1e-9):.0f} images/s)"
+        )
+        return {"train": out["train"], "test": out["test"]}
+
+    def check_duplicates(self) -> None:
+        """DataError naming every pair of files of the same content (SHA-256, from the tree check) of which
+        one is in a domain's train split and the other in its test split. A domain whose train and test
+        splits are the same files (``whole``) is not checked, and the same content in two domains (the
+        source's train and a target's test) is no error. Reads no file."""
+        splits = {}
+        for domain in self.domains:
+            files = self.split_files(domain)
+            splits[domain] = ([p for _, p in files["train"]], [p for _, p in files["test"]])
+        check_train_test(self.root, splits, self._digests)
 
     def _domain_files(self, domain: str) -> dict[str, list[Path]]:
         try:
@@ -337,38 +440,3 @@ class ImageFolderDataset:
             f"ImageFolderDataset({str(self.root)!r}, domains={self.domains}, classes={len(self.classes)}, "
             f"image_size={self.image_size})"
         )
-
-
-def _decode(path: Path) -> torch.Tensor:
-    """One image file as uint8 ``[3, H, W]`` RGB: torchvision first, then PIL; DataError if neither can."""
-    import torch
-    import torchvision.io as tvio
-
-    try:
-        # torchvision 0.29 deprecates its image codecs with one warning per call: thousands per domain.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            img = tvio.decode_image(str(path), mode=tvio.ImageReadMode.RGB)
-        if img.dtype == torch.uint8 and img.ndim == 3 and img.shape[0] == 3:
-            return img
-    except Exception:  # noqa: BLE001 - any failure falls through to PIL
-        pass
-    try:
-        from PIL import Image
-
-        with Image.open(path) as pil:
-            rgb = pil.convert("RGB")
-            width, height = rgb.size
-            data = bytearray(rgb.tobytes())
-        return torch.frombuffer(data, dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1).contiguous()
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"imagefolder: cannot decode image {str(path)!r}: {exc}") from exc
-
-
-def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
-    """Squash to ``size x size`` (no crop, aspect ratio not kept), antialiased."""
-    if img.shape[1] == size and img.shape[2] == size:
-        return img
-    from torchvision.transforms.v2 import functional as TF
-
-    return TF.resize(img, [size, size], antialias=True)
