@@ -203,13 +203,22 @@ def test_fingerprint_changes_when_a_file_is_added(tree: Path) -> None:
     assert before != after
 
 
-def test_fingerprint_changes_when_a_file_is_modified(tree: Path) -> None:
-    ds = ImageFolderDataset(tree)
-    before = ds.recipe()["fingerprint"]
+def test_fingerprint_changes_when_a_files_content_changes(tree: Path) -> None:
+    before = ImageFolderDataset(tree).recipe()["fingerprint"]
     path = _class_dir(tree, "amazon", "mug") / "frame_0000.jpg"
     st = path.stat()
+    _write_image(path, random.Random(99))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert ds.recipe()["fingerprint"] != before
+    assert ImageFolderDataset(tree).recipe()["fingerprint"] != before
+
+
+def test_a_copied_or_touched_tree_keeps_its_keys(tree: Path, tmp_path: Path) -> None:
+    """Keys follow content, not times or places: a fresh checkout on another machine builds nothing new."""
+    before = ImageFolderDataset(tree, source="amazon").domain_recipe("webcam")
+    copy = shutil.copytree(tree, tmp_path / "elsewhere")
+    for path in copy.rglob("*.jpg"):
+        os.utime(path, ns=(1, 1))
+    assert ImageFolderDataset(copy, source="amazon").domain_recipe("webcam") == before
 
 
 # --- file types ---

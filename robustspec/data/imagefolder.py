@@ -326,17 +326,21 @@ class ImageFolderDataset:
         return path.relative_to(self.root).as_posix()
 
     def fingerprint(self, domain: str | None = None) -> str:
-        """SHA-256 hex of the sorted ``(relative path, size, mtime_ns)`` of every image file of ``domain``
-        (None: of every domain); stat only."""
+        """SHA-256 hex of the sorted ``(relative path, content SHA-256)`` of every image file of ``domain``
+        (None: of every domain). By content, not by modification time: a fresh checkout, a copy or a
+        moved tree keeps its keys (the digests come from the tree check, cached, so nothing is re-read)."""
         entries = []
         for name in self.domains if domain is None else [domain]:
             for paths in self._domain_files(name).values():
                 for path in paths:
-                    try:
-                        st = path.stat()
-                    except OSError as exc:
-                        raise DataError(f"imagefolder: cannot stat {str(path)!r}: {exc}") from exc
-                    entries.append((self._relative(path), st.st_size, st.st_mtime_ns))
+                    digest = self._digests.get(path)
+                    if digest is None:  # not checked (a dataset made without its tree check)
+                        try:
+                            st = path.stat()
+                        except OSError as exc:
+                            raise DataError(f"imagefolder: cannot stat {str(path)!r}: {exc}") from exc
+                        digest = f"{st.st_size}:{st.st_mtime_ns}"
+                    entries.append((self._relative(path), digest))
         entries.sort()
         return hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode("utf-8")).hexdigest()
 
