@@ -79,6 +79,11 @@ def _complete(text: str, tmp_path: Path) -> dict[str, Any]:
         root = tmp_path / "images"
         _image_tree(root, ["amazon", "webcam", "dslr"])
         suite["data"] = {**suite["data"], "imagefolder": str(root)}
+        for split in (suite["data"].get("splits") or {}).values():
+            if isinstance(split, dict) and "train" in split:  # list files: half of each class each
+                for name, images in (("train", (0, 1)), ("test", (2, 3))):
+                    lines = [f"{cls}/{i}.png" for cls in ("mug", "pen") for i in images]
+                    (tmp_path / split[name]).write_text("\n".join(lines) + "\n")
     for model in suite["models"]:
         if isinstance(model, dict) and "weights" in model:
             model.pop("weights")  # local weights files are the data docs' own example, not made here
