@@ -27,6 +27,9 @@ __all__ = [
     "ArtifactError",
     "load_suite",
     "plan_suite",
+    "run",
+    "RunResult",
+    "CheckResult",
     "Store",
 ]
 
@@ -41,6 +44,10 @@ def __getattr__(name: str):
         from .plan import plan_suite
 
         return plan_suite
+    if name in ("run", "RunResult", "CheckResult"):
+        from . import api
+
+        return getattr(api, name)
     if name == "Store":
         from .store import Store
 
