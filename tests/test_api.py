@@ -109,3 +109,18 @@ def test_the_public_surface_is_declared() -> None:
     assert {"run", "RunResult", "CheckResult"} <= set(robustspec.__all__)
     for name in robustspec.__all__:
         assert getattr(robustspec, name) is not None
+
+
+def test_the_docs_complete_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, one_torch_thread
+) -> None:
+    import re
+
+    text = (Path(__file__).parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    complete = [b for b in blocks if "suite = {" in b]
+    assert len(complete) == 1
+    monkeypatch.delenv("ROBUSTSPEC_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(complete[0], "docs/api.md", "exec"), {})  # noqa: S102 - the documentation's own example
+    assert re.search(r"^\d+ checks: ", capsys.readouterr().out, flags=re.M)
