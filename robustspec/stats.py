@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
 
-__all__ = ["newcombe_difference", "newcombe_paired_difference", "wilson_interval", "z_value"]
+__all__ = [
+    "mean_proportion_interval",
+    "newcombe_difference",
+    "newcombe_paired_difference",
+    "wilson_interval",
+    "z_value",
+]
 
 
 def z_value(confidence: float) -> float:
@@ -69,3 +76,29 @@ def newcombe_paired_difference(
     lo = d - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
     hi = d + math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
     return max(-1.0, lo), min(1.0, hi)
+
+
+def mean_proportion_interval(counts: Sequence[tuple[int, int]], confidence: float = 0.95) -> tuple[float, float]:
+    """Interval for the unweighted mean of independent proportions ``(successes, n)``, each with ``n > 0``:
+    balanced accuracy is the mean of the per-class recalls.
+
+    The mean's variance is ``sum(p_k (1 - p_k) / n_k) / K^2``; instead of the normal interval on it (which
+    collapses to a point when every class is all right or all wrong), each proportion's Wilson limits are
+    combined by MOVER (the method of variance estimates recovery, Zou and Donner 2008, the construction of
+    Newcombe's difference interval): ``mean -/+ sqrt(sum((p_k - l_k)^2)) / K`` below and
+    ``sqrt(sum((u_k - p_k)^2)) / K`` above. Within (0, 1) each Wilson half-width is about
+    ``z sqrt(p_k (1 - p_k) / n_k)``, so this is the normal interval there; at the edges it keeps Wilson's
+    width. One proportion gives its Wilson interval.
+    """
+    if not counts:
+        raise ValueError("need at least one proportion")
+    for s, n in counts:
+        if n <= 0 or not 0 <= s <= n:
+            raise ValueError(f"need 0 <= successes <= n and n > 0, got {s}/{n}")
+    k = len(counts)
+    p = [s / n for s, n in counts]
+    limits = [wilson_interval(s, n, confidence) for s, n in counts]
+    mean = sum(p) / k
+    below = math.sqrt(sum((pk - lo) ** 2 for pk, (lo, _) in zip(p, limits))) / k
+    above = math.sqrt(sum((hi - pk) ** 2 for pk, (_, hi) in zip(p, limits))) / k
+    return max(0.0, min(mean, mean - below)), min(1.0, max(mean, mean + above))

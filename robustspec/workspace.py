@@ -17,7 +17,8 @@ torch is imported only where something is built or a model is restored (the buil
 ``trained``/``model``/``splits`` loaders): keys, and every stored number a check reads (evaluations,
 metrics, attacks: JSON artifacts), need none, so a warm run that only judges stored numbers never
 imports it. Evaluations store each image's correctness as :func:`~robustspec.outcomes.encode_outcomes`'s
-string; one stored as a bool tensor (before) is read and rewritten in the new form once, under the same key.
+string and its true and predicted class (:func:`~robustspec.outcomes.encode_classes`), from which the
+per-class numbers (:class:`~robustspec.confusion.Confusion`) are read without torch.
 """
 
 from __future__ import annotations
@@ -28,16 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 from .compress import COMPRESSIONS
 from .compress.base import StepContext
+from .confusion import Confusion
 from .data import open_dataset, split_from_state, split_to_state
 from .errors import ArtifactError, StructuralError
-from .evaluate import correctness
+from .evaluate import predict
 from .expect import Accuracy
 from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
 from .fingerprint import CORE_LIBRARIES, library_versions, source_fingerprint
 from .metrics import is_program, is_quantized, macs, nonzero_parameters, parameter_count, stored_bytes
 from .models import build_network
 from .models.weights import load_local_weights, weights_digest
-from .outcomes import decode_outcomes, encode_outcomes
+from .outcomes import decode_classes, decode_outcomes, encode_classes, encode_outcomes
 from .progress import Timer, report
 from .spec.loader import LoadedSuite, ParsedStep
 from .spec.schema import BASELINE, ModelSpec, Suite, TrainRecipe
@@ -53,22 +55,33 @@ if TYPE_CHECKING:
 __all__ = ["Workspace", "BUILDER_VERSIONS", "eval_value", "requested_device"]
 
 #: Bump one of these when the code that builds that kind of artifact changes its output.
-BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "1", "variant": "1", "metrics": "2", "attack": "4"}
+#: eval 2: each image's true and predicted class are stored too (version 1 kept correctness only, from
+#: which the predicted classes cannot be recovered, so its evaluations are rebuilt, not converted).
+BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "2", "variant": "1", "metrics": "2", "attack": "4"}
+
+#: The fields of an evaluation artifact (JSON).
+EVAL_FIELDS = ("n", "correct", "outcomes", "classes", "labels", "predicted")
 
 
 def eval_value(stored: Any, items: str) -> dict[str, Any]:
-    """An evaluation artifact in its current layout, ``{"n", "correct", "outcomes"}`` (``outcomes``:
-    :func:`~robustspec.outcomes.encode_outcomes` of each test image's correctness, for ``items``).
+    """An evaluation artifact, checked: ``{"n", "correct", "outcomes", "classes", "labels", "predicted"}``.
 
-    One stored before (``{"correct": <bool tensor>, "n"}``) is converted; this needs torch only because
-    reading that ``.pt`` did.
+    ``outcomes`` is :func:`~robustspec.outcomes.encode_outcomes` of each test image's correctness, for
+    ``items``; ``classes`` the number of classes; ``labels`` and ``predicted`` each image's true and
+    predicted class (:func:`~robustspec.outcomes.encode_classes`), in the split's order. Evaluations of an
+    older layout live under keys of an older builder version and are never read; a value without these
+    fields under a current key is a broken artifact (a ValueError, reported with its key).
     """
-    if isinstance(stored.get("outcomes"), str):
-        return stored
-    correct = [bool(v) for v in stored["correct"].tolist()]
-    if len(correct) != int(stored["n"]):
-        raise ValueError(f"{len(correct)} outcomes for {stored['n']} images")
-    return {"n": len(correct), "correct": sum(correct), "outcomes": encode_outcomes(correct, items)}
+    if not isinstance(stored, dict) or any(k not in stored for k in EVAL_FIELDS):
+        raise ValueError("not an evaluation with predicted classes: remove it to rebuild it")
+    n, classes = stored["n"], stored["classes"]
+    decoded = decode_outcomes(stored["outcomes"])
+    labels, predicted = decode_classes(stored["labels"], n, classes), decode_classes(stored["predicted"], n, classes)
+    if decoded is None or decoded[0] != items or len(decoded[1]) != n or labels is None or predicted is None:
+        raise ValueError(f"its outcomes and classes are not those of {n} test images of {items}")
+    if any(ok != (t == p) for ok, t, p in zip(decoded[1], labels, predicted)) or sum(decoded[1]) != stored["correct"]:
+        raise ValueError("its outcomes disagree with its true and predicted classes")
+    return stored
 
 
 #: Device nodes of the accelerators torch's ``cuda`` may drive (NVIDIA, WSL's GPU, ROCm): with none of
@@ -558,17 +571,28 @@ class Workspace:
         suite = loaded.suite
         key = self.eval_key(loaded, model, variant, domain)
         items = self.data_key(suite, domain)
+        names = tuple(self.dataset(suite).classes)
+        classes = len(names)
         if key not in self._evals:
 
             def build() -> dict[str, Any]:
                 net = self.model(loaded, model, variant)
                 split = self.splits(suite, domain)["test"]
                 timer = Timer()
-                ok = [bool(v) for v in correctness(net, split, device=self.torch_device).tolist()]
+                labels = [int(v) for v in split.labels.tolist()]
+                predicted = [int(v) for v in predict(net, split.images, device=self.torch_device).tolist()]
+                ok = [t == p for t, p in zip(labels, predicted)]
                 report(
                     f"evaluated {model.name}/{variant} on {domain!r}: {sum(ok) / max(len(ok), 1):.3f} ({timer.seconds:.1f}s)"
                 )
-                return {"n": len(ok), "correct": sum(ok), "outcomes": encode_outcomes(ok, items)}
+                return {
+                    "n": len(ok),
+                    "correct": sum(ok),
+                    "outcomes": encode_outcomes(ok, items),
+                    "classes": classes,
+                    "labels": encode_classes(labels, classes),
+                    "predicted": encode_classes(predicted, classes),
+                }
 
             parents = self.eval_parents(loaded, model, variant, domain)
             self._evals[key] = self._get_or_build(
@@ -584,8 +608,16 @@ class Workspace:
             decoded = decode_outcomes(ev["outcomes"])
             if decoded is None or decoded[0] != items or len(decoded[1]) != ev["n"]:
                 raise ArtifactError(f"evaluation {key} in {self.store.root} holds no outcomes of {items}'s test images")
+            if ev["classes"] != classes:
+                raise ArtifactError(
+                    f"evaluation {key} in {self.store.root} is of {ev['classes']} classes; the data has {classes}"
+                )
             outcomes = tuple(decoded[1])
-            self._accuracies[key] = Accuracy(sum(outcomes), len(outcomes), outcomes=outcomes, items=items)
+            labels = decode_classes(ev["labels"], ev["n"], classes) or []
+            confusion = Confusion.of(labels, decode_classes(ev["predicted"], ev["n"], classes) or [], names)
+            self._accuracies[key] = Accuracy(
+                sum(outcomes), len(outcomes), outcomes=outcomes, items=items, classes=confusion
+            )
         return self._accuracies[key]
 
     def encoded_outcomes(self, loaded: LoadedSuite, model: ModelSpec, variant: str, domain: str) -> str:

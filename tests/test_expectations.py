@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from robustspec.confusion import Confusion
 from robustspec.expect import EXPECTATIONS, Accuracy, CheckTarget
 
 
@@ -65,7 +66,8 @@ def test_every_expectation_reports_its_numbers(kind: str) -> None:
     exp = EXPECTATIONS.get(kind)()
     name = "max" if "max" in exp.Params.model_fields else "min"
     params = exp.Params.model_validate({name: 2 if kind == "max-params" else 0.5})
-    acc = {d: Accuracy(40, 50) for d in ("amazon", "webcam", "dslr")}
+    classes = Confusion(("mug", "pen"), ((20, 5), (5, 20)))  # 40 of 50 right, as the accuracy says
+    acc = {d: Accuracy(40, 50, classes=classes) for d in ("amazon", "webcam", "dslr")}
     m = FakeMeasurements(
         acc,
         {"fp": {"parameters": 1_000_000, "bytes": 4_000_000, "export.latency_ratio": 0.1, "export.latency_ms": 1.0}},

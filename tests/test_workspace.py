@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from robustspec.errors import SpecErrors
+from robustspec.errors import ArtifactError, SpecErrors
 from robustspec.spec.loader import load_suite
 from robustspec.store import Store
 from robustspec.workspace import Workspace
@@ -107,14 +107,15 @@ def test_chains_share_their_prefix_and_restore_from_the_store(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_an_evaluation_stored_as_a_tensor_is_read_and_kept_as_json(tmp_path: Path) -> None:
-    """Evaluations are JSON (outcomes encoded); one stored before as ``{"correct": <bool tensor>, "n"}``
-    gives the same accuracy, is rewritten as JSON under its key, and nothing is rebuilt."""
-    import hashlib
-    import io
-    import json
-
-    from robustspec.outcomes import encode_outcomes
+def test_an_evaluation_stores_true_and_predicted_classes_as_json(tmp_path: Path) -> None:
+    """Evaluations are JSON: outcomes, and each image's true and predicted class, from which the per-class
+    numbers are read. Version 1 of the evaluation kept correctness only: its keys are not this version's,
+    so its evaluations are rebuilt (from the stored model: nothing is trained again), never read; a value
+    without classes under a current key is a broken artifact, named with its key."""
+    from robustspec.confusion import Confusion
+    from robustspec.outcomes import decode_classes, encode_outcomes
+    from robustspec.store import content_key
+    from robustspec.workspace import BUILDER_VERSIONS
 
     (tmp_path / "suites").mkdir()
     path = tmp_path / "suites" / "s.yaml"
@@ -129,30 +130,41 @@ def test_an_evaluation_stored_as_a_tensor_is_read_and_kept_as_json(tmp_path: Pat
     loaded = load_suite(path, tmp_path / "specs")
     model = loaded.suite.models[0]
     store = Store(tmp_path / "store")
-    acc = Workspace(store).accuracy(loaded, model, "baseline", "amazon")
-    items = Workspace(store).data_key(loaded.suite, "amazon")
+    ws = Workspace(store)
+    acc = ws.accuracy(loaded, model, "baseline", "amazon")
+    items = ws.data_key(loaded.suite, "amazon")
     assert acc.items == items and acc.n == 18 and isinstance(acc.outcomes, tuple)
     assert all(type(v) is bool for v in acc.outcomes) and sum(acc.outcomes) == acc.correct
-    key = Workspace(store).eval_key(loaded, model, "baseline", "amazon")
-    assert store.load(key) == {"n": 18, "correct": acc.correct, "outcomes": encode_outcomes(acc.outcomes, items)}
+    key = ws.eval_key(loaded, model, "baseline", "amazon")
+    stored = store.load(key)
     assert store.data_path(key).name == f"{key}.value.json"
+    assert set(stored) == {"n", "correct", "outcomes", "classes", "labels", "predicted"}
+    assert stored["outcomes"] == encode_outcomes(acc.outcomes, items) and stored["classes"] == 3
+    labels, predicted = decode_classes(stored["labels"], 18, 3), decode_classes(stored["predicted"], 18, 3)
+    assert labels == ws.splits(loaded.suite, "amazon")["test"].labels.tolist()
+    assert [t == p for t, p in zip(labels, predicted)] == list(acc.outcomes)
+    assert acc.classes == Confusion.of(labels, predicted, ws.dataset(loaded.suite).classes)
+    assert acc.classes.correct == acc.correct and [n for _, n in acc.classes.counts] == [6, 6, 6]
+
+    # The key of version 1 is another key: an evaluation stored by older code is not read as this one.
+    parents = ws.eval_parents(loaded, model, "baseline", "amazon")
+    assert BUILDER_VERSIONS["eval"] == "2"
+    assert key == content_key("eval", {"split": "test", "domain": "amazon"}, parents, "2")
+    assert key != content_key("eval", {"split": "test", "domain": "amazon"}, parents, "1")
+
+    # Rebuilt without them: only the evaluation is built again, from the stored model.
     builds = store.builds()
-
-    # The same evaluation as the store held it before: a bool tensor in a .pt, a sidecar without format.
-    sidecar = json.loads(store.path_for(key).with_suffix(".json").read_text())
     store.remove(key)
-    buf = io.BytesIO()
-    torch.save({"correct": torch.tensor(acc.outcomes), "n": acc.n}, buf)
-    store.path_for(key).write_bytes(buf.getvalue())
-    legacy = {k: v for k, v in sidecar.items() if k != "format"}
-    legacy.update(bytes=len(buf.getvalue()), sha256=hashlib.sha256(buf.getvalue()).hexdigest())
-    store.path_for(key).with_suffix(".json").write_text(json.dumps(legacy))
-
     again = Workspace(Store(tmp_path / "store")).accuracy(loaded, model, "baseline", "amazon")
-    assert again == acc and again.outcomes == acc.outcomes and again.items == items
-    assert store.data_path(key).name == f"{key}.value.json" and not store.path_for(key).exists()
-    assert store.load(key)["outcomes"] == encode_outcomes(acc.outcomes, items)
-    assert store.builds() == builds
+    assert again == acc and again.classes == acc.classes
+    assert [b["kind"] for b in store.builds()[len(builds) :]] == ["eval"]
+
+    # A value in the old layout under the current key: an error that says which artifact, never a guess.
+    old = {k: v for k, v in store.load(key).items() if k not in ("labels", "predicted", "classes")}
+    store.remove(key)
+    store.get_or_build(key, lambda: old, meta={}, describe="an evaluation of version 1")
+    with pytest.raises(ArtifactError, match="eval resnet10-mini/baseline/amazon .*not an evaluation with predicted"):
+        Workspace(Store(tmp_path / "store")).accuracy(loaded, model, "baseline", "amazon")
 
 
 def test_a_structural_failure_is_stored_and_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ from ..metrics import parameter_count
 from ..models.zoo import arch_params_problems, resolve_arch
 from ..progress import report
 from ..spec.schema import MAX_SEED, Int, Real, Strict
-from ..train.supervised import train_supervised
+from ..train.supervised import class_weights, train_supervised
 from . import COMPRESSIONS
 from .base import ChainPosition, StepContext, StepResult
 
@@ -49,16 +49,22 @@ class DistillParams(Strict):
 
 
 def kd_loss(
-    student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float, alpha: float
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    alpha: float,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Hinton's loss: softened KL (scaled by T^2 so its gradients match CE's scale) plus hard-label CE."""
+    """Hinton's loss: softened KL (scaled by T^2 so its gradients match CE's scale) plus hard-label CE;
+    ``weight``: the CE's per-class weights (the recipe's ``class-weights``), None for none."""
     import torch.nn.functional as F
 
     t = temperature
     soft = F.kl_div(
         F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1), reduction="batchmean", log_target=True
     )
-    return alpha * t * t * soft + (1.0 - alpha) * F.cross_entropy(student, labels)
+    return alpha * t * t * soft + (1.0 - alpha) * F.cross_entropy(student, labels, weight=weight)
 
 
 @COMPRESSIONS.register("distill")
@@ -95,10 +101,13 @@ class Distill:
             f"distilling {ctx.label}: student {params.student} ({parameter_count(student) / 1e6:.2f}M), T={params.temperature}, alpha={params.alpha}"
         )
 
+        weight = class_weights(ctx.train.labels, recipe, ctx.num_classes)
+        weight = None if weight is None else weight.to(ctx.device)
+
         def loss(logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
                 target = teacher(inputs)
-            return kd_loss(logits, target, labels, params.temperature, params.alpha)
+            return kd_loss(logits, target, labels, params.temperature, params.alpha, weight)
 
         was_training = teacher.training
         try:

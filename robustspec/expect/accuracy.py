@@ -6,6 +6,7 @@ from pydantic import Field
 
 from ..spec.schema import ExpectationBase, Probability, TargetDomainRef
 from .base import EXPECTATIONS, Accuracy, CheckTarget, Difference, Outcome, gate_min
+from .classes import class_properties
 
 
 class SourceAccuracyParams(ExpectationBase):
@@ -28,7 +29,11 @@ class DropParams(ExpectationBase):
 
 @EXPECTATIONS.register("source-accuracy")
 class SourceAccuracy:
-    """Minimum accuracy on the held-out test split of the source domain."""
+    """Minimum accuracy on the held-out test split of the source domain.
+
+    Records the per-class numbers too: ``balanced_accuracy[<domain>]``, ``class_accuracy[<domain>][<class>]``
+    and ``confusion[<domain>]`` (as target-accuracy does; :func:`robustspec.confusion.confusion_properties`).
+    """
 
     Params = SourceAccuracyParams
 
@@ -36,7 +41,10 @@ class SourceAccuracy:
         return [CheckTarget("", (source,))]
 
     def judge(self, params, target, m) -> Outcome:
-        return gate_min(m.accuracy(m.source), params.min, params.confidence, f"accuracy on source domain {m.source!r}")
+        acc = m.accuracy(m.source)
+        out = gate_min(acc, params.min, params.confidence, f"accuracy on source domain {m.source!r}")
+        out.extra.update(class_properties(m.source, acc))
+        return out
 
 
 @EXPECTATIONS.register("target-accuracy")
@@ -50,7 +58,10 @@ class TargetAccuracy:
 
     def judge(self, params, target, m) -> Outcome:
         domain = target.label
-        return gate_min(m.accuracy(domain), params.min, params.confidence, f"accuracy on target domain {domain!r}")
+        acc = m.accuracy(domain)
+        out = gate_min(acc, params.min, params.confidence, f"accuracy on target domain {domain!r}")
+        out.extra.update(class_properties(domain, acc))
+        return out
 
 
 @EXPECTATIONS.register("drop-vs-source")

@@ -31,13 +31,15 @@ class Accuracy:
 
     ``outcomes`` (one bool per image, in the split's order) and ``items`` (what identifies those images,
     e.g. the data artifact's key) are optional; two accuracies with both and the same ``items`` were
-    measured on the same images, and :class:`Difference` then uses the paired interval.
+    measured on the same images, and :class:`Difference` then uses the paired interval. ``classes``, also
+    optional, is the :class:`~robustspec.confusion.Confusion` of the same images (per-class numbers).
     """
 
     correct: int
     n: int
     outcomes: Any = field(default=None, compare=False, repr=False)
     items: str | None = None
+    classes: Any = field(default=None, compare=False, repr=False)
 
     @property
     def value(self) -> float:
@@ -97,7 +99,8 @@ class Measurements(Protocol):
         """Accuracy on a domain's test split, of this item's variant or of another (``"baseline"``).
 
         ``variant`` may also be a derived name: ``<variant>~unadapted`` is that variant's chain without its
-        adaptation steps (:func:`robustspec.expect.adaptation.unadapted_name`).
+        adaptation steps (:func:`robustspec.expect.adaptation.unadapted_name`). Its ``classes`` holds the
+        per-class numbers (the confusion matrix) of the same images.
         """
 
     def metrics(self, variant: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,9 @@ What it shows, per suite:
 - **accuracy against parameter count** per domain: each model's variants, with the model's Pareto front
   (no other variant of it has fewer parameters and higher accuracy);
 - **degradation per attack** (when attacks ran): clean accuracy minus accuracy under attack;
+- **per class** (when accuracy checks recorded ``confusion[<domain>]``): one table per domain, rows the
+  classes, columns the models and variants, each class's accuracy, then the balanced accuracy and the
+  worst class, and each subject's most frequent confusions (true → predicted);
 - **pass / warn / fail per suite**, and every check with its numbers, interval and baseline comparison.
 
 Images are PNGs drawn with matplotlib's Agg canvas (no pyplot, no global backend), embedded in the HTML as
@@ -26,11 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..confusion import Confusion, confusions_of
 from .compare import fmt_number
 from .results import domain_accuracies
 from .results import finite_number as _num
 
-__all__ = ["Subject", "Table1", "table1", "build_report", "write_report", "pareto_front"]
+__all__ = [
+    "ClassTable",
+    "Subject",
+    "Table1",
+    "class_tables",
+    "table1",
+    "build_report",
+    "write_report",
+    "pareto_front",
+]
 
 BASELINE = "baseline"
 STATUS_COLOURS = {"pass": "#1a7f37", "warn": "#b58100", "fail": "#cf222e", "error": "#8250df", "skip": "#6e7781"}
@@ -120,6 +133,75 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
         )
         out.append(Table1(suite, domains.get(suite, []), names, rows))
     return out
+
+
+@dataclass
+class ClassTable:
+    """The per-class numbers of one suite and domain: a confusion matrix per model/variant."""
+
+    suite: str
+    domain: str
+    confusions: dict[tuple[str, str], Confusion] = field(default_factory=dict)  # (model, variant) -> matrix
+
+
+def class_tables(doc: Mapping[str, Any]) -> list[ClassTable]:
+    """Every suite's and domain's confusion matrices (the ``confusion[<domain>]`` properties), subjects in
+    the order items appear, baseline first per model; one matrix per subject and domain (the first)."""
+    tables: dict[tuple[str, str], ClassTable] = {}
+    for item in doc.get("items", []):
+        props = item.get("properties", {})
+        suite, model, variant = (str(props.get(k, item.get(k, ""))) for k in ("suite", "model", "variant"))
+        for domain, confusion in confusions_of(props).items():
+            table = tables.setdefault((suite, domain), ClassTable(suite, domain))
+            table.confusions.setdefault((model, variant), confusion)
+    for table in tables.values():
+        models = list(dict.fromkeys(m for m, _ in table.confusions))
+        order = sorted(table.confusions, key=lambda s: (models.index(s[0]), s[1] != BASELINE))
+        table.confusions = {s: table.confusions[s] for s in order}
+    return list(tables.values())
+
+
+def _class_section(suite: str, tables: list[ClassTable]) -> Section:
+    """Per domain: each class's accuracy (%) per subject, the balanced accuracy, the worst class; then the
+    most frequent confusions. Rows are classes, so 31 classes make 31 rows, whatever the subjects."""
+    sec = Section(f"Per class: {suite}")
+    for t in tables:
+        subjects = list(t.confusions)
+        first = next(iter(t.confusions.values()))
+        label = lambda s: s[0] if s[1] == BASELINE else f"{s[0]} {s[1]}"  # noqa: E731
+        head = [f"{t.domain}: class", "n", *(f"{label(s)} (%)" for s in subjects)]
+        rows: list[list[str]] = []
+        for k, name in enumerate(first.names):
+            accuracy = [t.confusions[s].class_accuracy().get(name) for s in subjects]
+            rows.append([name, str(first.counts[k][1]), *(_pct(a) for a in accuracy)])
+        rows.append(["balanced", str(first.n), *(_pct(t.confusions[s].balanced_accuracy) for s in subjects)])
+        rows.append(
+            [
+                "worst class",
+                "",
+                *(
+                    f"{w[0]} {_pct(w[1] / w[2])}" if (w := next(iter(t.confusions[s].worst(1)), None)) else "-"
+                    for s in subjects
+                ),
+            ]
+        )
+        sec.tables.append((head, rows, [None] * len(rows)))
+        confused = [
+            [label(s), "; ".join(f"{a} → {b} ({v})" for a, b, v in t.confusions[s].confusions(3)) or "none"]
+            for s in subjects
+        ]
+        sec.tables.append(
+            (
+                [f"{t.domain}: model", "most frequent confusions (true → predicted, images)"],
+                confused,
+                [None] * len(confused),
+            )
+        )
+    sec.notes.append(
+        "Accuracy in % of each class on the domain's test split (n: its test images), from the confusion "
+        "matrices the accuracy checks recorded; balanced: the mean over the classes with test images."
+    )
+    return sec
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -360,6 +442,7 @@ def build_report(doc: Mapping[str, Any]) -> list[Section]:
         overview.notes.append(NO_PLOTS)
     sections.append(overview)
 
+    classes = class_tables(doc)
     for t in table1(doc):
         sec = Section(f"Table 1: {t.suite}")
         head = [
@@ -395,6 +478,9 @@ def build_report(doc: Mapping[str, Any]) -> list[Section]:
         if png:
             sec.images.append((f"attacks-{slug}", png, f"{t.suite}: degradation per attack"))
         sections.append(sec)
+        per_class = [c for c in classes if c.suite == t.suite]
+        if per_class:
+            sections.append(_class_section(t.suite, per_class))
 
     checks = Section("Checks")
     checks.tables.append(_check_rows(doc))

@@ -30,6 +30,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    model_serializer,
     model_validator,
 )
 
@@ -301,6 +302,22 @@ class TrainRecipe(Strict):
     augment: AugmentSpec = AugmentSpec()
     label_smoothing: Annotated[Real, Field(ge=0.0, lt=1.0)] = 0.0
     seed: Int = Field(0, ge=0, le=MAX_SEED)
+    class_weights: Literal["none", "balanced"] = Field(
+        "none",
+        description="balanced: weigh each training image's cross-entropy by n / (K * n_k), the inverse of its "
+        "class's frequency in the source's train split (K: the classes it has, n_k: the images of the class), "
+        "so every class counts alike; also in distillation, CORAL and every fine-tuning that uses the recipe",
+    )
+
+    @model_serializer(mode="wrap")
+    def _added_fields_at_default_are_left_out(self, handler: Any) -> Any:
+        # A model's content key hashes the dumped recipe: a field added later must not change the key of a
+        # recipe that does not use it (as lowrank's pointwise).
+        data = handler(self)
+        if isinstance(data, dict) and self.class_weights == "none":
+            data.pop("class_weights", None)
+            data.pop("class-weights", None)
+        return data
 
 
 # --- models --------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from ..models.zoo import classifier_head
 from ..progress import Timer, report
 from ..spec.schema import TrainRecipe
 from .augment import augment_batch
-from .supervised import make_optimizer, make_schedule
+from .supervised import class_weights, make_optimizer, make_schedule
 
 if TYPE_CHECKING:
     import torch
@@ -153,6 +153,7 @@ def train_coral(
     sched = make_schedule(opt, recipe, recipe.epochs * steps_per_epoch)
     a = recipe.augment
     tperm, tpos = torch.randperm(m, generator=g), 0
+    weights = None  # the recipe's class weights (supervised.class_weights), once the logits give the classes
     timer = Timer()
     ce_sum = coral_sum = 0.0
     correct = seen = 0
@@ -182,7 +183,9 @@ def train_coral(
                     with frozen_batchnorm(net):
                         model(x[k:])
                     pairs = [(source_feats[name], feats[name]) for name in source_feats]
-                ce = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+                if weights is None and recipe.class_weights != "none":
+                    weights = class_weights(source.labels, recipe, logits.shape[1]).to(device)
+                ce = F.cross_entropy(logits, y, weight=weights, label_smoothing=recipe.label_smoothing)
                 align = sum((coral_loss(fs, ft) for fs, ft in pairs), torch.zeros((), device=device))
                 loss = ce + weight * align
                 opt.zero_grad(set_to_none=True)

@@ -17,7 +17,23 @@ if TYPE_CHECKING:
 
     LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-__all__ = ["train_supervised", "make_optimizer", "make_schedule"]
+__all__ = ["train_supervised", "make_optimizer", "make_schedule", "class_weights"]
+
+
+def class_weights(labels: torch.Tensor, recipe: TrainRecipe, classes: int) -> torch.Tensor | None:
+    """The cross-entropy's per-class weights for ``recipe.class_weights``: None for ``none``; for
+    ``balanced``, ``n / (K * n_k)`` for a class of ``n_k`` of the ``n`` training images, K the number of
+    classes that have images (scikit-learn's ``compute_class_weight("balanced")``), so the weights of the
+    training images sum to n; a class without training images gets 1 (no image carries it).
+    """
+    import torch
+
+    if recipe.class_weights == "none":
+        return None
+    counts = torch.bincount(labels.long().flatten(), minlength=classes)[:classes].double()
+    present = int((counts > 0).sum())
+    weights = torch.where(counts > 0, labels.numel() / (present * counts.clamp(min=1)), torch.ones_like(counts))
+    return weights.float()
 
 
 def make_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
@@ -60,7 +76,8 @@ def train_supervised(
 
     Shuffling and augmentation draw from one generator seeded by ``recipe.seed``; with the same thread
     count, two runs give bit-identical weights. ``loss_fn(logits, labels, inputs)`` replaces the
-    cross-entropy (distillation passes the augmented inputs on to its teacher).
+    cross-entropy (distillation passes the augmented inputs on to its teacher); the cross-entropy is
+    weighted by :func:`class_weights` (``recipe.class_weights``), which a ``loss_fn`` applies itself.
     """
     import torch
     import torch.nn.functional as F
@@ -72,6 +89,7 @@ def train_supervised(
     steps_per_epoch = math.ceil(n / recipe.batch_size)
     sched = make_schedule(opt, recipe, recipe.epochs * steps_per_epoch)
     timer = Timer()
+    weight = None  # the class weights, once the logits say how many classes there are
     loss_sum, correct, seen = 0.0, 0, 0
     for epoch in range(recipe.epochs):
         perm = torch.randperm(n, generator=g)
@@ -86,7 +104,9 @@ def train_supervised(
             y = data.labels[idx].to(device)
             logits = model(x)
             if loss_fn is None:
-                loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+                if weight is None and recipe.class_weights != "none":
+                    weight = class_weights(data.labels, recipe, logits.shape[1]).to(device)
+                loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=recipe.label_smoothing)
             else:
                 loss = loss_fn(logits, y, x)
             opt.zero_grad(set_to_none=True)
