@@ -286,8 +286,41 @@ class OptimizerSpec(Strict):
     weight_decay: Annotated[Real, Field(ge=0.0, le=1.0)] = 0.05
 
 
+def _crop_pad(value: Any) -> Any:
+    """Pixels as an integer; a share of the image's side as a fraction below 1 or a percentage."""
+    if isinstance(value, bool):
+        raise ValueError("expected pixels (an integer) or a share of the image size (10%), got a boolean")
+    if isinstance(value, str) or (isinstance(value, float) and not isinstance(value, bool)):
+        share = parse_fraction(value)
+        if not 0.0 <= share < 1.0:
+            raise ValueError(
+                f"a share of the image size must be at least 0 and below 1 (100%), got {shorten(value)}; "
+                "whole pixels are an integer"
+            )
+        return share
+    if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 64:
+        raise ValueError(f"pixels must be between 0 and 64, got {value}")
+    return value
+
+
+#: A translation: whole pixels (``3``), or a share of the image's side (``10%``, ``0.1``).
+CropPad = Annotated[
+    Int | float,
+    BeforeValidator(
+        _crop_pad,
+        json_schema_input_type=Annotated[int, Field(ge=0, le=64)]
+        | Annotated[float, Field(ge=0.0, lt=1.0)]
+        | Annotated[str, Field(pattern=_FRACTION.pattern, description="as text, like 10%")],
+    ),
+]
+
+
 class AugmentSpec(Strict):
-    crop_pad: Int = Field(3, ge=0, le=64, description="random translation by up to this many pixels")
+    crop_pad: CropPad = Field(
+        3,
+        description="random translation by up to this many pixels (an integer, at most 64) or this share of the "
+        "image's side (10%, 0.1)",
+    )
     flip: Flag = True
     jitter: Annotated[Real, Field(ge=0.0, le=1.0)] = 0.4
 
@@ -332,6 +365,24 @@ class NormalizeSpec(Strict):
     )
 
 
+#: ``normalize:`` presets: ImageNet's statistics (what torchvision's pretrained weights expect), and
+#: pixels in [0, 1] as they are.
+NORMALIZE_PRESETS: dict[str, dict[str, tuple[float, float, float]]] = {
+    "imagenet": {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+    "none": {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)},
+}
+
+
+def _normalize_preset(value: Any) -> Any:
+    if isinstance(value, str):
+        if value not in NORMALIZE_PRESETS:
+            raise ValueError(
+                f"unknown normalisation {shorten(value)}; expected {' or '.join(NORMALIZE_PRESETS)} or {{mean, std}}"
+            )
+        return NORMALIZE_PRESETS[value]
+    return value
+
+
 class ModelSpec(Strict):
     """One model of a suite: an architecture, optional local weights, optional training override."""
 
@@ -346,7 +397,12 @@ class ModelSpec(Strict):
         "with weights_only=True) or a torchvision enum like ResNet50_Weights.IMAGENET1K_V2 (the file torchvision "
         "caches under TORCH_HOME); a classifier head of another size is replaced and trained for the data's classes",
     )
-    normalize: NormalizeSpec = NormalizeSpec()
+    normalize: Annotated[
+        NormalizeSpec,
+        BeforeValidator(_normalize_preset, json_schema_input_type=Literal["imagenet", "none"] | NormalizeSpec),
+    ] = Field(
+        NormalizeSpec(), description="what the network expects: imagenet (the default), none ([0, 1]) or {mean, std}"
+    )
     train: TrainRecipe | None = None
     variants: dict[Name, Any] = Field(default_factory=dict, description="compression variants of this model only")
 
