@@ -504,28 +504,3 @@ def test_render_script_usage(tmp_path: Path) -> None:
     script = Path(__file__).parents[1] / "docs" / "render_report.py"
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "missing.html")], capture_output=True, text=True)
     assert done.returncode == 2 and "no such file" in done.stderr
-
-
-def test_example_workflow() -> None:
-    import yaml
-
-    text = (Path(__file__).parents[1] / "docs" / "github-actions.yml").read_text()
-    workflow = yaml.safe_load(text)
-    paths = workflow[True]["pull_request"]["paths"]  # YAML 1.1: on -> True
-    assert {"specs/**", "suites/**", "**/*.py", "pyproject.toml"} <= set(paths)
-    steps = workflow["jobs"]["gate"]["steps"]
-    uses = [s.get("uses", "").split("@")[0] for s in steps]
-    assert {"actions/cache", "actions/upload-artifact", "actions/github-script"} <= set(uses)
-    cache = steps[uses.index("actions/cache")]["with"]
-    assert cache["path"] == ".robustspec/store"
-    # The cache key follows what content keys hash: suites, specs, factory source, weights, library versions.
-    for part in ("'specs/**'", "'suites/**'", "'**/*.py'", "'**/*.pt'", "'pyproject.toml'"):
-        assert part in cache["key"], part
-    run = " ".join(s.get("run", "") for s in steps)
-    assert "pytest suites/ -n auto --robustspec-baseline baseline/results.json --junitxml=junit.xml" in " ".join(
-        run.split()
-    )
-    assert "robustspec compare baseline/results.json .robustspec/results.json" in run
-    assert "robustspec report .robustspec/results.json -o report.html" in run
-    upload = steps[uses.index("actions/upload-artifact")]["with"]["path"]
-    assert "junit.xml" in upload and "report.html" in upload
