@@ -330,7 +330,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise UsageError(f"--history {args.history}: no kept runs (pytest --robustspec-history {args.history})")
         extra.append(trends_section(runs))
     try:
-        html_path, md_path = write_report(doc, out, title=args.title, extra_sections=extra)
+        html_path, md_path = write_report(
+            doc, out, title=args.title, extra_sections=extra, base=Path(args.results).absolute().parent
+        )
     except OSError as exc:
         raise UsageError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
     print(f"wrote {html_path} and {md_path}")

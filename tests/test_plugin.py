@@ -166,6 +166,8 @@ def test_gate_fails_with_numbers_and_no_traceback(project: pytest.Pytester, shar
     cases = junit_cases(project.path / "out.xml")
     confident = [f"resnet10-mini::baseline::drop-vs-source#2[{d}]" for d in ("webcam", "dslr")]
     assert set(cases) == {*ITEMS, *confident}
+    classnames = {tc.get("classname") for tc in ET.parse(project.path / "out.xml").getroot().iter("testcase")}
+    assert classnames == {"suites/s_yaml.resnet10-mini.baseline"}  # suite file, model, variant (no xdist)
     # A 1-epoch model cannot be perfect on 24 images of a target domain.
     for domain in ("webcam", "dslr"):
         props, failure = cases[f"resnet10-mini::baseline::target-accuracy[{domain}]"]
@@ -340,6 +342,10 @@ def test_junit_xml_under_xdist_has_the_numbers(
         items, outcomes = decode_outcomes(props[f"outcomes[{domain}]"])
         assert items.startswith("data-") and sum(outcomes) == round(float(props["measured"]) * len(outcomes))
     assert cases["resnet10-mini::baseline::source-accuracy"][0]["domain"] == ""
+    # Viewers split the classname at dots: suite file, model, variant (robustspec.pytest.junit), not
+    # pytest's "suites.s.yaml.resnet10-mini.baseline".
+    classnames = {tc.get("classname") for tc in ET.parse(tmp_path / "out.xml").getroot().iter("testcase")}
+    assert classnames == {"suites/s_yaml.resnet10-mini.baseline"}
     two_worker_run.update(numbers=numbers(cases), store=tmp_path / "store")
 
 

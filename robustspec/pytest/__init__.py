@@ -8,7 +8,8 @@ Registered through one ``pytest11`` entry point, :mod:`robustspec.pytest.plugin`
 - :mod:`~robustspec.pytest.gate`: baseline comparison and the verdict (:mod:`robustspec.verdict`),
   the results file, the baseline summary;
 - :mod:`~robustspec.pytest.progress`: progress lines on the terminal, tailed from xdist workers;
-- :mod:`~robustspec.pytest.summary`: the robustspec tables at the end of the session.
+- :mod:`~robustspec.pytest.summary`: the robustspec tables at the end of the session;
+- :mod:`~robustspec.pytest.junit`: JUnit XML classnames ``<suite file>.<model>.<variant>``.
 
 :mod:`~robustspec.pytest.state` holds the per-session state the modules share (in ``config.stash``).
 ``-p no:robustspec`` disables all of them.

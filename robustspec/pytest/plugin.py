@@ -11,4 +11,5 @@ pytest_plugins = [
     "robustspec.pytest.item",
     "robustspec.pytest.collection",
     "robustspec.pytest.summary",
+    "robustspec.pytest.junit",
 ]

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import ResultsError
 from .results import finite_number, load_document, write_document
 
-__all__ = ["KeptRun", "keep_run", "kept_runs", "resolve_run", "series"]
+__all__ = ["KeptRun", "keep_run", "kept_runs", "resolve_run", "series", "series_with_intervals"]
 
 _NAME = re.compile(r"^(\d{4,})_([0-9a-f]{4,40}|nocommit)_(\d{8}T\d{6}Z)\.json$")
 
@@ -110,8 +110,18 @@ def resolve_run(directory: str | os.PathLike[str], name: str) -> Path:
 
 def series(runs: list[KeptRun]) -> tuple[list[str], dict[str, list[float | None]]]:
     """Run labels, and each item's measured value per run (None where it did not run or had no number)."""
+    labels, values, _ = series_with_intervals(runs)
+    return labels, values
+
+
+def series_with_intervals(
+    runs: list[KeptRun],
+) -> tuple[list[str], dict[str, list[float | None]], dict[str, list[tuple[float, float] | None]]]:
+    """:func:`series`, and each value's interval per run (the item's ``ci_low``/``ci_high``; None where it
+    recorded none)."""
     labels = [r.label for r in runs]
     values: dict[str, list[float | None]] = {}
+    intervals: dict[str, list[tuple[float, float] | None]] = {}
     for i, run in enumerate(runs):
         try:
             doc = load_document(run.path)
@@ -120,6 +130,11 @@ def series(runs: list[KeptRun]) -> tuple[list[str], dict[str, list[float | None]
         for item in doc.get("items", []):
             if not isinstance(item, Mapping) or "id" not in item:
                 continue
+            props = item.get("properties") or {}
             row = values.setdefault(str(item["id"]), [None] * len(runs))
-            row[i] = finite_number((item.get("properties") or {}).get("measured"))
-    return labels, dict(sorted(values.items()))
+            row[i] = finite_number(props.get("measured"))
+            lo, hi = finite_number(props.get("ci_low")), finite_number(props.get("ci_high"))
+            cis = intervals.setdefault(str(item["id"]), [None] * len(runs))
+            if row[i] is not None and lo is not None and hi is not None and lo <= hi:
+                cis[i] = (lo, hi)
+    return labels, dict(sorted(values.items())), {k: intervals[k] for k in sorted(values)}

@@ -2,17 +2,27 @@
 
 What it shows, per suite:
 
-- **Table 1** (the research's shape): rows model / compression / parameters, columns the domains (accuracy
-  from the ``accuracy[<domain>]`` properties, source first) and, when attack checks ran, one column per
-  attack (``check == "attack"``, the item's domain label is the attack's name); an attack run in a
-  non-default mode (``attack[pgd-linf,white-box]``) goes to a row of its own, ``int8 (white-box)``;
-- **accuracy against parameter count** per domain: each model's variants, with the model's Pareto front
-  (no other variant of it has fewer parameters and higher accuracy);
-- **degradation per attack** (when attacks ran): clean accuracy minus accuracy under attack;
+- **accuracy per model and variant** (the research's Table 1 shape): rows model / compression /
+  parameters, columns the domains (accuracy from the ``accuracy[<domain>]`` properties, source first)
+  and, when attack checks ran, one column per attack (``check == "attack"``, the item's domain label is the
+  attack's name); an attack run in a non-default mode (``attack[pgd-linf,white-box]``) goes to a row of its
+  own, ``int8 (white-box)``;
+- **accuracy against parameter count** per domain, when a model has variants of different sizes: each
+  model's variants (colour: model, marker: variant, explained in one legend; no text on the points), with
+  the model's Pareto front (no other variant of it has fewer parameters and higher accuracy); a suite
+  without variants gets **accuracy per domain** as bars instead (nothing for a single bar);
+- **under attack** (when attacks ran): clean and robust accuracy per subject and attack, and the
+  degradation (clean minus attacked accuracy, in points) below it, negative values as they are;
 - **per class** (when accuracy checks recorded ``confusion[<domain>]``): one table per domain, rows the
   classes, columns the models and variants, each class's accuracy, then the balanced accuracy and the
   worst class, and each subject's most frequent confusions (true → predicted);
 - **pass / warn / fail per suite**, and every check with its numbers, interval and baseline comparison.
+
+Every plotted accuracy has its 95 % interval as an error bar: the interval its check recorded
+(``ci_low``/``ci_high``), else the Wilson interval of its per-image outcomes (``outcomes[<domain>]``) or of
+its test split's size (``n_test[<domain>]``, an attack item's ``n``). Absolute paths in messages and notes
+are shown relative to the project (the root the suite files' node ids are relative to), the results
+file's directory, or ``~``, so a report says nothing about the machine it was made on.
 
 Images are PNGs drawn with matplotlib's Agg canvas (no pyplot, no global backend), embedded in the HTML as
 base64 and written next to the markdown file (``<name>_files/``) for the markdown page.
@@ -24,12 +34,17 @@ import base64
 import html
 import io
 import math
+import os
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..confusion import Confusion, confusions_of
+from ..outcomes import decode_outcomes
+from ..stats import newcombe_difference, wilson_interval
 from .compare import fmt_number
 from .results import domain_accuracies
 from .results import finite_number as _num
@@ -43,6 +58,7 @@ __all__ = [
     "build_report",
     "write_report",
     "pareto_front",
+    "relative_paths",
 ]
 
 BASELINE = "baseline"
@@ -65,6 +81,15 @@ class Subject:
     accuracy: dict[str, float] = field(default_factory=dict)
     attacks: dict[str, float] = field(default_factory=dict)
     clean: dict[str, float] = field(default_factory=dict)  # attack -> clean accuracy it degrades from
+    # 95 % intervals (low, high) as fractions, where the results say enough to have one:
+    accuracy_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # domain ->
+    attack_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # attack -> robust accuracy's
+    clean_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # attack -> clean accuracy's
+    degradation_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # attack -> clean - attacked
+
+    @property
+    def label(self) -> str:
+        return self.model if self.variant == BASELINE else f"{self.model} {self.variant}"
 
 
 @dataclass
@@ -73,6 +98,41 @@ class Table1:
     domains: list[str]
     attacks: list[str]
     subjects: list[Subject]
+    classes: int | None = None  # the number of classes, where a confusion matrix says it (chance: 1 / classes)
+
+    @property
+    def has_variants(self) -> bool:
+        return any(s.variant != BASELINE for s in self.subjects)
+
+
+ACCURACY_CHECKS = ("source-accuracy", "target-accuracy")
+
+
+def _recorded_interval(props: Mapping[str, Any]) -> tuple[float, float] | None:
+    lo, hi = _num(props.get("ci_low")), _num(props.get("ci_high"))
+    return (lo, hi) if lo is not None and hi is not None and lo <= hi else None
+
+
+def _wilson(p: float | None, n: float | None) -> tuple[float, float] | None:
+    """The 95 % Wilson interval of a proportion ``p`` of ``n`` images; None when they do not make a count."""
+    if p is None or n is None or n < 1:
+        return None
+    count, total = round(p * n), int(round(n))
+    return wilson_interval(count, total) if 0 <= count <= total else None
+
+
+def _outcomes_interval(text: Any, accuracy: float) -> tuple[float, float] | None:
+    decoded = decode_outcomes(text)
+    if decoded is None or not decoded[1]:
+        return None
+    bits = decoded[1]
+    if abs(sum(bits) / len(bits) - accuracy) > 1e-4:  # not the outcomes of this accuracy
+        return None
+    return wilson_interval(sum(bits), len(bits))
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) < 1e-6
 
 
 def table1(doc: Mapping[str, Any]) -> list[Table1]:
@@ -81,6 +141,11 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
     domains: dict[str, list[str]] = {}
     attacks: dict[str, list[str]] = {}
     modes: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # (suite, model, "int8 (white-box)") -> its variant
+    recorded: dict[tuple[str, str, str, str], tuple[float, float]] = {}  # (suite, model, variant, domain) ->
+    derived: dict[tuple[str, str, str, str], tuple[float, float]] = {}  # the same, from outcomes or n_test
+    classes: dict[str, int] = {}
+    clean_from: dict[tuple[str, str, str, str], str] = {}  # (suite, model, row, attack) -> the domain, when
+    # the clean accuracy is the subject's accuracy (no clean_accuracy recorded)
     for item in doc.get("items", []):
         props = item.get("properties", {})
         suite, model, variant = (str(props.get(k, item.get(k, ""))) for k in ("suite", "model", "variant"))
@@ -88,10 +153,24 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
             continue
         subj = by_suite.setdefault(suite, {}).setdefault((model, variant), Subject(suite, model, variant))
         doms = domains.setdefault(suite, [])
-        for d, acc in domain_accuracies(props).items():
+        accs = domain_accuracies(props)
+        for d, acc in accs.items():
             subj.accuracy[d] = acc
             if d not in doms:
                 doms.append(d)
+            if (suite, model, variant, d) not in derived:
+                ci = _outcomes_interval(props.get(f"outcomes[{d}]"), acc) or _wilson(
+                    acc, _num(props.get(f"n_test[{d}]"))
+                )
+                if ci is not None:
+                    derived[(suite, model, variant, d)] = ci
+        if props.get("check") in ACCURACY_CHECKS and (ci := _recorded_interval(props)) is not None:
+            # The interval the check gated on; source-accuracy's domain label is "" (the first domain).
+            d = str(props.get("domain") or "") or next(iter(accs), "")
+            if d and (d not in accs or _close(accs[d], _num(props.get("measured")))):
+                recorded.setdefault((suite, model, variant, d), ci)
+        for confusion in confusions_of(props).values():
+            classes[suite] = max(classes.get(suite, 0), len(confusion.names))
         for k in ("parameters", "bytes"):
             if _num(props.get(k)) is not None:
                 setattr(subj, k, _num(props.get(k)))
@@ -109,17 +188,51 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
             value = _num(props.get("robust_accuracy", props.get("measured")))
             if value is not None:
                 subj.attacks[name] = value
+                measured, n, ci = _num(props.get("measured")), _num(props.get("n")), _recorded_interval(props)
+                comparison = str(props.get("comparison", ""))
+                # The recorded interval is the measured value's: robust accuracy (">=") or degradation ("<=").
+                robust_ci = ci if ci and comparison == ">=" and _close(measured, value) else _wilson(value, n)
+                if robust_ci is not None:
+                    subj.attack_ci[name] = robust_ci
                 clean = _num(props.get("clean_accuracy"))
-                if clean is None and subj.accuracy:
-                    clean = next(iter(subj.accuracy.values()))
                 if clean is not None:
                     subj.clean[name] = clean
+                    if (clean_ci := _wilson(clean, n)) is not None:
+                        subj.clean_ci[name] = clean_ci
+                    degradation = _num(props.get("degradation"))
+                    if (
+                        ci
+                        and comparison == "<="
+                        and _close(measured, degradation)
+                        and _close(degradation, clean - value)
+                    ):
+                        subj.degradation_ci[name] = ci
+                    elif n is not None and n >= 1:
+                        k_clean, k_robust, total = round(clean * n), round(value * n), int(round(n))
+                        if 0 <= k_robust <= k_clean <= total:  # the flipped images' share, as the check has it
+                            subj.degradation_ci[name] = wilson_interval(k_clean - k_robust, total)
+                        elif 0 <= k_clean <= total and 0 <= k_robust <= total:
+                            subj.degradation_ci[name] = newcombe_difference(k_clean, total, k_robust, total)
+                elif subj.accuracy:
+                    first = next(iter(subj.accuracy))
+                    subj.clean[name] = subj.accuracy[first]
+                    clean_from[(suite, model, subj.variant, name)] = first
                 if name not in attacks.setdefault(suite, []):
                     attacks[suite].append(name)
     for (suite, model, row), (_, _, variant) in modes.items():  # a mode row shares its variant's size
         base, subj = by_suite[suite].get((model, variant)), by_suite[suite][(model, row)]
         if base is not None:
             subj.parameters, subj.bytes = base.parameters, base.bytes
+    for suite, subjects in by_suite.items():
+        for (model, variant), subj in subjects.items():
+            for d in subj.accuracy:
+                ci = recorded.get((suite, model, variant, d)) or derived.get((suite, model, variant, d))
+                if ci is not None:
+                    subj.accuracy_ci[d] = ci
+    for (suite, model, row, name), d in clean_from.items():
+        subj = by_suite[suite][(model, row)]
+        if d in subj.accuracy_ci:
+            subj.clean_ci[name] = subj.accuracy_ci[d]
     out = []
     for suite, subjects in by_suite.items():
         models: list[str] = []
@@ -131,7 +244,7 @@ def table1(doc: Mapping[str, Any]) -> list[Table1]:
         names = sorted(
             attacks.get(suite, []), key=lambda n: (n.split(" #")[0], int(n.split(" #")[1]) if " #" in n else 1)
         )
-        out.append(Table1(suite, domains.get(suite, []), names, rows))
+        out.append(Table1(suite, domains.get(suite, []), names, rows, classes.get(suite) or None))
     return out
 
 
@@ -255,100 +368,270 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def plot_pareto(t: Table1) -> bytes | None:
-    """Accuracy (%) against parameters (M), one panel per domain, each model's Pareto front drawn.
+#: Variant markers after the baseline's diamond, in order of appearance (cycling after twelve variants).
+_MARKERS = ("o", "s", "^", "v", "P", "X", "<", ">", "h", "*", "p", "d")
+_INK = "#24292f"
+_CLEAN = "#8c959f"
+_DODGE = 0.022  # share of the x axis between points of (nearly) equal size, drawn side by side
+INTERVAL_NOTE = (
+    "Error bars: 95 % intervals (the interval a check recorded, else the Wilson interval of the per-image "
+    "outcomes or of the test split's size)."
+)
 
-    Baselines are diamonds; variants on the front are ringed; points that coincide (an int8 variant has its
-    baseline's parameter count) share one label. The x axis is logarithmic when sizes span more than 10x.
+
+def _variant_markers(t: Table1) -> dict[str, str]:
+    variants = [v for v in dict.fromkeys(s.variant for s in t.subjects) if v != BASELINE]
+    markers = {BASELINE: "D"} if any(s.variant == BASELINE for s in t.subjects) else {}
+    markers.update((v, _MARKERS[k % len(_MARKERS)]) for k, v in enumerate(variants))
+    return markers
+
+
+def _errorbars(ax: Any, xs: Sequence[float], ys: Sequence[float], cis: Sequence[Any], colour: str = _INK) -> None:
+    """Error bars at (x, y) (in %) from intervals (fractions); points without an interval get none."""
+    pts = [(x, y, ci) for x, y, ci in zip(xs, ys, cis) if ci is not None]
+    if not pts:
+        return
+    ax.errorbar(
+        [p[0] for p in pts],
+        [p[1] for p in pts],
+        yerr=[[max(0.0, y - 100 * ci[0]) for _, y, ci in pts], [max(0.0, 100 * ci[1] - y) for _, y, ci in pts]],
+        fmt="none",
+        ecolor=colour,
+        elinewidth=0.9,
+        capsize=2.5,
+        zorder=4,
+    )
+
+
+def _pareto_domains(t: Table1) -> list[str]:
+    """The domains where some model has two or more sizes measured: a front needs more than one point."""
+    out = []
+    for d in t.domains:
+        per_model = Counter(s.model for s in t.subjects if s.parameters and d in s.accuracy)
+        if any(k >= 2 for k in per_model.values()):
+            out.append(d)
+    return out
+
+
+def _dodged(xs: Sequence[float], log_x: bool) -> list[float]:
+    """x positions with points of (nearly, 1 %) equal size spread side by side, in order, around their size."""
+    if not xs:
+        return []
+    f = (lambda v: math.log10(v)) if log_x else (lambda v: v)  # noqa: E731
+    g = (lambda v: 10**v) if log_x else (lambda v: v)  # noqa: E731
+    span = (f(max(xs)) - f(min(xs))) or (1.0 if log_x else max(xs))
+    groups: list[list[int]] = []
+    for i in sorted(range(len(xs)), key=lambda i: xs[i]):
+        if groups and abs(xs[i] - xs[groups[-1][0]]) <= 0.01 * max(xs[i], xs[groups[-1][0]]):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    out = list(xs)
+    for group in groups:
+        for k, i in enumerate(sorted(group)):
+            out[i] = g(f(xs[i]) + (k - (len(group) - 1) / 2) * _DODGE * span)
+    return out
+
+
+def figure_pareto(t: Table1) -> Any:
+    """Accuracy (%) against parameters (M), one panel per domain where a model has two or more sizes, each
+    model's Pareto front drawn; None when there is no such domain (see :func:`figure_domains`).
+
+    Colour is the model, the marker the variant (◆ baseline), one legend beside the panels says which; front
+    points are ringed; points of (nearly) equal size are drawn side by side. Error bars are the accuracies'
+    intervals. The x axis is logarithmic when sizes span more than 10x.
     """
     if not has_plots():
         return None
-    if not t.domains or not any(s.parameters for s in t.subjects):
+    domains = _pareto_domains(t)
+    if not domains:
         return None
-    n = len(t.domains)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    n = len(domains)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = _figure(4.6 * cols, 3.9 * rows)
+    fig = _figure(4.3 * cols + 2.0, 3.7 * rows)
     models = list(dict.fromkeys(s.model for s in t.subjects))
+    markers = _variant_markers(t)
     sizes = [s.parameters for s in t.subjects if s.parameters]
     log_x = max(sizes) / min(sizes) > 10
-    for i, domain in enumerate(t.domains):
+    for i, domain in enumerate(domains):
         ax = fig.add_subplot(rows, cols, i + 1)
+        subjects = [s for s in t.subjects if s.parameters and domain in s.accuracy]
+        size = {id(s): float(s.parameters or 0) / 1e6 for s in subjects}
+        xs = _dodged([size[id(s)] for s in subjects], log_x)
+        at = {id(s): (x, 100 * s.accuracy[domain]) for s, x in zip(subjects, xs)}
         for m, model in enumerate(models):
             colour = f"C{m % 10}"
-            pts = [
-                (s.parameters / 1e6, 100 * s.accuracy[domain], s.variant)
-                for s in t.subjects
-                if s.model == model and s.parameters and domain in s.accuracy
-            ]
-            if not pts:
+            mine = [s for s in subjects if s.model == model]
+            if not mine:
                 continue
-            front = pareto_front([(x, y) for x, y, _ in pts])
-            labels: dict[tuple[float, float], list[str]] = {}
-            for j, (x, y, v) in enumerate(pts):
-                # Points within 1 % of size and 0.1 points of accuracy share a label (int8 keeps the parameter count).
-                near = next((k for k in labels if abs(k[0] - x) <= 0.01 * max(k[0], x) and abs(k[1] - y) < 0.1), (x, y))
-                labels.setdefault(near, []).append(v)
-                ax.scatter(
-                    [x],
-                    [y],
-                    color=colour,
-                    marker="D" if v == BASELINE else "o",
-                    s=34,
-                    zorder=3,
-                    label=model if j == 0 else None,
-                )
+            for s in mine:
+                x, y = at[id(s)]
+                ax.scatter([x], [y], color=colour, marker=markers[s.variant], s=34, zorder=5)
+            _errorbars(
+                ax,
+                [at[id(s)][0] for s in mine],
+                [at[id(s)][1] for s in mine],
+                [s.accuracy_ci.get(domain) for s in mine],
+                colour,
+            )
+            front = pareto_front([(size[id(s)], 100 * s.accuracy[domain]) for s in mine])
+            on_front = sorted(
+                (s for s in mine if (size[id(s)], 100 * s.accuracy[domain]) in front), key=lambda s: size[id(s)]
+            )
             ax.scatter(
-                [x for x, _ in front],
-                [y for _, y in front],
+                [at[id(s)][0] for s in on_front],
+                [at[id(s)][1] for s in on_front],
                 facecolors="none",
                 edgecolors=colour,
-                s=110,
+                s=120,
                 linewidths=1.2,
-                zorder=2,
+                zorder=3,
             )
-            for (x, y), vs in labels.items():
-                ax.annotate(", ".join(vs), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7, color=colour)
-            if len(front) > 1:
-                ax.step([p[0] for p in front], [p[1] for p in front], where="post", color=colour, alpha=0.6, lw=1.4)
+            if len(on_front) > 1:
+                ax.step(
+                    [at[id(s)][0] for s in on_front],
+                    [at[id(s)][1] for s in on_front],
+                    where="post",
+                    color=colour,
+                    alpha=0.55,
+                    lw=1.3,
+                )
         if log_x:
             ax.set_xscale("log")
-        ax.set_title(f"{domain}" + (" (source)" if i == 0 else ""), fontsize=10)
+        ax.set_title(f"{domain}" + (" (source)" if domain == t.domains[0] else ""), fontsize=10)
         ax.set_xlabel("parameters (M)" + (", log scale" if log_x else ""))
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3, which="both")
         ax.margins(x=0.12, y=0.1)
-        if i == 0:
-            ax.legend(fontsize=8, loc="best")
-    fig.suptitle(
-        f"{t.suite}: accuracy against parameters (◆ baseline, ringed: on the model's Pareto front)", fontsize=11
+    handles: list[Any] = [Patch(facecolor=f"C{m % 10}", label=model) for m, model in enumerate(models)]
+    handles += [Line2D([], [], color=_INK, marker=mk, linestyle="", markersize=6, label=v) for v, mk in markers.items()]
+    handles += [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            markerfacecolor="none",
+            markeredgecolor=_INK,
+            markersize=10,
+            linestyle="",
+            label="on the model's Pareto front",
+        ),
+        Line2D([], [], color=_INK, marker="|", markersize=10, linestyle="", label="95 % interval"),
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside right upper",
+        fontsize=8,
+        frameon=False,
+        title="colour: model\nmarker: variant",
+        title_fontsize=8,
     )
-    return _png(fig)
+    fig.suptitle(f"{t.suite}: accuracy against parameters", fontsize=11)
+    return fig
+
+
+def plot_pareto(t: Table1) -> bytes | None:
+    fig = figure_pareto(t)
+    return None if fig is None else _png(fig)
+
+
+def _tick_label(s: Subject) -> str:
+    return s.model if s.variant == BASELINE else f"{s.model}\n{s.variant}"
+
+
+def _chance(ax: Any, t: Table1) -> None:
+    if t.classes and t.classes > 1:
+        ax.axhline(100 / t.classes, color="#6e7781", lw=1, ls="--", zorder=1, label=f"chance (1/{t.classes})")
+
+
+def figure_domains(t: Table1) -> Any:
+    """Accuracy (%) per domain as grouped bars, one bar per model and variant, with the intervals: for a
+    suite where no model has two sizes (no front to draw). None for fewer than two bars."""
+    if not has_plots():
+        return None
+    subjects = [s for s in t.subjects if s.accuracy]
+    if not t.domains or sum(len(s.accuracy) for s in subjects) < 2:
+        return None
+    per = 0.8 / len(subjects)
+    fig = _figure(max(5.5, 2.4 + len(t.domains) * (0.32 * len(subjects) + 0.5)), 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, s in enumerate(subjects):
+        doms = [j for j, d in enumerate(t.domains) if d in s.accuracy]
+        xs = [j + (i - (len(subjects) - 1) / 2) * per for j in doms]
+        ys = [100 * s.accuracy[t.domains[j]] for j in doms]
+        ax.bar(xs, ys, width=per * 0.92, color=f"C{i % 10}", label=s.label, zorder=2)
+        _errorbars(ax, xs, ys, [s.accuracy_ci.get(t.domains[j]) for j in doms])
+    _chance(ax, t)
+    ax.set_xticks(
+        range(len(t.domains)), [d + (" (source)" if j == 0 else "") for j, d in enumerate(t.domains)], fontsize=8
+    )
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(f"{t.suite}: accuracy per domain", fontsize=11)
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    return fig
+
+
+def plot_domains(t: Table1) -> bytes | None:
+    fig = figure_domains(t)
+    return None if fig is None else _png(fig)
+
+
+def figure_attacks(t: Table1) -> Any:
+    """Under attack, per model and variant: clean and robust accuracy (%) per attack above, the degradation
+    (clean minus attacked accuracy, points) below, with their intervals. Negative degradations are drawn as
+    they are and the axes follow the data, so a model at chance accuracy, which has nothing left to lose,
+    is seen at chance and not as the most robust."""
+    if not has_plots():
+        return None
+    subjects = [s for s in t.subjects if s.attacks]
+    if not t.attacks or not subjects:
+        return None
+    groups = 1 + len(t.attacks)
+    fig = _figure(max(6.0, 2.6 + len(subjects) * (0.26 * groups + 0.5)), 5.8)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    width = 0.8 / groups
+    xs = list(range(len(subjects)))
+    # Clean accuracy: the first attack's (each attack item records the clean accuracy of its images).
+    clean = [next(((s.clean[a], s.clean_ci.get(a)) for a in t.attacks if a in s.clean), None) for s in subjects]
+    cx = [x - (groups - 1) / 2 * width for x, c in zip(xs, clean) if c is not None]
+    cy = [100 * c[0] for c in clean if c is not None]
+    top.bar(cx, cy, width=width * 0.92, color=_CLEAN, label="clean", zorder=2)
+    _errorbars(top, cx, cy, [c[1] for c in clean if c is not None])
+    per = 0.8 / len(t.attacks)
+    for j, attack in enumerate(t.attacks):
+        colour = f"C{j % 10}"
+        mine = [(x, s) for x, s in zip(xs, subjects) if attack in s.attacks]
+        ax_ = [x + (j + 1 - (groups - 1) / 2) * width for x, _ in mine]
+        ay = [100 * s.attacks[attack] for _, s in mine]
+        top.bar(ax_, ay, width=width * 0.92, color=colour, label=attack, zorder=2)
+        _errorbars(top, ax_, ay, [s.attack_ci.get(attack) for _, s in mine])
+        deg = [(x, s) for x, s in mine if attack in s.clean]
+        dx = [x + (j - (len(t.attacks) - 1) / 2) * per for x, _ in deg]
+        dy = [100 * (s.clean[attack] - s.attacks[attack]) for _, s in deg]
+        bottom.bar(dx, dy, width=per * 0.92, color=colour, zorder=2)
+        # Its interval: the check's, else Wilson's of the flipped images (Newcombe's when robust exceeds clean).
+        _errorbars(bottom, dx, dy, [s.degradation_ci.get(attack) for _, s in deg])
+    _chance(top, t)
+    top.set_ylabel("accuracy (%)")
+    top.set_title(f"{t.suite}: accuracy under attack", fontsize=11)
+    top.grid(axis="y", alpha=0.3)
+    bottom.axhline(0, color=_INK, lw=0.8, zorder=1)
+    bottom.set_ylabel("clean − attacked\n(points)")
+    bottom.set_title("degradation per attack (below 0: more accurate under attack)", fontsize=9)
+    bottom.grid(axis="y", alpha=0.3)
+    bottom.set_xticks(xs, [_tick_label(s) for s in subjects], fontsize=7)
+    fig.legend(*top.get_legend_handles_labels(), loc="outside right upper", fontsize=8, frameon=False)
+    return fig
 
 
 def plot_attacks(t: Table1) -> bytes | None:
-    """Clean accuracy minus accuracy under attack, in points, per attack and subject."""
-    if not has_plots():
-        return None
-    if not t.attacks:
-        return None
-    subjects = [s for s in t.subjects if s.attacks]
-    fig = _figure(max(5.0, 1.1 * len(subjects) * max(1, len(t.attacks)) * 0.45 + 3), 3.6)
-    ax = fig.add_subplot(1, 1, 1)
-    width = 0.8 / len(t.attacks)
-    for j, attack in enumerate(t.attacks):
-        xs, ys = [], []
-        for i, s in enumerate(subjects):
-            if attack in s.attacks and attack in s.clean:
-                xs.append(i + (j - (len(t.attacks) - 1) / 2) * width)
-                ys.append(100 * (s.clean[attack] - s.attacks[attack]))
-        ax.bar(xs, ys, width=width * 0.95, label=attack, color=f"C{j % 10}")
-    ax.set_xticks(range(len(subjects)), [f"{s.model}\n{s.variant}" for s in subjects], fontsize=7)
-    ax.set_ylabel("clean − attacked accuracy (points)")
-    ax.set_title(f"{t.suite}: degradation per attack", fontsize=11)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    fig = figure_attacks(t)
+    return None if fig is None else _png(fig)
 
 
 def plot_status(counts: Mapping[str, Mapping[str, int]]) -> bytes | None:
@@ -423,7 +706,15 @@ def _check_rows(doc: Mapping[str, Any]) -> tuple[list[str], list[list[str]], lis
     return header, rows, statuses
 
 
-def build_report(doc: Mapping[str, Any]) -> list[Section]:
+def build_report(doc: Mapping[str, Any], base: str | os.PathLike[str] | None = None) -> list[Section]:
+    """The report's sections; absolute paths in them are made relative (:func:`relative_paths`, ``base``
+    the results file's directory)."""
+    sections = _build_sections(doc)
+    relative_paths(sections, doc, base)
+    return sections
+
+
+def _build_sections(doc: Mapping[str, Any]) -> list[Section]:
     sections: list[Section] = []
     counts = _status_counts(doc)
     overview = Section("Overview")
@@ -444,7 +735,7 @@ def build_report(doc: Mapping[str, Any]) -> list[Section]:
 
     classes = class_tables(doc)
     for t in table1(doc):
-        sec = Section(f"Table 1: {t.suite}")
+        sec = Section(f"{t.suite}: accuracy per model" + (" and variant" if t.has_variants else ""))
         head = [
             "model",
             "compression",
@@ -474,9 +765,15 @@ def build_report(doc: Mapping[str, Any]) -> list[Section]:
         png = plot_pareto(t)
         if png:
             sec.images.append((f"pareto-{slug}", png, f"{t.suite}: accuracy against parameters per domain"))
+        elif png := plot_domains(t):  # no model has two sizes: no front to draw
+            sec.images.append((f"domains-{slug}", png, f"{t.suite}: accuracy per domain"))
         png = plot_attacks(t)
         if png:
-            sec.images.append((f"attacks-{slug}", png, f"{t.suite}: degradation per attack"))
+            sec.images.append(
+                (f"attacks-{slug}", png, f"{t.suite}: clean and robust accuracy and degradation per attack")
+            )
+        if sec.images:
+            sec.notes.append(INTERVAL_NOTE)
         sections.append(sec)
         per_class = [c for c in classes if c.suite == t.suite]
         if per_class:
@@ -503,6 +800,74 @@ def build_report(doc: Mapping[str, Any]) -> list[Section]:
     envsec.tables.append((["", ""], rows, [None] * len(rows)))
     sections.append(envsec)
     return sections
+
+
+# --- no machine paths ----------------------------------------------------------------------------------
+
+#: An absolute POSIX path of two or more parts, not inside a word, a relative path or a URL.
+_ABS_PATH = re.compile(r"(?<![\w.~:/\\-])/(?:[^\s/:;,'\"()\[\]{}<>|]+/)+[^\s/:;,'\"()\[\]{}<>|]*")
+
+
+def _path_roots(doc: Mapping[str, Any], base: str | os.PathLike[str] | None) -> list[str]:
+    """Directories that absolute paths are made relative to, most specific first: the project root (where a
+    message names an item's suite file, whose node id is relative to it; the parent of a default
+    ``.robustspec/`` results directory), then ``base``."""
+    roots: list[str] = []
+    for item in doc.get("items", []):
+        suite = str(item.get("id", "")).split("::")[0]
+        if not suite or suite.startswith("/"):
+            continue
+        for m in _ABS_PATH.finditer(str(item.get("message") or "")):
+            if m.group(0).endswith("/" + suite):
+                root = m.group(0)[: -len(suite)]
+                if root not in roots:
+                    roots.append(root)
+    if base is not None:
+        b = os.path.abspath(base)
+        if os.path.basename(b) == ".robustspec":
+            roots.append(os.path.dirname(b).rstrip("/") + "/")
+        roots.append(b.rstrip("/") + "/")
+    return sorted(set(roots), key=len, reverse=True)
+
+
+def _relative_text(text: str, roots: Sequence[str], base: str | os.PathLike[str] | None) -> str:
+    home = os.path.expanduser("~").rstrip("/") + "/"
+
+    def rel(m: re.Match[str]) -> str:
+        path = m.group(0)
+        for root in roots:
+            if path.startswith(root) and len(path) > len(root):
+                return path[len(root) :]
+        if home != "/" and path.startswith(home):
+            return "~/" + path[len(home) :]
+        start = os.path.abspath(base) if base is not None else os.getcwd()
+        try:
+            return os.path.relpath(path, start)
+        except ValueError:  # another drive
+            return os.path.basename(path.rstrip("/"))
+
+    return _ABS_PATH.sub(rel, text)
+
+
+def relative_paths(
+    sections: Sequence[Section], doc: Mapping[str, Any], base: str | os.PathLike[str] | None = None
+) -> None:
+    """Make every absolute path in the sections' titles, notes and cells relative, in place: to the project
+    root (a suite file as its node id names it), to ``base`` (the results file's directory), to ``~``, or
+    else relative to ``base`` (or the working directory) with ``..``."""
+    roots = _path_roots(doc, base)
+    for sec in sections:
+        sec.title = _relative_text(sec.title, roots, base)
+        sec.notes = [_relative_text(n, roots, base) for n in sec.notes]
+        sec.tables = [
+            (
+                [_relative_text(h, roots, base) for h in header],
+                [[_relative_text(c, roots, base) for c in row] for row in rows],
+                statuses,
+            )
+            for header, rows, statuses in sec.tables
+        ]
+        sec.images = [(name, png, _relative_text(alt, roots, base)) for name, png, alt in sec.images]
 
 
 # --- rendering -----------------------------------------------------------------------------------------
@@ -625,15 +990,19 @@ def write_report(
     html_path: Path,
     title: str = "robustspec report",
     extra_sections: Sequence[Section] = (),
+    base: str | os.PathLike[str] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``html_path`` (self-contained) and the markdown next to it (same name, ``.md``, images in
     ``<name>_files/``); ``extra_sections`` (e.g. the trends over kept runs) go before the environment.
-    Returns both paths."""
+    ``base`` is the results file's directory: absolute paths are shown relative to the project, to it or
+    to ``~`` (:func:`relative_paths`). Returns both paths."""
     html_path = Path(html_path)
     md_path = html_path.with_suffix(".md")
     images = html_path.parent / f"{html_path.stem}_files"
-    sections = build_report(doc)
+    sections = _build_sections(doc)
     sections[-1:-1] = list(extra_sections)
+    relative_paths(sections, doc, base)
+    title = _relative_text(title, _path_roots(doc, base), base)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(render_html(doc, sections, title), encoding="utf-8")
     pngs = [(name, png) for sec in sections for name, png, _ in sec.images]
