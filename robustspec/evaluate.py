@@ -23,14 +23,21 @@ def device_for(model: nn.Module, device: Any) -> torch.device:
     return torch.device("cpu") if is_quantized(model) or is_program(model) else torch.device(device)
 
 
-def predict(model: nn.Module, images: torch.Tensor, *, device: Any, batch_size: int = 256) -> torch.Tensor:
+def predict(
+    model: nn.Module, images: torch.Tensor, *, device: Any, batch_size: int = 256, label: str | None = None
+) -> torch.Tensor:
     """Predicted labels, in batches, in eval mode (restored afterwards), on :func:`device_for` ``device``.
 
-    ``images``: uint8 (scaled to [0, 1] here) or float pixels already in [0, 1].
+    ``images``: uint8 (scaled to [0, 1] here) or float pixels already in [0, 1]. With ``label``, a long
+    pass reports its progress under that name (:class:`~robustspec.progress.Progress`; no last line: the
+    caller says what it measured).
     """
     import torch
 
+    from .progress import Progress
+
     device = device_for(model, device)
+    progress = Progress(images.shape[0], label, unit="images", final="never") if label else None
     with torch.inference_mode():
         was_training = model.training
         model.eval()
@@ -41,6 +48,8 @@ def predict(model: nn.Module, images: torch.Tensor, *, device: Any, batch_size: 
                 if x.dtype == torch.uint8:
                     x = x.float().div_(255.0)
                 out.append(model(x).argmax(1).cpu())
+                if progress is not None:
+                    progress.update(x.shape[0])
             return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
         finally:
             model.train(was_training)

@@ -109,8 +109,10 @@ class Workspace:
 
     store: Store
     device: Any = "cpu"
-    #: Torch threads while building. Float reductions depend on the thread count, so a fixed count keeps
-    #: results identical whatever ``-n`` is; None uses the process's setting (faster, not reproducible).
+    #: Torch threads while building. Training's float reductions depend on the thread count (measured in
+    #: docs/store.md, "Reproducibility"), so every build runs with exactly :meth:`build_thread_count`
+    #: threads, whatever ``-n`` is, and a count other than 1 is part of the trained model's key (and so of
+    #: every artifact built from it). None (``auto``): the process's share of the cores.
     build_threads: int | None = 1
     #: The process's torch threads, set when torch is first needed (None: torch's default).
     torch_threads: int | None = None
@@ -159,9 +161,20 @@ class Workspace:
             "data", {"dataset": self.dataset(suite).recipe(), "domain": domain}, (), BUILDER_VERSIONS["data"]
         )
 
+    def build_thread_count(self) -> int:
+        """The torch threads every build runs with (known without torch): ``build_threads``, or for ``auto``
+        the process's share of the cores (``torch_threads``, else every core the process may run on)."""
+        if self.build_threads is not None:
+            return self.build_threads
+        if self.torch_threads is not None:
+            return self.torch_threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
     def model_recipe(self, suite: Suite, model: ModelSpec) -> dict[str, Any]:
-        """Everything that decides a trained model: recipe, the factory's source, weights' bytes, libraries."""
+        """Everything that decides a trained model: recipe, the factory's source, weights' bytes, libraries,
+        and the build's torch threads unless 1 (the default's keys are as they always were)."""
         recipe: TrainRecipe = model.train or suite.train
+        threads = self.build_thread_count()
         return {
             "arch": model.arch,
             "params": model.params,
@@ -172,6 +185,7 @@ class Workspace:
             "train": recipe.model_dump(mode="json"),
             "code": source_fingerprint(model.arch.split(":")[0]) if ":" in model.arch else None,
             "libraries": library_versions(*CORE_LIBRARIES),
+            **({"threads": threads} if threads != 1 else {}),
         }
 
     def model_key(self, suite: Suite, model: ModelSpec) -> str:
@@ -270,10 +284,8 @@ class Workspace:
     ) -> Any:
         def pinned() -> Any:
             torch = self.use_torch()
-            if self.build_threads is None:
-                return build()
             before = torch.get_num_threads()
-            torch.set_num_threads(self.build_threads)
+            torch.set_num_threads(self.build_thread_count())  # the count the model key holds
             try:
                 return build()
             finally:
@@ -551,6 +563,8 @@ class Workspace:
                     device=device,
                     surrogate=plan.surrogate,
                     mode=plan.mode,
+                    label=f"attack {params.name} on {model.name}/{variant}"
+                    + (f" from {transfer_from}" if transfer_from else ""),
                 )
                 out = result.as_dict()
                 out["robust"] = encode_outcomes(result.robust, f"{self.data_key(suite, domain)}.test.seed{params.seed}")
@@ -580,7 +594,8 @@ class Workspace:
                 split = self.splits(suite, domain)["test"]
                 timer = Timer()
                 labels = [int(v) for v in split.labels.tolist()]
-                predicted = [int(v) for v in predict(net, split.images, device=self.torch_device).tolist()]
+                seen = f"evaluating {model.name}/{variant} on {domain!r}"
+                predicted = [int(v) for v in predict(net, split.images, device=self.torch_device, label=seen).tolist()]
                 ok = [t == p for t, p in zip(labels, predicted)]
                 report(
                     f"evaluated {model.name}/{variant} on {domain!r}: {sum(ok) / max(len(ok), 1):.3f} ({timer.seconds:.1f}s)"

@@ -429,3 +429,71 @@ def test_the_masking_check_runs_square_with_masking_queries(written, queries) ->
     # The queries are the black-box artifact's own parameter; the white-box attack's key does not see them.
     assert attack_settings(square)["queries"] == queries
     assert attack_settings(p) == attack_settings(params(name="pgd-linf", eps=0.03, **{"min-accuracy": 0.0}))
+
+
+def test_a_masking_check_that_does_not_flag_still_records_what_it_compared() -> None:
+    """Every comparison that ran is in the item's properties, flagged or not (it may have cost minutes)."""
+    fake = Fake(
+        {
+            ("fp", "fgsm"): result(90, 60, seconds=2.0),
+            ("fp", "square-linf"): result(90, 58, seconds=648.0),  # 2 fewer robust of 100: noise, not masking
+            ("fp", "fgsm@from-baseline"): result(90, 70, mode="transfer from baseline", seconds=3.0),
+        }
+    )
+    out = judge(params(name="fgsm", eps=0.01, **{"max-degradation": 0.5}), fake)
+    props = dict(out.properties())
+    assert out.passed and "flagged" not in props and "attack_flags" not in props
+    assert props["masking_verdict"] == "not suspected"
+    assert props["masking_check"] == "square-linf; transfer from the baseline"
+    assert props["masking_attack[black-box]"] == "square-linf, 250 queries"
+    assert props["masking_attack[transfer]"] == "fgsm transferred from the baseline"
+    assert (props["robust_accuracy[black-box]"], props["robust_correct[black-box]"]) == (0.58, 58)
+    assert (props["robust_accuracy[transfer]"], props["robust_correct[transfer]"]) == (0.7, 70)
+    assert props["attack_seconds[black-box]"] == 648.0 and props["attack_seconds[transfer]"] == 3.0
+    assert props["masking_suspected[black-box]"] == 0 and props["masking_suspected[transfer]"] == 0
+    assert props["masking_paired[black-box]"] == 1
+    assert props["masking_gap[black-box]"] == pytest.approx(0.02)
+    assert props["masking_gap_low[black-box]"] <= 0 <= props["masking_gap_high[black-box]"]
+    # Flagged: the same properties, with the verdict.
+    fake.results[("fp", "square-linf")] = result(90, 20)
+    props = dict(judge(params(name="fgsm", eps=0.01, **{"max-degradation": 0.5}), fake).properties())
+    assert props["masking_verdict"] == "suspected" and props["masking_suspected[black-box]"] == 1
+    assert props["masking_suspected[transfer]"] == 0 and props["flagged"] == "1"
+    # Nothing compared: the verdict says so.
+    off = dict(
+        judge(params(name="fgsm", eps=0.01, **{"max-degradation": 0.5, "masking-check": False}), fake).properties()
+    )
+    assert off["masking_verdict"] == "not run" and not any(k.startswith("masking_attack") for k in off)
+
+
+def test_end_to_end_an_unflagged_masking_check_is_in_the_results_file_and_junit_xml(
+    isolated_pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    import json
+    import xml.etree.ElementTree as ET
+
+    pytester = isolated_pytester
+    shutil.copytree(REPO_SPECS, pytester.path / "specs")
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites" / "s.yaml").write_text(
+        "data: {name: office-synth, classes: 3, image-size: 16, train-per-class: 12, test-per-class: 8}\n"
+        "source: amazon\ntrain: {epochs: 1, batch-size: 12}\nmodels: [resnet10-mini]\n"
+        "expect:\n  - attack: {name: fgsm, eps: 1/255, samples: 16, max-degradation: 1.0, masking-queries: 20}\n"
+    )
+    results, xml = tmp_path / "results.json", tmp_path / "out.xml"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", f"--robustspec-store={tmp_path / 'store'}",
+        f"--robustspec-results={results}", f"--junitxml={xml}", "suites/s.yaml", timeout=300,
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    [item] = json.loads(results.read_text())["items"]
+    recorded = item["properties"]
+    [case] = ET.parse(xml).getroot().iter("testcase")
+    junit = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert recorded["masking_verdict"] == junit["masking_verdict"] == "not suspected"
+    assert recorded["masking_attack[black-box]"] == junit["masking_attack[black-box]"] == "square-linf, 20 queries"
+    for key in ("robust_accuracy[black-box]", "robust_correct[black-box]", "attack_seconds[black-box]"):
+        assert key in recorded and key in junit, (key, recorded)
+    assert recorded["masking_suspected[black-box]"] == 0 and junit["masking_suspected[black-box]"] == "0"
+    # The Square run's progress was on the terminal.
+    assert any(line.startswith("[robustspec] attack square on resnet10-mini/baseline") for line in result.stdout.lines)

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from ..errors import AttackCheckError, RegistryError
 from ..evaluate import device_for, predict
 from ..metrics import is_quantized
-from ..progress import Timer, report
+from ..progress import Progress, Timer, duration, report
 from . import ATTACKS
 from .base import AttackParams, attack_loss
 
@@ -219,8 +219,15 @@ def evaluate_attack(
     device: torch.device | str,
     surrogate: nn.Module | None = None,
     mode: str | None = None,
+    label: str | None = None,
 ) -> AttackResult:
-    """Attack ``n`` seeded test images (the correctly classified ones) and score the result on ``model``."""
+    """Attack ``n`` seeded test images (the correctly classified ones) and score the result on ``model``.
+
+    Progress (``label``: what the lines name, default ``attack <name>``): one line when the attack starts,
+    then at most one every few seconds (:class:`~robustspec.progress.Progress`) with the images attacked,
+    those fooled and an ETA, also from inside a batch (a hook counts the attacked model's forward passes:
+    one Square batch of 250 queries can run for minutes), and a last line with the totals.
+    """
     import torch
 
     from ..models.programs import input_gradients
@@ -254,6 +261,7 @@ def evaluate_attack(
     training = [m.training for m in modules]
     grads = [[p.requires_grad for p in m.parameters()] for m in modules]
     flags: list[str] = []
+    hook = None
     try:
         for m in modules:
             m.eval()
@@ -265,14 +273,41 @@ def evaluate_attack(
         clean = predict(model, x_all, device=model_dev, batch_size=bs) == y_all
         todo = clean.nonzero().squeeze(1)
         attacked = len(todo)
-        report(f"attack {attack_name} ({mode}): {attacked} of {count} images classified correctly, attacking them")
+        label = label or f"attack {attack_name}"
+        report(f"{label} ({mode}): {attacked} of {count} images classified correctly, attacking them")
+        progress = Progress(attacked, label, unit="images", final="always")
+        batches = -(-attacked // bs)
+        batch, passes, batch_started = 0, 0, progress.start
+        # Query attacks (Square, Sparse-RS) make at most `queries` forward passes a batch: a bound on the
+        # time left before the first batch ends (afterwards Progress's ETA from the images done).
+        queries = getattr(params, "queries", None) if attack.gradient_free else None
+
+        def status() -> str:
+            text = f"{successes} fooled, batch {batch}/{batches}: {passes} forward passes"
+            if queries:
+                text += f" of at most {queries}"
+                if progress.done == 0 and passes:
+                    per_pass = (progress.clock() - batch_started) / passes
+                    left = per_pass * (max(queries - passes, 0) + queries * (batches - batch))
+                    text += f", at most {duration(left)} left"
+            return text
+
+        def count_pass(*_: Any) -> None:
+            nonlocal passes
+            passes += 1
+            progress.tick(status)
 
         gen = torch.Generator().manual_seed(seed)
         robust = clean.clone()
         successes, changed = 0, 0
         l2s: list[float] = []
         linfs: list[float] = []
+        try:
+            hook = target.register_forward_pre_hook(count_pass)
+        except (AttributeError, RuntimeError):  # a module without hooks: lines per batch only
+            hook = None
         for start in range(0, attacked, bs):
+            batch, passes, batch_started = batch + 1, 0, progress.clock()
             rows = todo[start : start + bs]
             x, y = x_all[rows].to(target_dev), y_all[rows].to(target_dev)
             if start == 0 and not attack.gradient_free and _zero_gradients(target, x, y, getattr(attack, "loss", "ce")):
@@ -293,13 +328,13 @@ def evaluate_attack(
             successes += int(fooled.sum())
             l2s += l2[fooled].tolist()
             linfs += linf[fooled].tolist()
-            report(
-                f"attack {attack_name}: {min(start + bs, attacked)}/{attacked} attacked, "
-                f"{successes} fooled ({timer.seconds:.0f}s)"
-            )
+            progress.update(len(rows), status)
+        progress.close(lambda: f"{successes} fooled")
         if attacked and changed == 0:
             flags.append(FLAG_UNCHANGED)
     finally:
+        if hook is not None:
+            hook.remove()
         for m, was_training, req in zip(modules, training, grads):
             for p, r in zip(m.parameters(), req):
                 p.requires_grad_(r)

@@ -48,7 +48,7 @@ from pydantic import Field, field_validator, model_validator
 from ..errors import ArtifactError, StructuralError
 from ..metrics import parameter_count
 from ..models.zoo import head_module, on_meta
-from ..progress import Timer, report
+from ..progress import Progress, Timer, report
 from ..spec.schema import Count, Int, Real, Strict, parse_count
 from ..train.supervised import train_supervised
 from . import COMPRESSIONS
@@ -604,6 +604,8 @@ class Prune:
         best: tuple[float, nn.Module, list[list[Any]], int] | None = None
         lo_history: list[list[Any]] | None = None
         hi_history: list[list[Any]] | None = None
+        # Each probe prunes a copy (seconds for a large network): a line when the search runs long.
+        progress = Progress(MAX_PROBES, f"pruning {label}: ratio search", unit="probes", final="never")
         for probe in range(MAX_PROBES):
             # The count falls about as (1 - r)^2: interpolate sqrt(count) linearly inside the bracket.
             s_lo, s_hi, s_t = math.sqrt(n_lo), math.sqrt(max(n_hi, 0.0)), math.sqrt(target)
@@ -615,6 +617,7 @@ class Prune:
             model, history = _prune_copy(parent, r, example)
             n = parameter_count(model)
             _log.debug("pruning %s: probe %d ratio %.4f -> %d parameters (target %d)", label, probe + 1, r, n, target)
+            progress.update(1, f"ratio {r:.4f} -> {format_count(n)} (target {format_count(target)})")
             if best is None or abs(n - target) < abs(best[3] - target):
                 best = (r, model, history, n)
             if abs(n - target) <= tolerance * target:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..data.base import Split
 from ..errors import DataError
+from ..progress import Progress
 from .base import CORRUPTIONS, SEVERITIES
 
 if TYPE_CHECKING:
@@ -85,14 +86,20 @@ def generator_for(corruption: str, severity: int, split: str, seed: int = SEED) 
 
 
 def corrupt_split(split: Split, corruption: str, severity: int, split_name: str, seed: int = SEED) -> Split:
-    """The split's images with the corruption applied (uint8 in, uint8 out), labels unchanged."""
+    """The split's images with the corruption applied (uint8 in, uint8 out), labels unchanged.
+
+    A slow corruption on many images reports its progress (:class:`~robustspec.progress.Progress`).
+    """
     import torch
 
     fn = CORRUPTIONS.get(corruption)
     g = generator_for(corruption, severity, split_name, seed)
     parts = []
+    progress = Progress(len(split), f"corrupting {split_name} images: {corruption}@{severity}", unit="images")
     for start in range(0, len(split), BATCH):
         batch = split.images[start : start + BATCH].float().div_(255.0)
         parts.append(fn(batch, severity, g).mul_(255.0).round_().to(torch.uint8))
+        progress.update(len(batch))
+    progress.close()
     images = torch.cat(parts) if parts else split.images.clone()
     return Split(images.contiguous(), split.labels.clone())

@@ -362,27 +362,44 @@ def _measure(params: Any, m: Any, variant: str | None = None) -> tuple[dict[str,
 def _masking_checks(
     params: Any, m: Any, result: Mapping[str, Any], components: Mapping[str, Any]
 ) -> tuple[list[str], dict[str, Any]]:
-    """Flags of suspected masking, and the properties that say what was checked and what it measured."""
+    """Flags of suspected masking, and the properties that say what was checked and what it measured.
+
+    Every comparison that ran is recorded whether it flags or not (it may have cost minutes): for each
+    mode (``black-box``, ``transfer``) the attack compared (``masking_attack[mode]``), its robust accuracy
+    and count on the same images, its seconds, the paired gap with its interval, and
+    ``masking_suspected[mode]`` (1 or 0); ``masking_verdict`` sums them up: ``suspected``, ``not
+    suspected``, ``not run`` (off, or no comparison available) or ``in the worst case`` (int8).
+    """
     extra: dict[str, Any] = {}
     if not params.masking_check:
-        return [], {"masking_check": "off"}
+        return [], {"masking_check": "off", "masking_verdict": "not run"}
     if params.mode == "black-box":
-        return [], {"masking_check": "not available: mode black-box is itself the black-box attack"}
+        return [], {
+            "masking_check": "not available: mode black-box is itself the black-box attack",
+            "masking_verdict": "not run",
+        }
     if components:
         # Every way of attacking the int8 model is part of the verdict: the other modes cannot beat it.
-        return [], {"masking_check": f"in the worst case over {', '.join(components)}"}
+        return [], {
+            "masking_check": f"in the worst case over {', '.join(components)}",
+            "masking_verdict": "in the worst case",
+        }
     flags: list[str] = []
     spec, why = blackbox_for(params)
     n = result["n"]
+    ran: list[bool] = []
     if spec is None:
         extra["masking_check"] = f"not available: {why}"
     else:
         label = _blackbox_label(spec)
-        other = m.attack(_blackbox_params(params, spec))
+        blackbox = _blackbox_params(params, spec)
+        other = m.attack(blackbox)
         ev = _evidence(result, other)
         extra["masking_check"] = label
-        extra["robust_accuracy[black-box]"] = round(other["robust_correct"] / other["n"], 6) if other["n"] else 0.0
-        extra.update(_gap_properties("black-box", ev))
+        queries = getattr(blackbox, "queries", None)
+        extra["masking_attack[black-box]"] = label + (f", {queries} queries" if queries is not None else "")
+        extra.update(_compared_properties("black-box", other, ev))
+        ran.append(ev.suspected)
         if ev.suspected:
             flags.append(
                 f"gradient masking suspected: gradient-free {label} leaves {other['robust_correct']}/{other['n']} "
@@ -398,16 +415,31 @@ def _masking_checks(
         else:
             transferred, source = m.attack(params, transfer_from=BASELINE), "the baseline"
         ev = _evidence(result, transferred)
-        extra["robust_accuracy[transfer]"] = round(transferred["robust_correct"] / transferred["n"], 6)
-        extra.update(_gap_properties("transfer", ev))
+        extra["masking_attack[transfer]"] = f"{params.name} transferred from {source}"
+        extra.update(_compared_properties("transfer", transferred, ev))
         extra["masking_check"] = f"{extra['masking_check']}; transfer from {source}"
+        ran.append(ev.suspected)
         if ev.suspected:
             flags.append(
                 f"gradient masking suspected: {params.name} transferred from {source} leaves "
                 f"{transferred['robust_correct']}/{transferred['n']} robust, fewer than white-box's "
                 f"{result['robust_correct']}/{n} (paired 95% CI of the gap [{ev.low:.3f}, {ev.high:.3f}] > 0)"
             )
+    extra["masking_verdict"] = "suspected" if any(ran) else "not suspected" if ran else "not run"
     return flags, extra
+
+
+def _compared_properties(mode: str, other: Mapping[str, Any], ev: MaskingEvidence) -> dict[str, Any]:
+    """What one comparison of the masking check measured: the other attack's numbers and the decision."""
+    n = other["n"]
+    return {
+        f"robust_accuracy[{mode}]": round(other["robust_correct"] / n, 6) if n else 0.0,
+        f"robust_correct[{mode}]": int(other["robust_correct"]),
+        f"attack_seconds[{mode}]": round(float(other.get("seconds", 0.0)), 3),
+        **_gap_properties(mode, ev),
+        f"masking_paired[{mode}]": int(ev.paired),
+        f"masking_suspected[{mode}]": int(ev.suspected),
+    }
 
 
 def _gap_properties(mode: str, ev: MaskingEvidence) -> dict[str, Any]:
@@ -526,6 +558,7 @@ class AttackExpectation:
         for name, component in components.items():
             extra[f"robust_accuracy[{name}]"] = round(component["robust_correct"] / component["n"], 6)
             extra[f"attack_mode[{name}]"] = str(component.get("mode", name))  # what ran: surrogate, runtime
+            extra[f"attack_seconds[{name}]"] = round(float(component.get("seconds", 0.0)), 3)
         for key in ("median_l2", "median_linf", "mean_l2"):
             if result.get(key) is not None:
                 extra[key] = round(float(result[key]), 6)

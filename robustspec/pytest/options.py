@@ -47,8 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="robustspec_build_threads",
         default=None,
         metavar="N|auto",
-        help="torch threads while building artifacts (ini robustspec_build_threads; default 1, so results "
-        "do not depend on -n; 'auto' uses the per-worker cap: faster, not reproducible across -n)",
+        help="torch threads every build runs with (ini robustspec_build_threads; default 1, so results do "
+        "not depend on -n; training depends on the count, so another count is part of the trained model's key; "
+        "'auto': the per-worker share of the cores, so the key then depends on -n)",
     )
     group.addoption(
         "--robustspec-quiet",

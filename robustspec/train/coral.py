@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from ..data.base import Split
 from ..errors import ArtifactError
 from ..models.zoo import classifier_head
-from ..progress import Timer, report
+from ..progress import Progress, Timer, duration
 from ..spec.schema import TrainRecipe
 from .augment import augment_batch
 from .supervised import class_weights, make_optimizer, make_schedule
@@ -157,6 +157,12 @@ def train_coral(
     timer = Timer()
     ce_sum = coral_sum = 0.0
     correct = seen = 0
+    progress = Progress(recipe.epochs * steps_per_epoch, f"adapting {label} (CORAL)", unit="batches", final="never")
+
+    def status() -> str:
+        return f"epoch {epoch + 1}/{recipe.epochs}, ce {ce_sum / max(seen, 1):.3f}"
+
+    epoch_started = 0.0
     with capture(net, layers) as feats:
         for epoch in range(recipe.epochs):
             perm = torch.randperm(n, generator=g)
@@ -196,10 +202,16 @@ def train_coral(
                 coral_sum += float(align.detach()) * k
                 correct += int((logits.argmax(1) == y).sum())
                 seen += k
-            report(
+                progress.update(1, status)
+            elapsed = progress.elapsed
+            left = elapsed / (epoch + 1) * (recipe.epochs - epoch - 1)
+            progress.line(
                 f"adapting {label} (CORAL): epoch {epoch + 1}/{recipe.epochs} ce {ce_sum / max(seen, 1):.3f} "
-                f"coral {coral_sum / max(seen, 1):.4g} train-acc {correct / max(seen, 1):.3f} ({timer.seconds:.0f}s)"
+                f"coral {coral_sum / max(seen, 1):.4g} train-acc {correct / max(seen, 1):.3f} "
+                f"({elapsed - epoch_started:.1f}s/epoch, {duration(elapsed)}"
+                + (f", ETA {duration(left)})" if left else ")")
             )
+            epoch_started = elapsed
     model.eval()
     return {
         "final_ce": ce_sum / max(seen, 1),

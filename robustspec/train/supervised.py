@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..data.base import Split
-from ..progress import Timer, report
+from ..progress import Progress, Timer, duration
 from ..spec.schema import TrainRecipe
 from .augment import augment_batch
 
@@ -91,6 +91,13 @@ def train_supervised(
     timer = Timer()
     weight = None  # the class weights, once the logits say how many classes there are
     loss_sum, correct, seen = 0.0, 0, 0
+    # Lines inside an epoch only when one runs long (Progress's rate limit); one line per epoch always.
+    progress = Progress(recipe.epochs * steps_per_epoch, f"training {label}", unit="batches", final="never")
+
+    def status() -> str:
+        return f"epoch {epoch + 1}/{recipe.epochs}, loss {loss_sum / max(seen, 1):.3f}"
+
+    epoch_started = 0.0
     for epoch in range(recipe.epochs):
         perm = torch.randperm(n, generator=g)
         loss_sum, correct, seen = 0.0, 0, 0
@@ -116,10 +123,15 @@ def train_supervised(
             loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(idx)
-        report(
+            progress.update(1, status)
+        elapsed = progress.elapsed
+        left = elapsed / (epoch + 1) * (recipe.epochs - epoch - 1)
+        progress.line(
             f"training {label}: epoch {epoch + 1}/{recipe.epochs} loss {loss_sum / max(seen, 1):.3f} "
-            f"train-acc {correct / max(seen, 1):.3f} ({timer.seconds:.0f}s)"
+            f"train-acc {correct / max(seen, 1):.3f} ({elapsed - epoch_started:.1f}s/epoch, {duration(elapsed)}"
+            + (f", ETA {duration(left)})" if left else ")")
         )
+        epoch_started = elapsed
     model.eval()
     return {
         "final_loss": loss_sum / max(seen, 1),
