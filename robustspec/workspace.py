@@ -135,7 +135,7 @@ class Workspace:
     def dataset(self, suite: Suite) -> DomainDataset:
         spec_key = suite.data.model_dump_json()
         if spec_key not in self._datasets:
-            self._datasets[spec_key] = open_dataset(suite.data)
+            self._datasets[spec_key] = open_dataset(suite.data, source=suite.source)
         return self._datasets[spec_key]
 
     def _memo(self, what: str, objects: tuple[Any, ...], extra: tuple[Any, ...], compute: Any) -> Any:
@@ -157,9 +157,20 @@ class Workspace:
         if corruption is not None:
             recipe = {"corruption": corruption, "severity": severity, "seed": SEED}
             return content_key("data", recipe, (self.data_key(suite, base),), VERSION)
-        return content_key(
-            "data", {"dataset": self.dataset(suite).recipe(), "domain": domain}, (), BUILDER_VERSIONS["data"]
-        )
+        ds = self.dataset(suite)
+        # A dataset that can say what decides one domain keys it by that alone (imagefolder: a target's
+        # split is not the source's data); else by the whole dataset's recipe and the domain's name.
+        domain_recipe = getattr(ds, "domain_recipe", None)
+        recipe = domain_recipe(domain) if callable(domain_recipe) else {"dataset": ds.recipe(), "domain": domain}
+        return content_key("data", recipe, (), BUILDER_VERSIONS["data"])
+
+    def split_counts(self, suite: Suite, domain: str) -> dict[str, Any] | None:
+        """How a domain is split, ``{"protocol", "train", "test"}``, when its dataset says (no torch, no
+        image read); a derived domain (``webcam+fog@3``) is split as its base."""
+        from .corrupt.domain import parse_domain
+
+        counts = getattr(self.dataset(suite), "split_counts", None)
+        return counts(parse_domain(domain)[0]) if callable(counts) else None
 
     def build_thread_count(self) -> int:
         """The torch threads every build runs with (known without torch): ``build_threads``, or for ``auto``

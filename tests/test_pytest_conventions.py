@@ -58,8 +58,12 @@ def output(result: pytest.RunResult) -> str:
 
 
 def ran(result: pytest.RunResult) -> list[str]:
-    """Item ids in the order -v reported them."""
-    return [line.split(" ")[0] for line in result.stdout.lines if line.startswith(ID) and " " in line]
+    """Item ids in the order -v reported their outcomes (on a cold store, -v also shows an item's id before
+    its progress lines, then again with its outcome)."""
+    outcomes = (" PASSED", " FAILED", " ERROR", " SKIPPED", " XFAIL", " XPASS")
+    return [
+        line.split(" ")[0] for line in result.stdout.lines if line.startswith(ID) and any(o in line for o in outcomes)
+    ]
 
 
 def test_last_failed_reruns_exactly_the_failures(project: pytest.Pytester, tmp_path: Path) -> None:

@@ -6,58 +6,16 @@ then compares with the baseline and applies the verdict (:mod:`robustspec.verdic
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..errors import CheckFailed, RobustSpecError
-from ..report.changes import RECIPE_PROPERTY
 from .gate import conclude
 from .progress import ensure_sink
 from .state import plugin_state
-
-
-def _context_properties(ws: Any, c: Any) -> list[tuple[str, Any]]:
-    """Numbers every item of a model/variant carries: its size and its accuracy on every domain.
-
-    They are artifacts (computed once, then loaded), and they make each item's JUnit record and the
-    accuracy table complete on their own.
-    """
-    from ..spec.schema import BASELINE
-
-    suite = c.loaded.suite
-    metrics = ws.metrics(c.loaded, c.model, c.variant)
-    props: list[tuple[str, Any]] = [
-        ("parameters", metrics["parameters"]),
-        ("bytes", metrics["bytes"]),
-        ("macs", metrics["macs"]),
-    ]
-    if c.variant != BASELINE:
-        base = ws.metrics(c.loaded, c.model, BASELINE)
-        props += [
-            ("compression_ratio", round(base["bytes"] / max(metrics["bytes"], 1), 4)),
-            ("parameter_ratio", round(base["parameters"] / max(metrics["parameters"], 1), 4)),
-        ]
-        props += sorted((k, v) for k, v in metrics.items() if "." in k)  # what the steps reported
-    domains = [suite.source, *suite.targets]
-    accuracies = {d: ws.accuracy(c.loaded, c.model, c.variant, d) for d in domains}
-    props += [(f"accuracy[{d}]", round(a.value, 6)) for d, a in accuracies.items()]
-    # Per image right or wrong (robustspec.outcomes): other models on the same images pair with them.
-    props += [
-        (f"outcomes[{d}]", ws.encoded_outcomes(c.loaded, c.model, c.variant, d))
-        for d, a in accuracies.items()
-        if a.outcomes is not None and a.items
-    ]
-    return props
-
-
-def _recipe(ws: Any, c: Any) -> str:
-    """What this item measured, as JSON: compared with a baseline's, it says in words what changed."""
-    recipe = ws.subject_recipe(c.loaded, c.model, c.variant)
-    recipe["check"] = c.params.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=str)
 
 
 class CheckItem(pytest.Item):
@@ -69,36 +27,29 @@ class CheckItem(pytest.Item):
         self.add_marker("robustspec")
 
     def runtest(self) -> None:
-        from ..expect import EXPECTATIONS
-        from ..workspace import SubjectMeasurements
+        from ..judging import judge
 
-        c = self.check
         ensure_sink(self.config)
-        ws = plugin_state(self.config).get_workspace()
-        measurements = SubjectMeasurements(ws, c.loaded, c.model, c.variant)
-        outcome = EXPECTATIONS.get(c.kind)().judge(c.params, c.target, measurements)
-        props = [
-            ("robustspec", "1"),
-            ("suite", c.loaded.suite.suite),
-            ("model", c.model.name),
-            ("variant", c.variant),
-            ("check", c.kind),
-            ("domain", c.target.label),
-            *outcome.properties(),
-            *_context_properties(ws, c),
-            ("artifact_key", ws.variant_key(c.loaded, c.model, c.variant)),
-            (RECIPE_PROPERTY, _recipe(ws, c)),
-            *((f"eval_key[{d}]", ws.eval_key(c.loaded, c.model, c.variant, d)) for d in c.target.domains),
-        ]
+        judged = judge(plugin_state(self.config).get_workspace(), self.check)
         # Appended directly (not record_property): reaches the JUnit XML under xdist without xunit2 warnings.
-        self.user_properties.extend(props)
-        conclude(self, outcome)  # baseline comparison and verdict; raises CheckFailed (or a subclass) to fail
+        self.user_properties.extend(judged.properties)
+        conclude(self, judged.outcome)  # baseline comparison and verdict; raises CheckFailed (or a subclass) to fail
+
+    def _where(self) -> str:
+        """``suite.yaml:LINE`` of the expectation, relative to where pytest was started when inside it."""
+        path = str(self.check.loaded.path)
+        try:
+            rel = os.path.relpath(self.check.loaded.path.resolve(), self.config.invocation_params.dir)
+            path = path if rel.startswith("..") else rel
+        except ValueError:  # another drive
+            pass
+        return f"{path}:{self.check.line}"
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CheckFailed):
-            return f"{self.check.loaded.path}:{self.check.line}: {excinfo.value}"
+            return f"{self._where()}: {excinfo.value}"
         if isinstance(excinfo.value, RobustSpecError):
-            return f"{self.check.loaded.path}:{self.check.line}: could not run {self.name}: {excinfo.value}"
+            return f"{self._where()}: could not run {self.name}: {excinfo.value}"
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
