@@ -30,7 +30,8 @@ failures). For the minimum-norm attacks the median L2 is over the successful per
 median L0, as the fraction of input values changed). A peer that fails gets "error: ..." in its row; a
 row that runs longer than ``--row-timeout`` seconds is stopped and reported as a lower bound.
 
-Run by hand; results go to the README ("Attack speed"), never into a timed test.
+Run by hand; results go to benchmarks/README.md (summarised in docs/speed.md, "Attack speed"), never into a
+timed test.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ CenterCrop(224), PILToTensor()]))`` in a ``DataLoader``.
 
     python benchmarks/decode.py                      # 400 images, workers 0 and 2
     python benchmarks/decode.py --images 1000 --workers 0 1 2 4
+
+Run by hand; results go to benchmarks/README.md, never into a timed test.
 """
 
 from __future__ import annotations

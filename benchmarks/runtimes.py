@@ -34,8 +34,8 @@ Each runtime's figure is also given as a ratio to fp32 eager of the same network
 and convert, ONNX export, ExecuTorch lowering) and file sizes are in a second table. A configuration that
 fails prints its error in its cell and the run continues.
 
-Run by hand on as idle a machine as possible; results go to docs/speed.md ("Edge runtimes"), never into a
-timed test.
+Run by hand on as idle a machine as possible; results go to benchmarks/README.md (summarised in docs/speed.md,
+"Edge runtimes"), never into a timed test.
 """
 
 from __future__ import annotations

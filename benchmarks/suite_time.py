@@ -4,7 +4,7 @@
 
 Each worker count gets a fresh, empty store (cold run), then runs again on that store (warm run). The
 build log of the store (builds.jsonl) tells how many times each artifact was built: the target is once.
-Run by hand on an idle machine; results go to the README and the closing note, never into a timed test.
+Run by hand on an idle machine; results go to benchmarks/README.md, never into a timed test.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ logits on the test split are computed in eval mode (batch 256), the forward and 
 are timed, and an FGSM-like input gradient is taken. The parent compares every state-dict tensor and the
 logits bit for bit (max abs diff) against the first thread count and reports the wall time of each phase.
 
-Run by hand, on an otherwise idle machine for the timings; results go to docs/speed.md ("Threads").
+Run by hand, on an otherwise idle machine for the timings; results go to benchmarks/README.md (summarised in
+docs/speed.md, "Threads").
 """
 
 from __future__ import annotations

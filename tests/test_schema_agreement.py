@@ -1,14 +1,28 @@
-"""The generated JSON Schema and the loader agree: on every suite of the repository and every YAML snippet
-of the docs (completed into a suite), both accept; on invalid suites, both reject.
+"""The generated JSON Schema and the loader agree: on every suite of the repository and every YAML example
+of the docs, both accept; on invalid suites, both reject.
 
-Snippets are the docs' ```yaml blocks. One that is a whole suite is checked as it is; one that is part of
-a suite (``variants:`` and ``expect:``, a ``models:`` list) is completed with the keys it lacks from a small
-suite; a ``# specs/<kind>.yaml`` block is checked as the blocks it defines. Image trees that snippets name
-are made in a temporary directory, so the loader sees the domains it would see on real data.
+The docs' examples are the ```yaml blocks of README.md and docs/*.md. Every such block is one of:
+
+- a **suite**, complete as written: it is validated as it is, by the JSON Schema and by the loader
+  (``load_suite`` on the block's own text, written to a file in a temporary directory). What an example
+  names outside itself is made there, not changed in it: an image tree at a relative ``imagefolder`` path,
+  the list files of ``splits:``, a stand-in of each ``load:`` file in its format. Only two things are
+  substituted, for the loader alone: an absolute ``imagefolder`` path (``/data/office31``) becomes a tree
+  made in the temporary directory, and ``weights:`` of a model are left out (a real state dict of a
+  ResNet-50 is not made here);
+- a **specs file**, first line ``# specs/<kind>.yaml`` (``datasets``, ``models`` or ``training``): written
+  as that file, and each block it defines is checked where a suite names it;
+- **not a suite**, first line ``# not a suite: <why>``: YAML that no suite check applies to (a plugin's
+  suite, another tool's file); it must still parse.
+
+Other YAML fences (```yml, ```yaml with a title) are an error, so that no example slips past these checks.
+Text that is not meant to be checked goes in a plain or ```text fence.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -26,12 +40,40 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SUITES = sorted((ROOT / "suites").glob("*.yaml"))
 
-#: What a partial snippet is completed with (its own keys win).
-COMPLETION: dict[str, Any] = {
+#: A small complete suite: what the schema cases below change, and where a specs block is used.
+MINIMAL: dict[str, Any] = {
     "source": "amazon",
     "models": ["resnet18"],
     "expect": [{"source-accuracy": {"min": 0.5}}],
 }
+
+_FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
+_SPECS = re.compile(r"#\s*specs/(datasets|models|training)\.yaml\s*$")
+_NOT_A_SUITE = re.compile(r"#\s*not a suite:\s*\S")
+
+
+def _blocks() -> list[tuple[str, str, str]]:
+    """Every fenced block of the docs: (where, info string, text)."""
+    out = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for m in _FENCE.finditer(text):
+            line = text[: m.start()].count("\n") + 1
+            out.append((f"{doc.relative_to(ROOT)}:{line}", m.group(1).strip(), m.group(2)))
+    return out
+
+
+def _kind(text: str) -> str:
+    first = text.lstrip().splitlines()[0] if text.strip() else ""
+    if _SPECS.match(first):
+        return "specs"
+    if _NOT_A_SUITE.match(first):
+        return "not a suite"
+    return "suite"
+
+
+def _yaml_blocks(kind: str) -> list[Any]:
+    return [pytest.param(text, id=where) for where, info, text in _blocks() if info == "yaml" and _kind(text) == kind]
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +81,6 @@ def validator() -> Any:
     schema = suite_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
-
-
-def _snippets() -> list[Any]:
-    out = []
-    for doc in DOCS:
-        text = doc.read_text(encoding="utf-8")
-        for m in re.finditer(r"```yaml\n(.*?)```", text, re.S):
-            line = text[: m.start()].count("\n") + 1
-            out.append(pytest.param(m.group(1), id=f"{doc.relative_to(ROOT)}:{line}"))
-    return out
 
 
 def _image_tree(root: Path, domains: list[str]) -> None:
@@ -62,46 +94,13 @@ def _image_tree(root: Path, domains: list[str]) -> None:
                 Image.new("RGB", (8, 8), (40 * i, 80 + 40 * c, 120)).save(folder / f"{i}.png")
 
 
-def _complete(text: str, tmp_path: Path) -> dict[str, Any]:
-    data = load_yaml(text, "snippet.yaml").data
-    assert isinstance(data, dict), "a YAML snippet in the docs is a mapping"
-    first = text.lstrip().splitlines()[0]
-    kind = re.match(r"#\s*specs/(\w+)\.yaml", first)
-    if kind is not None:  # named blocks: each is checked where a suite would use it
-        if kind.group(1) == "training":
-            return {**COMPLETION, "train": next(iter(data.values()))}
-        if kind.group(1) == "models":
-            return {**COMPLETION, "models": [{"name": n, **v} for n, v in data.items()]}
-        return {**COMPLETION, "data": next(iter(data.values()))}
-    suite = {**COMPLETION, **data}
-    folder = suite.get("data", {}).get("imagefolder") if isinstance(suite.get("data"), dict) else None
-    if folder is not None:
-        root = tmp_path / "images"
-        _image_tree(root, ["amazon", "webcam", "dslr"])
-        suite["data"] = {**suite["data"], "imagefolder": str(root)}
-        for split in (suite["data"].get("splits") or {}).values():
-            if isinstance(split, dict) and "train" in split:  # list files: half of each class each
-                for name, images in (("train", (0, 1)), ("test", (2, 3))):
-                    lines = [f"{cls}/{i}.png" for cls in ("mug", "pen") for i in images]
-                    (tmp_path / split[name]).write_text("\n".join(lines) + "\n")
-    for model in suite["models"]:
-        if isinstance(model, dict) and "weights" in model:
-            model.pop("weights")  # local weights files are the data docs' own example, not made here
-    for chain in (suite.get("variants") or {}).values():
-        for step in chain if isinstance(chain, list) else [chain]:
-            if isinstance(step, dict) and "load" in step:  # the team's own files: stand-ins of their format
-                load = step["load"] if isinstance(step["load"], dict) else {"file": step["load"]}
-                step["load"] = {**load, "file": str(_stand_in(tmp_path, Path(load["file"]).name))}
-    return suite
-
-
-def _stand_in(folder: Path, name: str) -> Path:
+def _stand_in(path: Path) -> Path:
     """A file that passes the loader's checks of its format: a 10-class ONNX classifier, ExecuTorch's
     flatbuffer identifier, a zip archive."""
     import zipfile
 
-    path = folder / name
-    if name.endswith(".onnx"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".onnx"):
         from onnx import TensorProto, helper, save_model
 
         graph = helper.make_graph(
@@ -113,7 +112,7 @@ def _stand_in(folder: Path, name: str) -> Path:
             [helper.make_tensor("w", TensorProto.FLOAT, [10, 3], [0.0] * 30)],
         )
         save_model(helper.make_model(graph), path)
-    elif name.endswith(".pte"):
+    elif path.name.endswith(".pte"):
         path.write_bytes(b"\x00\x00\x00\x00ET12" + bytes(32))
     else:
         with zipfile.ZipFile(path, "w") as z:
@@ -121,10 +120,39 @@ def _stand_in(folder: Path, name: str) -> Path:
     return path
 
 
-def _write(suite: dict[str, Any], path: Path) -> Path:
-    import json
+def _suite_file(text: str, suite: dict[str, Any], folder: Path) -> Path:
+    """The example as a suite file in ``folder/suites/``, with what it names made around it (module
+    docstring); its own text unless a substitution was needed, then the substituted data as JSON."""
+    here = folder / "suites"
+    here.mkdir(parents=True, exist_ok=True)
+    run = copy.deepcopy(suite)
+    data = run.get("data")
+    if isinstance(data, dict) and "imagefolder" in data:
+        root = Path(data["imagefolder"])
+        if root.is_absolute():
+            root = folder / "images"
+            data["imagefolder"] = str(root)
+        _image_tree(here / root, ["amazon", "webcam", "dslr"])
+        for split in (data.get("splits") or {}).values():
+            if isinstance(split, dict) and "train" in split:  # list files: half of each class each
+                for name, images in (("train", (0, 1)), ("test", (2, 3))):
+                    lines = [f"{cls}/{i}.png" for cls in ("mug", "pen") for i in images]
+                    (here / split[name]).write_text("\n".join(lines) + "\n")
+    for model in run["models"]:
+        if isinstance(model, dict):
+            model.pop("weights", None)
+    for chain in (run.get("variants") or {}).values():
+        for step in chain if isinstance(chain, list) else [chain]:
+            if isinstance(step, dict) and "load" in step:  # the team's own file: a stand-in of its format
+                load = step["load"]
+                _stand_in(here / (load["file"] if isinstance(load, dict) else load))
+    path = here / "example.yaml"
+    path.write_text(text if run == suite else json.dumps(run), encoding="utf-8")  # JSON is YAML
+    return path
 
-    path.write_text(json.dumps(suite), encoding="utf-8")  # JSON is YAML
+
+def _write(suite: dict[str, Any], path: Path) -> Path:
+    path.write_text(json.dumps(suite), encoding="utf-8")
     return path
 
 
@@ -135,15 +163,55 @@ def test_repository_suites_are_valid_for_both(validator: Any, path: Path) -> Non
     load_suite(path)
 
 
-@pytest.mark.parametrize("text", _snippets())
-def test_doc_snippets_are_valid_for_both(validator: Any, text: str, tmp_path: Path) -> None:
-    suite = _complete(text, tmp_path)
+def test_every_yaml_example_is_a_suite_a_specs_file_or_marked() -> None:
+    blocks = _blocks()
+    odd = [
+        f"{where}: ```{info}"
+        for where, info, _ in blocks
+        if info != "yaml" and info.lower().startswith(("yaml", "yml"))
+    ]
+    assert odd == [], "a YAML block these tests would not check: fence it ```yaml (see the module docstring)"
+    kinds = {(where.split(":")[0], _kind(text)) for where, info, text in blocks if info == "yaml"}
+    assert ("README.md", "suite") in kinds  # the README's example is checked like the docs'
+    assert {kind for _, kind in kinds} == {"suite", "specs", "not a suite"}
+
+
+@pytest.mark.parametrize("text", _yaml_blocks("suite"))
+def test_doc_suites_are_valid_as_written(validator: Any, text: str, tmp_path: Path) -> None:
+    suite = load_yaml(text, "example.yaml").data
+    assert isinstance(suite, dict), "a suite is a mapping"
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(suite)]
-    assert errors == [], "the JSON Schema rejects a docs snippet"
+    assert errors == [], "the JSON Schema rejects a docs example as written"
     try:
-        load_suite(_write(suite, tmp_path / "suite.yaml"))
+        load_suite(_suite_file(text, suite, tmp_path))
     except SpecErrors as exc:
-        pytest.fail(f"the loader rejects a docs snippet:\n{exc}")
+        pytest.fail(f"the loader rejects a docs example as written:\n{exc}")
+
+
+@pytest.mark.parametrize("text", _yaml_blocks("specs"))
+def test_doc_specs_files_are_valid_where_a_suite_names_them(validator: Any, text: str, tmp_path: Path) -> None:
+    kind = _SPECS.match(text.lstrip().splitlines()[0]).group(1)  # type: ignore[union-attr]
+    blocks = load_yaml(text, f"{kind}.yaml").data
+    assert isinstance(blocks, dict) and blocks, "a specs file maps names to blocks"
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / f"{kind}.yaml").write_text(text, encoding="utf-8")
+    for name, block in blocks.items():
+        inline, named = {
+            "training": ({"train": block}, {"train": name}),
+            "models": ({"models": [{"name": name, **block}]}, {"models": [name]}),
+            "datasets": ({"data": block}, {"data": name}),
+        }[kind]
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors({**MINIMAL, **inline})]
+        assert errors == [], f"the JSON Schema rejects {kind} block {name!r}"
+        try:
+            load_suite(_write({**MINIMAL, **named}, tmp_path / "suite.yaml"), specs_dir=tmp_path / "specs")
+        except SpecErrors as exc:
+            pytest.fail(f"the loader rejects {kind} block {name!r}:\n{exc}")
+
+
+@pytest.mark.parametrize("text", _yaml_blocks("not a suite"))
+def test_doc_yaml_that_is_not_a_suite_parses(text: str) -> None:
+    load_yaml(text, "example.yaml")
 
 
 VALID = [
@@ -190,14 +258,14 @@ INVALID = [
 
 @pytest.mark.parametrize("change", VALID)
 def test_both_accept(validator: Any, change: dict[str, Any], tmp_path: Path) -> None:
-    suite = {**COMPLETION, **change}
+    suite = {**MINIMAL, **change}
     assert [e.message for e in validator.iter_errors(suite)] == []
     load_suite(_write(suite, tmp_path / "suite.yaml"))
 
 
 @pytest.mark.parametrize("change", INVALID)
 def test_both_reject(validator: Any, change: dict[str, Any], tmp_path: Path) -> None:
-    suite = {**COMPLETION, **change}
+    suite = {**MINIMAL, **change}
     assert list(validator.iter_errors(suite)) != []
     with pytest.raises(SpecErrors):
         load_suite(_write(suite, tmp_path / "suite.yaml"))
