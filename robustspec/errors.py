@@ -108,11 +108,14 @@ class DataError(RobustSpecError):
 
     ``field``: where under ``data:`` the cause is written (``("splits", "webcam", "test")``), so the
     suite loader reports the error at that line and column; empty for the whole ``data:`` mapping.
+    ``messages``: the problems one by one, when the error lists many (every bad file of an image tree);
+    the loader reports each on its own, so none is cut by the length limit of one message.
     """
 
-    def __init__(self, message: str, *, field: tuple[str | int, ...] = ()) -> None:
+    def __init__(self, message: str, *, field: tuple[str | int, ...] = (), messages: list[str] | None = None) -> None:
         super().__init__(message)
         self.field = tuple(field)
+        self.messages = list(messages) if messages else [message]
 
 
 class ModelError(RobustSpecError):

@@ -101,9 +101,10 @@ def argmax(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 #: (network, runtime) pairs. Lowering to ExecuTorch takes a minute (MobileNetV2) to several minutes
 #: (EfficientNet-B0, whose squeeze-excitation blocks make a long graph that every XNNPACK pass re-runs) on
-#: 2 cores: those two are ``heavy``, run with ``pytest -m heavy tests/test_runtimes.py``, and CI lowers the
-#: pruned ResNet-18 (and tests/test_runtime_variants.py, tests/test_load_variants.py a small ResNet).
-HEAVY = {("efficientnet_b0", "executorch"), ("mobilenet_v2", "executorch")}
+#: 2 cores, and EfficientNet-B0's pt2e quantization alone two minutes: those are ``heavy``, run with
+#: ``pytest -m heavy tests/test_runtimes.py``. CI runs MobileNetV2 on ONNX Runtime and the pruned ResNet-18 on
+#: both (and tests/test_runtime_variants.py, tests/test_load_variants.py a small ResNet), within its 15 minutes.
+HEAVY = {("efficientnet_b0", "executorch"), ("efficientnet_b0", "onnx"), ("mobilenet_v2", "executorch")}
 PAIRS = [
     pytest.param(
         name,

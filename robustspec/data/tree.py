@@ -76,7 +76,7 @@ __all__ = [
     "CheckedTree",
     "DomainScan",
     "Problem",
-    "TreeProblems",
+    "tree_problems",
     "cache_dir",
     "cache_path",
     "check_file",
@@ -105,20 +105,16 @@ _JPEG_PADDING = b"\x00\xff \t\r\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
-class TreeProblems(DataError):
-    """One DataError listing many problems: ``str()`` is the headline and a line per problem;
-    :attr:`messages` is the headline and each problem as separate messages (the suite loader reports each
-    at the ``data:`` line, so a long list is not cut by the length limit of one message)."""
-
-    def __init__(self, headline: str, lines: Sequence[str]) -> None:
-        shown = list(lines[:MAX_LISTED])
-        more = len(lines) - len(shown)
-        super().__init__(
-            headline + ":" + "".join(f"\n  {line}" for line in shown) + (f"\n  and {more} more" if more else "")
-        )
-        self.headline = headline
-        self.lines = list(lines)
-        self.messages = [headline, *shown] + ([f"and {more} more problem(s), not listed"] if more else [])
+def tree_problems(headline: str, lines: Sequence[str]) -> DataError:
+    """One DataError listing many problems: ``str()`` is the headline and a line per problem (the first
+    :data:`MAX_LISTED`); its ``messages`` are the headline and each problem apart (the suite loader reports
+    each at the ``data:`` line, so a long list is not cut by the length limit of one message)."""
+    shown = list(lines[:MAX_LISTED])
+    more = len(lines) - len(shown)
+    return DataError(
+        headline + ":" + "".join(f"\n  {line}" for line in shown) + (f"\n  and {more} more" if more else ""),
+        messages=[headline, *shown] + ([f"and {more} more problem(s), not listed"] if more else []),
+    )
 
 
 @dataclass(frozen=True)
@@ -529,25 +525,25 @@ def _empty_lines(empty: list[tuple[str, Path, tuple[str, ...]]]) -> list[str]:
     ]
 
 
-def _problems_error(root: Path, bad: list[Problem], empty: list[tuple[str, Path, tuple[str, ...]]]) -> TreeProblems:
+def _problems_error(root: Path, bad: list[Problem], empty: list[tuple[str, Path, tuple[str, ...]]]) -> DataError:
     lines = _empty_lines(empty) + [f"{str(p.path)!r}: {p.reason}" for p in sorted(bad, key=lambda p: p.path)]
     hint = ""
     if bad:
         hint = f"; `bad-images: skip` leaves out the {len(bad)} bad file(s)" + (
             ", not the empty class folders" if empty else ""
         )
-    return TreeProblems(f"imagefolder: {len(lines)} problem(s) in the image tree {str(root)!r}{hint}", lines)
+    return tree_problems(f"imagefolder: {len(lines)} problem(s) in the image tree {str(root)!r}{hint}", lines)
 
 
 def _empty_error(
     root: Path, empty: list[tuple[str, Path, tuple[str, ...]]], emptied: list[tuple[str, Path, int]]
-) -> TreeProblems:
+) -> DataError:
     lines = _empty_lines(empty) + [
         f"domain {domain!r} has class folders with no images left once their {n} bad file(s) are skipped: "
         f"{str(folder)!r}"
         for domain, folder, n in emptied
     ]
-    return TreeProblems(f"imagefolder: {len(lines)} problem(s) in the image tree {str(root)!r}", lines)
+    return tree_problems(f"imagefolder: {len(lines)} problem(s) in the image tree {str(root)!r}", lines)
 
 
 def check_train_test(
@@ -571,7 +567,7 @@ def check_train_test(
                 for twin in by_digest.get(digests.get(path, ""), []):
                     lines.append(f"domain {domain!r}: {str(twin)!r} (train) = {str(path)!r} (test)")
     if lines:
-        raise TreeProblems(
+        raise tree_problems(
             f"imagefolder: {len(lines)} pair(s) of files in the image tree {str(root)!r} have the same content "
             "(SHA-256) in a domain's train and test splits, so the test would score images the model trained on "
             "(remove one of each pair)",

@@ -600,9 +600,9 @@ class _SuiteReader:
         try:
             return dataset_domains(dataset, self.path.resolve().parent, source)
         except DataError as exc:
-            # A DataError listing many problems (robustspec.data.tree.TreeProblems) has one message per
-            # problem: each is reported on its own, so none is cut by the length limit of a message.
-            for message in getattr(exc, "messages", None) or [str(exc)]:
+            # A DataError listing many problems (an image tree's bad files) has one message per problem:
+            # each is reported on its own, so none is cut by the length limit of a message.
+            for message in exc.messages:
                 self.at(("data", *exc.field), message)
             return [], 0
         except (RegistryError, ValueError) as exc:
