@@ -18,6 +18,7 @@ Examples::
     robustspec cache clear                          # delete every artifact (no question asked)
 
     robustspec compare baseline/results.json .robustspec/results.json   # markdown; exit 1 on a regression
+    robustspec merge results.json shard-1.json shard-2.json shard-3.json  # pytest --robustspec-shard I/3's
     robustspec report .robustspec/results.json -o report.html          # and report.md next to it
     robustspec research -n 2 -o research.md         # run Table 1 and 2; tables and which trends hold
     robustspec research --results .robustspec/results.json             # the same from a results file
@@ -29,6 +30,8 @@ pytest's rootdir), else ``.robustspec/store`` under the rootdir: the same resolu
 (:mod:`robustspec.config`), so ``robustspec cache`` looks where ``pytest`` builds.
 
 ``compare`` exits 0 without regressions, 1 with one, 2 on usage errors (a file that is not a results file).
+``merge`` exits 0 when it wrote the merged file, 2 when it cannot (an id with two different records, shards
+split differently, a file that is not a results file).
 ``validate`` exits 0 when every file is valid, 1 when any is not, and 2 on usage errors (a path that does
 not exist, no suite file found). ``research`` exits 1 when a check of its run failed (the tables still
 print what was measured) and 2 on usage errors; a research trend that does not hold is a finding, not a
@@ -307,6 +310,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if comparison.regressions else 0
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .report.merge import merge_documents
+    from .report.results import ResultsError, write_document
+
+    docs = [(path, _load_results(path)) for path in args.files]
+    try:
+        merged, warnings = merge_documents(docs)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    for line in warnings:
+        print(f"robustspec merge: warning: {line}", file=sys.stderr)
+    try:
+        write_document(Path(args.output), merged)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
+    n = merged["summary"]["items"]
+    print(
+        f"merged {n} item{'s' if n != 1 else ''} from {len(docs)} file{'s' if len(docs) != 1 else ''} into {args.output}"
+    )
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() in (".md", ".markdown"):
@@ -445,6 +470,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="write the markdown to FILE instead of stdout")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser(
+        "merge",
+        help="join the results files of pytest --robustspec-shard I/N's shards into one",
+        description="Union the items of results files by id (the same record twice counts once; one id "
+        "with two different records is an error), recompute the summary and environment, and write OUT "
+        "for robustspec compare and robustspec report.",
+    )
+    p.add_argument("output", metavar="OUT", help="the merged results file to write")
+    p.add_argument("files", nargs="+", metavar="RESULTS", help="the shards' results files")
+    p.set_defaults(func=_cmd_merge)
 
     p = sub.add_parser("report", help="an HTML report (self-contained) and a markdown one from a results file")
     p.add_argument("results", metavar="RESULTS", help="a results file (.robustspec/results.json)")

@@ -50,9 +50,10 @@ def test_validate_of_every_repository_suite_imports_no_torch() -> None:
 
 
 def test_collect_only_of_every_repository_suite_imports_no_torch(tmp_path: Path) -> None:
+    # Sharded as one shard: every item stays, and the trained models' keys are computed too.
     code = (
         "import pytest\n"
-        f"rc = pytest.main(['suites', '--collect-only', '-q', '-p', 'no:cacheprovider', '--robustspec-store', {str(tmp_path)!r}])\n"
+        f"rc = pytest.main(['suites', '--collect-only', '-q', '-p', 'no:cacheprovider', '--robustspec-store', {str(tmp_path)!r}, '--robustspec-shard', '1/1'])\n"
         "assert rc == 0, rc"
     )
     out = _modules_after(code, ROOT)

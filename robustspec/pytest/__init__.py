@@ -5,6 +5,7 @@ Registered through one ``pytest11`` entry point, :mod:`robustspec.pytest.plugin`
 - :mod:`~robustspec.pytest.options`: the ``robustspec`` option group, ini keys, the session state;
 - :mod:`~robustspec.pytest.collection`: suite files → model → variant → check items;
 - :mod:`~robustspec.pytest.item`: a check item: judge, record properties, hand over to the gate;
+- :mod:`~robustspec.pytest.shard`: ``--robustspec-shard I/N``: keep one shard's items, deselect the rest;
 - :mod:`~robustspec.pytest.gate`: baseline comparison and the verdict (:mod:`robustspec.verdict`),
   the results file, the baseline summary;
 - :mod:`~robustspec.pytest.progress`: progress lines on the terminal, tailed from xdist workers;

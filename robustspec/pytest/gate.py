@@ -208,7 +208,8 @@ class GateState:
             session.config.workeroutput[_WORKER_ENV] = runtime_environment(_device(session.config))  # type: ignore[attr-defined]
             return
         records = self.collector.records()
-        if records:
+        sharded = _shard_record(session.config) is not None and not session.config.option.collectonly
+        if records or sharded:  # a shard's file, even an empty one: robustspec merge expects every shard's
             self.write_results(self.document(records, session, int(exitstatus)))
 
     def document(self, records: list[dict[str, Any]], session: pytest.Session, exitstatus: int) -> dict[str, Any]:
@@ -220,6 +221,9 @@ class GateState:
                 "git_commit": self.baseline.get("git_commit"),
                 "tolerance": self.tolerance,
             }
+        shard = _shard_record(session.config)
+        if shard is not None:
+            extra["shard"] = shard
         return make_document(records, _environment(self), git_commit(session.config.rootpath), extra)
 
     def write_results(self, doc: dict[str, Any]) -> None:
@@ -266,6 +270,12 @@ def _tolerance(raw: Any) -> float:
     if not value >= 0.0 or value == float("inf"):
         raise pytest.UsageError(f"--robustspec-regression-tolerance: expected a finite number >= 0, got {raw!r}")
     return value
+
+
+def _shard_record(config: pytest.Config) -> dict[str, Any] | None:
+    """What ``--robustspec-shard`` did (:mod:`robustspec.pytest.shard`), or None."""
+    state = config.stash.get(STATE_KEY, None)
+    return getattr(state, "shard_record", None)
 
 
 def _device(config: pytest.Config) -> str | None:

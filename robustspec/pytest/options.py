@@ -10,7 +10,7 @@ import pytest
 
 from ..config import STORE_ENV
 from ..report.compare import DEFAULT_TOLERANCE
-from .state import STATE_KEY, PluginState
+from .state import SHARD_ENV, STATE_KEY, PluginState
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +58,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="do not show progress of long builds (neither does -q)",
     )
+    # Sharding (robustspec.pytest.shard).
+    group.addoption(
+        "--robustspec-shard",
+        dest="robustspec_shard",
+        default=None,
+        metavar="I/N",
+        help=f"run only shard I of N (env {SHARD_ENV}, ini robustspec_shard): robustspec items grouped by "
+        "the trained model they need, each group in one shard, balanced by recorded build times (else item "
+        "counts); the other shards' items are deselected. robustspec merge joins the shards' results files",
+    )
+    group.addoption(
+        "--robustspec-shard-balance",
+        dest="robustspec_shard_balance",
+        default=None,
+        metavar="times|items",
+        help="how shards are balanced (ini robustspec_shard_balance): 'times' (default): by the store's "
+        "recorded build times when it has one for every group, else by item counts; 'items': by item counts "
+        "(every shard must see the same build log for 'times' to split alike)",
+    )
     # The gate's: results, baselines, history, tolerance (robustspec.pytest.gate).
     group.addoption(
         "--robustspec-results",
@@ -100,6 +119,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("robustspec_store", "artifact store directory, relative to rootdir", default="")
     parser.addini("robustspec_specs", "directory of named building blocks, relative to rootdir", default="")
     parser.addini("robustspec_build_threads", "torch threads while building artifacts: a number or auto", default="1")
+    parser.addini("robustspec_shard", "run only this shard of the robustspec items: I/N", default="")
+    parser.addini("robustspec_shard_balance", "how shards are balanced: times or items", default="times")
     parser.addini(
         "robustspec_suite_dirs", "names of directories whose YAML files are suites", type="args", default=["suites"]
     )

@@ -10,6 +10,7 @@ pytest_plugins = [
     "robustspec.pytest.gate",
     "robustspec.pytest.item",
     "robustspec.pytest.collection",
+    "robustspec.pytest.shard",
     "robustspec.pytest.summary",
     "robustspec.pytest.junit",
 ]

@@ -10,7 +10,10 @@ import pytest
 
 from .. import config as rsconfig
 
-__all__ = ["PluginState", "plugin_state", "STATE_KEY", "verbosity"]
+__all__ = ["PluginState", "plugin_state", "STATE_KEY", "SHARD_ENV", "verbosity"]
+
+#: The environment variable that says which shard to run (``2/3``), handy in a CI matrix.
+SHARD_ENV = "ROBUSTSPEC_SHARD"
 
 
 class PluginState:
@@ -21,6 +24,10 @@ class PluginState:
         self.workspace: Any = None
         self.invalid_suites: list[str] = []
         self.build_threads = self._build_threads()  # a bad value stops the session in pytest_configure
+        self.shard, self.shard_balance = self._shard()  # likewise
+        #: What sharding did (:mod:`robustspec.pytest.shard`): set at collection, or on the xdist
+        #: controller from a worker's; the results file records it.
+        self.shard_record: dict[str, Any] | None = None
 
     def store_root(self) -> Path:
         """The same resolution as ``robustspec cache`` (:func:`robustspec.config.store_root`)."""
@@ -39,6 +46,28 @@ class PluginState:
         if threads != "auto" and not (threads.isdigit() and int(threads) > 0):
             raise pytest.UsageError(f"--robustspec-build-threads: expected a positive number or auto, got {threads!r}")
         return None if threads == "auto" else int(threads)
+
+    def _shard(self) -> tuple[tuple[int, int] | None, str]:
+        """``(I, N)`` from ``--robustspec-shard``, else ``$ROBUSTSPEC_SHARD``, else the ini key (None: not
+        sharded), and how groups are weighed."""
+        from ..shard import BALANCES, parse_shard
+
+        balance = str(
+            self.config.getoption("robustspec_shard_balance") or self.config.getini("robustspec_shard_balance")
+        )
+        if balance not in BALANCES:
+            raise pytest.UsageError(f"--robustspec-shard-balance: expected {' or '.join(BALANCES)}, got {balance!r}")
+        for where, raw in (
+            ("--robustspec-shard", self.config.getoption("robustspec_shard")),
+            (SHARD_ENV, os.environ.get(SHARD_ENV)),
+            ("ini robustspec_shard", self.config.getini("robustspec_shard")),
+        ):
+            if raw is not None and str(raw).strip():
+                try:
+                    return parse_shard(str(raw)), balance
+                except ValueError as exc:
+                    raise pytest.UsageError(f"{where}: {exc}") from None
+        return None, balance
 
     def specs_dir(self) -> Path | None:
         opt = self.config.getoption("robustspec_specs") or self.config.getini("robustspec_specs")
