@@ -215,7 +215,13 @@ def _prune(store: Any, args: argparse.Namespace) -> int:
         )
     size = _human(sum(e["bytes"] for e in gone))
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb} {len(gone)} artifact{'s' if len(gone) != 1 else ''} ({size}) from {store.root}")
+    # Lock and temp files that builds killed over an hour ago left, which no process holds.
+    leftovers = store.sweep(dry_run=args.dry_run)
+    for path in leftovers:
+        print(f"{verb}  {path}  (left by a killed build)")
+    left = f", and {len(leftovers)} lock or temp file{'s' if len(leftovers) != 1 else ''} of killed builds"
+    artifacts = f"{len(gone)} artifact{'s' if len(gone) != 1 else ''}"
+    print(f"{verb} {artifacts} ({size}) from {store.root}{left if leftovers else ''}")
     return 0
 
 

@@ -22,16 +22,24 @@ the data file it names as it is on disk now. Both files are written to temporari
 place with ``os.replace`` (data first, then sidecar, then the directory is fsynced); a data file of the
 other format left from before is deleted only after that. Whatever step a crash interrupts, the pair on
 disk is either the old pair, a data file without a matching sidecar, or the complete new pair; the
-checksum tells them apart, so a partial artifact is never loaded, only rebuilt. Readers take no lock (a
-reader that finds its data file gone under a sidecar that changed meanwhile reads again); builders hold
-the per-key lock and re-check before building, so each key is built at most once however many processes
-ask for it concurrently.
+checksum tells them apart, so a partial artifact is never loaded, only rebuilt (with a warning, in the log
+and on the progress sink). Readers take no lock (a reader that finds its data file gone under a sidecar
+that changed meanwhile reads again); builders hold the per-key lock and re-check before building, so each
+key is built at most once however many processes ask for it concurrently.
+
+Faults (docs/store.md, "Faults"): reading writes nothing that must succeed (the last-use time and the
+rewrite of a legacy ``.pt`` as JSON are skipped where the store cannot be written), so a read-only store
+serves everything it holds; a build it cannot store, for want of permission or of space, is an
+ArtifactError naming the store, the key and the cause (:func:`storage_problem`), raised before building
+where the lock file cannot be created. What killed builds leave (temp files, lock files of keys with no
+artifact) :meth:`Store.sweep` deletes, from ``cache prune`` and ``cache clear``.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -49,8 +57,9 @@ from typing import IO, Any
 import filelock
 
 from robustspec.errors import ArtifactError, RobustSpecError
+from robustspec.progress import report
 
-__all__ = ["Store", "canonical_json", "content_key", "is_plain_json"]
+__all__ = ["Store", "canonical_json", "content_key", "is_plain_json", "storage_problem"]
 
 log = logging.getLogger("robustspec.store")
 
@@ -230,6 +239,135 @@ def _unlink_quietly(path: Path) -> bool:
     return True
 
 
+# -- file-system faults in words -------------------------------------------------------------
+
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS})
+_DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+
+#: What torch's zip writer says (with no errno) when the file it writes stops growing: a full disk.
+_TORCH_SHORT_WRITE = ("unexpected pos", "PytorchStreamWriter failed", "file write failed")
+
+#: Hint after a store that cannot be written.
+_WRITABLE_HINT = (
+    "the artifact store must be writable to build: make it writable, or point --robustspec-store "
+    "(or $ROBUSTSPEC_STORE) at a writable copy"
+)
+_SPACE_HINT = (
+    "free some space (robustspec cache prune --unused-for 7d removes what no run used for a week), "
+    "or point --robustspec-store (or $ROBUSTSPEC_STORE) at a larger disk"
+)
+
+
+def _size(n: float) -> str:
+    """``512 bytes``, ``1.5 KiB``, ``3.2 GiB``."""
+    if n < 1024:
+        return f"{int(n)} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if n < 1024 or unit == "TiB":
+            break
+    return f"{n:.1f} {unit}"
+
+
+def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from or while handling, each once."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [e.__cause__, e.__context__]
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the file system that holds ``path`` (its nearest existing ancestor)."""
+    path = _existing(path)
+    try:
+        dev = path.stat().st_dev
+        while path != path.parent and path.parent.stat().st_dev == dev:
+            path = path.parent
+    except OSError:
+        pass
+    return path
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Bytes an unprivileged process may still write on the file system of ``path``; None if unknown."""
+    try:
+        st = os.statvfs(_existing(path))
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _estimated_bytes(value: Any) -> int:
+    """Roughly how many bytes ``torch.save(value)`` writes: its tensors' storages (each once), bytes and str."""
+    torch = _torch()
+    storages: dict[tuple[str, int], int] = {}
+    total = 0
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, torch.Tensor):
+            try:
+                s = v.untyped_storage()
+                storages[(str(v.device), s.data_ptr())] = s.nbytes()
+            except Exception:  # noqa: BLE001 - quantized or other tensors without a plain storage
+                total += v.numel() * v.element_size()
+        elif isinstance(v, (bytes, bytearray, str)):
+            total += len(v)
+        elif isinstance(v, Mapping):
+            todo += [*v.keys(), *v.values()]
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            todo += list(v)
+    return total + sum(storages.values())
+
+
+def storage_problem(exc: BaseException, path: str | os.PathLike[str], needed: int | None = None) -> str | None:
+    """The file-system fault behind ``exc`` (raised writing ``path``) in words, or None if it is not one.
+
+    A full disk or quota (``ENOSPC``, ``EDQUOT``, or torch's zip writer failing on a short write with no
+    errno while the disk is about full) is ``no space left on <mount point> (<free> free, the artifact
+    needed about <needed>)``; ``EROFS`` is ``read-only file system (<path>)``; ``EACCES``/``EPERM``
+    ``permission denied (<path>)``. ``needed``: the artifact's size, when known.
+    """
+    path = Path(path)
+    errors = list(_exception_chain(exc))
+
+    def no_space() -> str:
+        free = _free_bytes(path)
+        have = f"{_size(free)} free" if free is not None else "free space unknown"
+        want = f", the artifact needed about {_size(needed)}" if needed is not None else ""
+        return f"no space left on {_mount_point(path)} ({have}{want})"
+
+    for e in errors:
+        if isinstance(e, OSError) and e.errno is not None:
+            where = e.filename if e.filename is not None else path
+            if e.errno in _NO_SPACE_ERRNOS:
+                return no_space()
+            if e.errno in _READ_ONLY_ERRNOS:
+                return f"read-only file system ({where})"
+            if e.errno in _DENIED_ERRNOS:
+                return f"permission denied ({where})"
+    if any(isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_SHORT_WRITE) for e in errors):
+        free = _free_bytes(path)
+        if free is not None and free < max(needed or 0, 1 << 20):
+            return no_space()
+    return None
+
+
 #: Kinds that other artifacts are built from; ``prune`` keeps them all when it cannot tell which are needed.
 _UPSTREAM_KINDS = frozenset({"data", "model", "variant"})
 
@@ -284,22 +422,74 @@ class Store:
         """Return the sidecar path of ``key``."""
         return self.path_for(key).with_suffix(".json")
 
+    def _lock_path(self, key: str) -> Path:
+        """The per-key lock file of ``key``."""
+        return self.path_for(key).with_suffix(".lock")
+
     def _lock(self, key: str) -> filelock.FileLock:
         """Return the (not yet acquired) per-key lock, creating its directory."""
-        lock_path = self.path_for(key).with_suffix(".lock")
+        lock_path = self._lock_path(key)
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         return filelock.FileLock(str(lock_path), timeout=self.lock_timeout)
 
-    @contextlib.contextmanager
-    def _locked(self, key: str, describe: str = "") -> Iterator[None]:
-        """Hold the per-key lock, turning a timeout into ArtifactError."""
-        lock = self._lock(key)
+    @staticmethod
+    def _holds_named_file(lock: filelock.FileLock) -> bool:
+        """Whether the lock file ``lock`` holds is still the one its path names.
+
+        :meth:`sweep` deletes a lock file only while holding it; a process that had opened that file
+        before and waited on it then holds a deleted file, which excludes nobody, and must lock again.
+        (filelock's descriptor is not public API: where it cannot be read, the lock is trusted.)
+        """
+        fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+        if not isinstance(fd, int):
+            return True
         try:
-            lock.acquire()
+            held, named = os.fstat(fd), os.stat(lock.lock_file)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+    def _acquire(self, key: str, timeout: float | None = None) -> filelock.FileLock:
+        """The per-key lock of ``key``, acquired (``timeout``: this call's wait, default ``lock_timeout``)."""
+        lock = self._lock(key)
+        for _ in range(_READ_ATTEMPTS * 3):
+            lock.acquire(timeout=self.lock_timeout if timeout is None else timeout)
+            if self._holds_named_file(lock):
+                return lock
+            lock.release()
+        raise filelock.Timeout(lock.lock_file)  # deleted under this process again and again
+
+    def _cannot(self, action: str, key: str, describe: str, problem: str, hint: str = _WRITABLE_HINT) -> ArtifactError:
+        """``cannot store <key> (<describe>) in <root>: <problem>; <hint>``."""
+        what = f"{key} ({describe})" if describe else key
+        where = "in" if action == "store" else "from"
+        return ArtifactError(f"cannot {action} {what} {where} {self.root}: {problem}; {hint}")
+
+    @contextlib.contextmanager
+    def _locked(
+        self, key: str, describe: str = "", action: str = "store", corrupt: str | None = None
+    ) -> Iterator[None]:
+        """Hold the per-key lock, turning a timeout, or a store that cannot be written, into ArtifactError
+        (which says that the stored copy is ``corrupt``, when a reader found it so)."""
+        try:
+            lock = self._acquire(key)
         except filelock.Timeout as exc:
             raise ArtifactError(
                 f"timed out after {self.lock_timeout:g} s waiting for another process to build {describe or key}"
             ) from exc
+        except OSError as exc:  # the lock file (or its folder) cannot be created: a read-only store, say
+            problem = storage_problem(exc, self._lock_path(key)) or f"cannot create its lock file ({exc})"
+            if corrupt is not None:
+                problem += f", and its stored copy is corrupt ({corrupt})"
+            if action != "store":
+                hint = f"the artifact store must be writable to {action} artifacts"
+            elif problem.startswith("no space"):
+                hint = _SPACE_HINT
+            else:
+                hint = _WRITABLE_HINT
+            raise self._cannot(action, key, describe, problem, hint) from exc
         try:
             yield
         finally:
@@ -431,8 +621,7 @@ class Store:
         the artifact changed since it was read, or when the store cannot be written (a read-only cache).
         """
         try:
-            lock = self._lock(key)
-            lock.acquire(timeout=0)
+            lock = self._acquire(key, timeout=0)
         except (filelock.Timeout, OSError):
             return
         try:
@@ -492,11 +681,11 @@ class Store:
         if reason is None:
             self._mark_used(key)
             return self._current(key, value, stored, upgrade, describe)  # type: ignore[arg-type]
-        with self._locked(key, describe):
+        with self._locked(key, describe, corrupt=None if reason == "missing" else reason):
             reason, value, stored = self._check(key, load=True)
             if reason is not None:
                 if reason != "missing":
-                    log.warning("artifact %s (%s) is corrupt or partial: %s; rebuilding", key, describe or "-", reason)
+                    self._warn_corrupt(key, describe, reason)
                 self._clean_stale_temps(key)
                 started = time.monotonic()
                 try:
@@ -513,6 +702,13 @@ class Store:
         # Stored by another process while this one waited; upgraded (and converted: that takes the lock
         # itself) once the lock is released.
         return self._current(key, value, stored, upgrade, describe)  # type: ignore[arg-type]
+
+    def _warn_corrupt(self, key: str, describe: str, reason: str) -> None:
+        """Say, in the log and on the progress sink (the terminal under pytest), that ``key`` is rebuilt."""
+        what = f"{key} ({describe})" if describe else key
+        message = f"artifact {what} in {self.root} is corrupt ({reason}): rebuilding"
+        log.warning("%s", message)
+        report(message)
 
     def _write(
         self,
@@ -579,10 +775,26 @@ class Store:
         except RobustSpecError:
             raise
         except Exception as exc:
+            for tmp in (data_tmp, meta_tmp):  # first, so that the free space reported is what is free
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            problem = storage_problem(exc, data_path, self._needed(value, fmt))
+            if problem is not None:
+                hint = _SPACE_HINT if problem.startswith("no space") else _WRITABLE_HINT
+                raise self._cannot("store", key, describe, problem, hint) from exc
             raise ArtifactError(f"writing {describe or key} to {data_path} failed: {exc}") from exc
         finally:
-            _unlink_quietly(data_tmp)
-            _unlink_quietly(meta_tmp)
+            for tmp in (data_tmp, meta_tmp):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
+    @staticmethod
+    def _needed(value: Any, fmt: str) -> int | None:
+        """About how many bytes ``value`` takes stored (for a message; None if it cannot tell)."""
+        try:
+            return len(_json_bytes(value)) if fmt == "json" else _estimated_bytes(value)
+        except Exception:  # noqa: BLE001 - only a message depends on it
+            return None
 
     def _log_build(self, key: str, describe: str, seconds: float) -> None:
         """Append one record to builds.jsonl with a single O_APPEND write."""
@@ -664,7 +876,7 @@ class Store:
         data_path = self.path_for(key)
         if not data_path.parent.is_dir():
             return False
-        with self._locked(key):
+        with self._locked(key, action="remove"):
             removed_meta = _unlink_quietly(self._meta_path(key))
             removed_data = False
             for path in self._data_paths(key):
@@ -717,9 +929,60 @@ class Store:
     def clear(self) -> int:
         """Remove every artifact and the build log; return how many keys were removed.
 
-        Lock files and recent temp files are kept: deleting a lock another process waits on would
-        let two builders in at once.
+        What :meth:`sweep` removes goes too; recent lock and temp files are kept.
         """
         removed = sum(self.remove(key) for key in self._keys_on_disk())
         _unlink_quietly(self.root / "builds.jsonl")
+        self.sweep()
         return removed
+
+    def sweep(self, older_than: float = _STALE_TEMP_SECONDS, *, dry_run: bool = False) -> list[Path]:
+        """Delete what killed builds left: temp files, and lock files of keys that have no artifact, older
+        than ``older_than`` seconds and not held by any process; return them (``dry_run``: only list them).
+
+        A file goes only while this process holds its key's lock (taken without waiting): no live process
+        is building that key then. A process that opened a lock file before it was deleted and waited on
+        it sees, once it holds it, that the path no longer names it, and locks again
+        (:meth:`_holds_named_file`), so deleting a lock file never lets two builders in. A lock held by
+        a live process, or one this process cannot take (a read-only store), is left alone.
+        """
+        if not self.root.is_dir():
+            return []
+        cutoff = time.time() - older_than
+        leftovers: dict[str, list[Path]] = {}
+        for kind_dir in sorted(self.root.iterdir()):
+            if not kind_dir.is_dir() or not _KIND_RE.fullmatch(kind_dir.name):
+                continue
+            for file in sorted(kind_dir.iterdir()):
+                name, _, rest = file.name.partition(".")
+                m = _KEY_RE.fullmatch(name)
+                if m is None or m.group(1) != kind_dir.name or not (rest == "lock" or ".tmp-" in rest):
+                    continue
+                with contextlib.suppress(OSError):
+                    if file.stat().st_mtime < cutoff:
+                        leftovers.setdefault(name, []).append(file)
+        swept: list[Path] = []
+        for key, files in leftovers.items():
+            try:
+                lock = self._acquire(key, timeout=0)
+            except (filelock.Timeout, OSError):
+                continue  # being built now, or the store cannot be written
+            try:
+                artifact = any(p.exists() for p in (self._meta_path(key), *self._data_paths(key)))
+                for file in files:
+                    if file.suffix == ".lock" and artifact:
+                        continue  # the lock of a stored artifact stays with it
+                    if dry_run or self._unlink_logged(file):
+                        swept.append(file)
+            finally:
+                lock.release()
+        return swept
+
+    @staticmethod
+    def _unlink_logged(path: Path) -> bool:
+        """Delete ``path``; whether it did (a failure is logged, not raised)."""
+        try:
+            return _unlink_quietly(path)
+        except OSError as exc:
+            log.debug("could not delete %s: %s", path, exc)
+            return False

@@ -343,6 +343,26 @@ def test_cache_prune(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     assert store.entries() == []
 
 
+def test_cache_prune_removes_what_killed_builds_left(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    """An hour-old lock and temp file of a key with no artifact (a killed build) go with prune, listed."""
+    key = content_key("eval", {"killed": 1})
+    folder = store.root / "eval"
+    folder.mkdir()
+    leftovers = [folder / f"{key}.lock", folder / f"{key}.value.json.tmp-4242-deadbeef"]
+    past = time.time() - 2 * 3600
+    for p in leftovers:
+        p.write_bytes(b"")
+        os.utime(p, (past, past))
+    assert main(["cache", "prune", "--unused-for", "7d", "--dry-run", "--store", str(store.root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(out[:2]) == sorted(f"would remove  {p}  (left by a killed build)" for p in leftovers)
+    assert out[-1] == f"would remove 0 artifacts (0 B) from {store.root}, and 2 lock or temp files of killed builds"
+    assert all(p.exists() for p in leftovers)
+    assert main(["cache", "prune", "--unused-for", "7d", "--store", str(store.root)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("removed 0 artifacts (0 B) from ")
+    assert not any(p.exists() for p in leftovers) and len(store.entries()) == 2
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("90s", 90), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("1.5h", 5400), ("0", 0)]
 )

@@ -142,3 +142,27 @@ def test_an_attack_reports_from_inside_a_long_batch(lines: list[str], monkeypatc
     evaluate_attack(net, "square", params, images, labels, n=6, seed=0, device="cpu")
     inside = [line for line in lines if "0/6 images" in line and "forward passes" in line]
     assert inside and "batch 1/1: " in inside[-1] and "of at most 5" in inside[-1], lines
+
+
+def test_progress_directories_of_killed_controllers_are_swept(tmp_path, monkeypatch) -> None:
+    """A directory named after a process that no longer runs, over an hour old, goes; a live process's,
+    a recent one and one of another name stay."""
+    import os
+    import tempfile
+    import time
+
+    from robustspec.pytest.progress import sweep_stale_directories
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / "robustspec-progress-2147483647-abc123"  # no process has that number
+    alive = tmp_path / f"robustspec-progress-{os.getpid()}-def456"
+    recent = tmp_path / "robustspec-progress-2147483646-aaa111"
+    other = tmp_path / "robustspec-progress-x"
+    for d in (dead, alive, recent, other):
+        d.mkdir()
+    (dead / "gw0.log").write_text("[gw0] training\n")
+    past = time.time() - 2 * 3600
+    for d in (dead, alive, other):
+        os.utime(d, (past, past))
+    assert sweep_stale_directories() == [dead]
+    assert not dead.exists() and alive.is_dir() and recent.is_dir() and other.is_dir()

@@ -15,6 +15,7 @@ import textwrap
 import time
 from collections import Counter
 from pathlib import Path
+from typing import IO
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import robustspec
+import robustspec.progress
 from robustspec import store as store_mod
 from robustspec.errors import ArtifactError, DataError
 from robustspec.store import Store, canonical_json, content_key
@@ -226,11 +228,17 @@ def test_damaged_artifact_is_rebuilt_once(tmp_path: Path, damage, fmt: str, capl
     assert not store.has(key)
     with pytest.raises(ArtifactError):
         store.load(key)
-    with caplog.at_level(logging.WARNING, logger="robustspec.store"):
-        rebuilt = store.get_or_build(key, make)
+    shown: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="robustspec.store"), robustspec.progress.sink(shown.append):
+        rebuilt = store.get_or_build(key, make, describe="a model")
     assert same(rebuilt)
     if damage is not _drop_data:
-        assert "corrupt or partial" in caplog.text
+        # In the log and on the progress sink (the terminal under pytest), with the key, the store, the reason.
+        assert len(shown) == 1 and shown[0] in caplog.text
+        assert shown[0].startswith(f"artifact {key} (a model) in {store.root} is corrupt (")
+        assert shown[0].endswith("): rebuilding")
+        if damage is _flip_byte:
+            assert "is corrupt (checksum mismatch): rebuilding" in shown[0]
     for _ in range(2):
         assert same(store.get_or_build(key, lambda: pytest.fail("rebuilt twice")))
     store_mod._VERIFIED.clear()
@@ -802,3 +810,286 @@ def test_large_artifacts_are_memory_mapped_not_read(tmp_path: Path, monkeypatch:
     Store(tmp_path).get_or_build(small, lambda: {"x": torch.zeros(4)}, meta={}, describe="small")
     Store(tmp_path).load(small)
     assert Store(tmp_path).path_for(small).with_suffix(".pt").is_file() and not mapped(small)
+
+
+# -- faults: a read-only store, a full disk, what killed builds leave ----------------------------
+
+
+#: What torch.save raised on a full tmpfs (measured), with the kernel's ENOSPC as its context.
+TORCH_SHORT_WRITE = "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
+
+
+def _io_error(code: int, path: str = "/s/data/x.pt") -> OSError:
+    return OSError(code, os.strerror(code), path)
+
+
+def test_file_system_faults_in_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """storage_problem names the cause and the path: a full disk (also behind torch's own error, which
+    carries no errno), a read-only file system, a permission; anything else is not its business."""
+    import errno
+
+    from robustspec.store import storage_problem
+
+    target = tmp_path / "store" / "model" / "model-x.pt"  # need not exist: its nearest ancestor is asked
+    assert storage_problem(_io_error(errno.EROFS), target) == "read-only file system (/s/data/x.pt)"
+    assert storage_problem(_io_error(errno.EACCES), target) == "permission denied (/s/data/x.pt)"
+    assert storage_problem(PermissionError(errno.EPERM, "no"), target) == f"permission denied ({target})"
+    assert storage_problem(ValueError("out of cheese"), target) is None
+    assert storage_problem(_io_error(errno.ENOENT), target) is None
+    full = storage_problem(_io_error(errno.ENOSPC), target, needed=3 << 20)
+    assert full is not None and full.startswith("no space left on /")
+    assert full.endswith(" free, the artifact needed about 3.0 MiB)")
+    assert storage_problem(_io_error(errno.EDQUOT), target).startswith("no space left on ")  # type: ignore[union-attr]
+
+    # What torch.save raises writing to a full device (here /dev/full: its OSError, torch's RuntimeError
+    # as the context) ...
+    try:
+        with open("/dev/full", "wb") as f:
+            torch.save({"w": torch.zeros(100_000)}, f)
+            f.flush()
+    except (OSError, RuntimeError) as exc:
+        from_torch: BaseException = exc
+    else:  # pragma: no cover
+        pytest.skip("/dev/full accepted the write")
+    assert storage_problem(from_torch, target, 400_000).startswith("no space left on ")  # type: ignore[union-attr]
+    # ... and on a full tmpfs (measured: torch's RuntimeError on top, the OSError as its context).
+    try:
+        try:
+            raise _io_error(errno.ENOSPC)
+        except OSError:
+            raise RuntimeError(TORCH_SHORT_WRITE)  # noqa: B904 - as torch does: the OSError is the context
+    except RuntimeError as exc:
+        on_top = exc
+    assert storage_problem(on_top, target).startswith("no space left on ")  # type: ignore[union-attr]
+    # torch's error without any errno: the free space decides.
+    bare = RuntimeError(TORCH_SHORT_WRITE)
+    vfs = os.statvfs(tmp_path)
+
+    class Full:
+        f_bavail, f_frsize = 3, 4096
+
+    monkeypatch.setattr(store_mod.os, "statvfs", lambda path: Full)
+    assert storage_problem(bare, target, 1 << 20) == (
+        f"no space left on {store_mod._mount_point(tmp_path)} (12.0 KiB free, the artifact needed about 1.0 MiB)"
+    )
+    monkeypatch.setattr(store_mod.os, "statvfs", lambda path: vfs)
+    if vfs.f_bavail * vfs.f_frsize > 1 << 30:
+        assert storage_problem(bare, target, 1 << 20) is None  # a disk with room: some other failure
+
+
+#: Run inside a private mount namespace (``unshare -rm``): the store at argv[1] bind-mounted read-only at
+#: argv[2], a 64 KiB tmpfs at argv[3]. Imports no torch: the artifacts are JSON.
+IN_NAMESPACE = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    from robustspec.errors import ArtifactError
+    from robustspec.store import Store
+
+    src, ro, small, keys = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+    subprocess.run(["mount", "--bind", src, ro], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small], check=True)
+
+    def fails(store, key, value):
+        try:
+            store.get_or_build(key, lambda: value, describe="a test artifact")
+        except ArtifactError as exc:
+            return str(exc)
+        return "stored"
+
+    store = Store(ro)
+    out = {
+        "stored": store.get_or_build(keys["stored"], lambda: 1 / 0),
+        "loaded": store.load(keys["stored"]),
+        "has": store.has(keys["stored"]),
+        "entries": [e["key"] for e in store.entries()],
+        "missing": fails(store, keys["missing"], {"n": 1}),
+        "corrupt": fails(store, keys["corrupt"], {"n": 2}),
+        "no_root": fails(Store(ro + "/sub/store"), keys["missing"], {"n": 3}),
+        "swept": [str(p) for p in store.sweep(0)],
+        "full": fails(Store(small + "/store"), keys["missing"], {"n": list(range(30_000))}),
+    }
+    print(json.dumps(out))
+    """
+)
+
+
+def _unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _unshare_works(), reason="needs unshare -rm")
+def test_read_only_store_and_full_disk_for_real(tmp_path: Path) -> None:
+    """A store on a read-only mount serves everything it holds and writes nothing (no lock, no last-use
+    time); what it cannot store is an ArtifactError with the store, the key and the cause, as is a build
+    on a full tmpfs (ENOSPC from the kernel, no mock). Run in a user and mount namespace of its own."""
+    src, ro, small = tmp_path / "src", tmp_path / "ro", tmp_path / "small"
+    ro.mkdir(), small.mkdir()
+    store = Store(src)
+    keys = {name: content_key("eval", {"fault": name}) for name in ("stored", "missing", "corrupt")}
+    store.get_or_build(keys["stored"], lambda: {"accuracy": 0.5})
+    store.get_or_build(keys["corrupt"], lambda: {"accuracy": 0.25})
+    store.data_path(keys["corrupt"]).write_text('{"accuracy":0.75}')
+    for lock in src.rglob("*.lock"):
+        lock.unlink()  # a cache restored without them
+    past = time.time() - 86400
+    for p in src.rglob("*"):
+        os.utime(p, (past, past))
+    before = {str(p.relative_to(src)): p.stat().st_mtime for p in src.rglob("*")}
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        ["unshare", "-rm", sys.executable, "-c", IN_NAMESPACE, str(src), str(ro), str(small), json.dumps(keys)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["stored"] == out["loaded"] == {"accuracy": 0.5} and out["has"]
+    assert out["entries"] == [keys["stored"]] and out["swept"] == []
+    hint = "; the artifact store must be writable to build: make it writable, or point --robustspec-store"
+    read_only = f"read-only file system ({ro}/eval/"
+    assert out["missing"].startswith(f"cannot store {keys['missing']} (a test artifact) in {ro}: {read_only}")
+    assert hint in out["missing"]
+    assert out["corrupt"].startswith(f"cannot store {keys['corrupt']} (a test artifact) in {ro}: {read_only}")
+    assert ", and its stored copy is corrupt (checksum mismatch); " in out["corrupt"]
+    assert out["no_root"].startswith(f"cannot store {keys['missing']} (a test artifact) in {ro}/sub/store: ")
+    assert f"read-only file system ({ro}/sub" in out["no_root"]
+    assert out["full"].startswith(f"cannot store {keys['missing']} (a test artifact) in {small}/store: ")
+    assert f"no space left on {small} (" in out["full"] and "the artifact needed about 1" in out["full"]
+    assert "free some space" in out["full"]
+    assert {str(p.relative_to(src)): p.stat().st_mtime for p in src.rglob("*")} == before  # nothing written
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes whatever the mode")
+def test_store_without_write_permission(tmp_path: Path) -> None:
+    """A store this account may only read (a cache mounted for consumers): reads work, a build it cannot
+    store says so before building."""
+    store = Store(tmp_path / "store")
+    stored, missing = content_key("eval", {"perm": 1}), content_key("eval", {"perm": 2})
+    store.get_or_build(stored, lambda: {"n": 1})
+    dirs = [store.root, store.root / "eval"]
+    for d in dirs:
+        d.chmod(0o555)
+    try:
+        assert store.get_or_build(stored, lambda: pytest.fail("rebuilt")) == {"n": 1}
+        with pytest.raises(ArtifactError, match=r"cannot store eval-\w+ in .*: permission denied \(") as info:
+            store.get_or_build(missing, lambda: pytest.fail("built although it cannot be stored"))
+        assert "must be writable to build" in str(info.value)
+    finally:
+        for d in dirs:
+            d.chmod(0o755)
+
+
+def test_a_write_that_fails_for_want_of_space_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.save on a full disk (its RuntimeError, the OSError behind it) is an ArtifactError naming the
+    store and the space; the temp files are gone. (The disk is full by a mock here: the real one is
+    test_read_only_store_and_full_disk_for_real, for a JSON artifact.)"""
+    import errno
+
+    store = Store(tmp_path)
+    key = content_key("model", {"full": 1})
+
+    def save_on_a_full_disk(value: object, f: IO[bytes]) -> None:
+        f.write(b"PK" * 1000)
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError(TORCH_SHORT_WRITE)  # noqa: B904 - as torch does: the OSError is the context
+
+    monkeypatch.setattr(torch, "save", save_on_a_full_disk)
+    with pytest.raises(ArtifactError) as info:
+        store.get_or_build(key, lambda: {"w": torch.zeros(1 << 18)}, describe="a model")
+    message = str(info.value)
+    assert message.startswith(f"cannot store {key} (a model) in {tmp_path}: no space left on /")
+    assert "the artifact needed about 1.0 MiB); free some space" in message
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [f"{key}.lock"]
+
+
+def test_sweep_removes_what_killed_builds_left_and_nothing_else(tmp_path: Path) -> None:
+    """Lock files of keys without an artifact and temp files, older than the threshold and held by no
+    process, go; the lock of a stored artifact, a fresh lock and a held lock stay."""
+    import filelock
+
+    store = Store(tmp_path)
+    stored, gone, held, fresh = (content_key("model", {"sweep": i}) for i in range(4))
+    store.get_or_build(stored, lambda: {"n": 1})
+    folder = store.path_for(stored).parent
+    leftovers = [folder / f"{gone}.lock", folder / f"{gone}.pt.tmp-123-deadbeef", folder / f"{stored}.json.tmp-9-ab"]
+    kept = [folder / f"{stored}.lock", folder / f"{held}.lock", folder / f"{held}.value.json.tmp-7-cd"]
+    for p in leftovers + kept:
+        p.touch()
+    past = time.time() - 2 * 3600
+    for p in leftovers + kept:
+        os.utime(p, (past, past))
+    (folder / f"{fresh}.lock").touch()
+    other = filelock.FileLock(str(folder / f"{held}.lock"))  # as another process, building it now
+    with other:
+        assert sorted(store.sweep(dry_run=True)) == sorted(leftovers) and all(p.exists() for p in leftovers)
+        assert sorted(store.sweep()) == sorted(leftovers)
+    assert not any(p.exists() for p in leftovers)
+    assert all(p.exists() for p in kept) and (folder / f"{fresh}.lock").exists()
+    assert store.get_or_build(stored, lambda: pytest.fail("rebuilt")) == {"n": 1}
+    assert store.get_or_build(gone, lambda: {"n": 2}) == {"n": 2}
+
+
+def test_a_lock_whose_file_was_deleted_is_not_held(tmp_path: Path) -> None:
+    """A process that locked a lock file which was then deleted (or replaced) holds nothing: the store
+    sees it and locks again."""
+    store = Store(tmp_path)
+    key = content_key("model", {"deleted-lock": 1})
+    lock = store._acquire(key)
+    try:
+        assert store._holds_named_file(lock)
+        path = Path(lock.lock_file)
+        path.unlink()
+        assert not store._holds_named_file(lock)
+        path.touch()  # another process's new file
+        assert not store._holds_named_file(lock)
+    finally:
+        lock.release()
+    again = store._acquire(key, timeout=0)
+    assert store._holds_named_file(again)
+    again.release()
+
+
+#: A tiny suite: on an empty read-only store its first build (an evaluation) cannot be stored.
+_COLD_SUITE = {
+    "specs/datasets.yaml": "tiny: {name: office-synth, classes: 3, image-size: 16, train-per-class: 4, test-per-class: 2}\n",
+    "specs/training.yaml": "tiny: {epochs: 1, batch-size: 16}\n",
+    "suites/s.yaml": "data: tiny\nsource: amazon\ntrain: tiny\nmodels: [resnet10-mini]\n"
+    "expect:\n  - source-accuracy: {min: 0.0}\n  - target-accuracy: {min: 0.0}\n",
+}
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or (os.geteuid() == 0 and not _unshare_works()),
+    reason="needs another account than root, or unshare -rm to mount the store read-only",
+)
+def test_plugin_on_a_read_only_store_that_holds_nothing(write_project) -> None:
+    """Every item fails with the ArtifactError that says why, none with a raw PermissionError/OSError
+    traceback, and nothing is an INTERNALERROR (one pytester run: nothing is built)."""
+    project = write_project(_COLD_SUITE)
+    store = project.path / "ro-store"
+    store.mkdir()
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:xdist"]
+    argv += [f"--robustspec-store={store}", "-q"]
+    if os.geteuid() != 0:
+        store.chmod(0o555)
+    else:  # root writes whatever the mode: a read-only bind mount in a mount namespace of its own
+        remount = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+        argv = ["unshare", "-rm", "sh", "-c", remount, "sh", str(store), *argv]
+    try:
+        result = project.run(*argv, timeout=120)
+    finally:
+        store.chmod(0o755)
+    text = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in text and "Traceback" not in text and "Error: [Errno" not in text, text
+    assert text.count("cannot store eval-") >= 3 and "must be writable to build" in text, text
+    assert "read-only file system (" in text or "permission denied (" in text
+    assert result.ret == 1 and list(store.iterdir()) == []

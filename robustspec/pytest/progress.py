@@ -2,15 +2,20 @@
 
 Without xdist the sink writes to the terminal, past output capture. Under xdist each worker appends to a
 file in a scratch directory (never inside the store, which may be read-only) and the controller tails
-those files. Lines are shown at the default verbosity and above, not with ``-q``/``-qq`` or
-``--robustspec-quiet``; a line never splices into pytest's own line of dots (:func:`write_progress_line`).
+those files; a directory a killed controller left there is deleted by the next one once it is an hour old
+(:func:`sweep_stale_directories`). Lines are shown at the default verbosity and above, not with
+``-q``/``-qq`` or ``--robustspec-quiet``; a line never splices into pytest's own line of dots
+(:func:`write_progress_line`).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,7 @@ import pytest
 from .. import progress
 from .state import verbosity
 
-__all__ = ["write_progress_line", "ensure_sink", "PREFIX"]
+__all__ = ["write_progress_line", "ensure_sink", "sweep_stale_directories", "PREFIX"]
 
 PREFIX = "[robustspec] "
 _key = pytest.StashKey["_Progress"]()
@@ -85,7 +90,8 @@ class _Progress:
             self.previous = progress.set_sink(self.sink())
 
     def start_tailing(self) -> None:
-        self.directory = root = Path(tempfile.mkdtemp(prefix="robustspec-progress-"))
+        sweep_stale_directories()
+        self.directory = root = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
         offsets: dict[Path, int] = {}
 
         def tail() -> None:
@@ -118,6 +124,39 @@ class _Progress:
         if self.installed:
             progress.set_sink(self.previous)
             self.installed = False
+
+
+_DIR_PREFIX = "robustspec-progress-"
+_DIR_RE = re.compile(re.escape(_DIR_PREFIX) + r"(\d+)-\w+")
+#: A progress directory of a controller that is gone is deleted once it is this old.
+STALE_SECONDS = 3600.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another account's process (or a number no process has): leave it
+    return True
+
+
+def sweep_stale_directories(older_than: float = STALE_SECONDS) -> list[Path]:
+    """Delete the progress directories that killed xdist controllers left in the temp directory: those
+    named after a process that no longer runs, older than ``older_than`` seconds; return them."""
+    cutoff = time.time() - older_than
+    gone = []
+    for path in Path(tempfile.gettempdir()).glob(_DIR_PREFIX + "*"):
+        m = _DIR_RE.fullmatch(path.name)
+        try:
+            stale = m is not None and path.is_dir() and path.stat().st_mtime < cutoff and not _alive(int(m.group(1)))
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            gone.append(path)
+    return gone
 
 
 def ensure_sink(config: pytest.Config) -> None:
