@@ -122,7 +122,10 @@ _QUANTIZED: dict[str, tuple] = {}
 def quantized(name: str) -> tuple:
     """(float model, context, int8 graph) of a network, made once per process."""
     if name not in _QUANTIZED:
-        float_model = trained(NETWORKS[name]())
+        # Seeded here: the initial weights must not depend on which tests ran before in this process.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            float_model = trained(NETWORKS[name]())
         ctx = context(float_model)
         quantize = COMPRESSIONS.get("quantize")()
         q = quantize.apply(float_model, quantize.Params.model_validate({"backend": "xnnpack", "calibration": 64}), ctx)
