@@ -16,6 +16,18 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread_per_xdist_worker():
+    """Under xdist every core already runs a worker: torch's default of one intra-op thread per core
+    makes the workers' threads contend (1.9-3.4x slower on 2 busy cores, docs/speed.md "Threads"), so a
+    worker keeps one. Without xdist, torch's default stays."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+    yield
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models on a shared 2-core machine: intra-op threads only contend (10-100x slower)."""
