@@ -169,7 +169,7 @@ def _read_list(
 
 def _lookup(index: dict[str, tuple[int, Path]], name: str, domain: str) -> tuple[int, Path] | None:
     """An image by its path relative to the domain's class folders, the domain, or the tree's root."""
-    name = name.lstrip("./") if name.startswith("./") else name
+    name = name.removeprefix("./")
     for candidate in (name, name.removeprefix(f"{domain}/"), name.removeprefix(f"{domain}/images/")):
         if candidate in index:
             return index[candidate]
