@@ -82,3 +82,21 @@ def write_project(isolated_pytester: pytest.Pytester):
         return isolated_pytester
 
     return write
+
+
+@pytest.fixture
+def render_report():
+    """``docs/render_report.py`` as a module (it draws a report in headless Chromium); skipped where there
+    is no Chromium."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "render_report", Path(__file__).parents[1] / "docs" / "render_report.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if module.find_chromium() is None:
+        pytest.skip("no Chromium (chromium, chromium-browser or google-chrome; apt-get install -y chromium)")
+    return module

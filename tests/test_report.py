@@ -459,18 +459,8 @@ def test_report_without_attacks_or_sizes(tmp_path: Path) -> None:
     assert main(["report", str(results), "-o", str(tmp_path / "r.md")]) == 2
 
 
-def test_report_renders_in_chromium(rendered: tuple[Path, Path], tmp_path: Path) -> None:
+def test_report_renders_in_chromium(rendered: tuple[Path, Path], tmp_path: Path, render_report) -> None:
     """Look at the page as a person would: headless Chromium draws it (skipped where there is none)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "render_report", Path(__file__).parents[1] / "docs" / "render_report.py"
-    )
-    assert spec and spec.loader
-    render_report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render_report)
-    if render_report.find_chromium() is None:
-        pytest.skip("no Chromium (apt-get install -y chromium)")
     png = render_report.render(rendered[0], tmp_path / "report.png", width=1100, height=1400)
     from PIL import Image
 

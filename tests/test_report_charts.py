@@ -354,18 +354,8 @@ def test_the_trends_over_kept_runs_are_in_the_report_with_their_intervals(tmp_pa
     assert len(error_segments(panels["source-accuracy"])) == 6
 
 
-def test_the_report_in_headless_chromium_is_a_drawn_page(tmp_path: Path) -> None:
+def test_the_report_in_headless_chromium_is_a_drawn_page(tmp_path: Path, render_report) -> None:
     """Look at the page as a person would (skipped where there is no Chromium)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "render_report", Path(__file__).parents[1] / "docs" / "render_report.py"
-    )
-    assert spec and spec.loader
-    render_report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render_report)
-    if render_report.find_chromium() is None:
-        pytest.skip("no Chromium (chromium, chromium-browser or google-chrome)")
     pytest.importorskip("matplotlib")
     PIL = pytest.importorskip("PIL.Image")
     results = tmp_path / "results.json"
