@@ -183,7 +183,8 @@ def run(
 ) -> RunResult:
     """Run every check of ``suite`` (a path, or a suite as a mapping) and return their results.
 
-    - ``store``: a directory or a :class:`~robustspec.store.Store`; default as the plugin resolves it
+    - ``store``: a directory, a URL (``s3://bucket/prefix``), a :class:`~robustspec.store.Store` or a
+      :class:`~robustspec.remote_store.RemoteStore`; default as the plugin resolves it
       (``$ROBUSTSPEC_STORE``, else ``<base_dir>/.robustspec/store``), so both share every artifact;
     - ``device``: ``auto`` (cuda when present), ``cpu``, ``cuda``, ...;
     - ``select``: an id pattern or substring, or several (``"*::int8::*"``, ``"webcam"``): only the checks
@@ -194,18 +195,17 @@ def run(
     A suite that is invalid raises :class:`~robustspec.errors.SpecErrors` (every problem, each with its
     file:line:col); a check that cannot run is a result with status ``error``, not an exception.
     """
-    from .config import store_root
+    from .config import open_store
     from .plan import plan_suite
     from .progress import sink
-    from .store import Store
     from .workspace import Workspace
 
     here = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
     loaded = _load(suite, here, specs_dir)
-    if isinstance(store, Store):
-        the_store = store
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        the_store = store  # a Store or RemoteStore
     else:
-        the_store = Store(store_root(store, os.environ, None, here))
+        the_store = open_store(store, os.environ, None, here)
     ws = Workspace(the_store, device)
     results = []
     with sink(progress or (lambda _line: None)):

@@ -27,7 +27,9 @@ Examples::
 
 The store is ``--store DIR``, else ``$ROBUSTSPEC_STORE``, else the ini key ``robustspec_store`` (relative to
 pytest's rootdir), else ``.robustspec/store`` under the rootdir: the same resolution as the pytest plugin
-(:mod:`robustspec.config`), so ``robustspec cache`` looks where ``pytest`` builds.
+(:mod:`robustspec.config`), so ``robustspec cache`` looks where ``pytest`` builds. For a store at a URL
+(``s3://bucket/prefix``), ``list`` shows the remote artifacts, ``prune`` and ``clear`` act on the local
+cache (``clear --remote`` empties the remote store too).
 
 ``compare`` exits 0 without regressions, 1 with one, 2 on usage errors (a file that is not a results file).
 ``merge`` exits 0 when it wrote the merged file, 2 when it cannot (an id with two different records, shards
@@ -152,15 +154,31 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- cache
 
 
-def store_root(option: str | None) -> Path:
+def store_root(option: str | None) -> Path | str:
     """``--store``, else ``$ROBUSTSPEC_STORE``, else ini ``robustspec_store``, else ``.robustspec/store`` under
-    pytest's rootdir (found from the working directory as pytest finds it); absolute."""
-    from .config import STORE_INI, find_rootdir
-    from .config import store_root as resolve
+    pytest's rootdir (found from the working directory as pytest finds it); absolute, or a URL."""
+    from .config import STORE_INI, find_rootdir, store_location
 
     root = find_rootdir()
     ini = root.options.get(STORE_INI)
-    return resolve(option, os.environ, str(ini) if ini else None, root.path)
+    return store_location(option, os.environ, str(ini) if ini else None, root.path)
+
+
+def open_store(option: str | None, cache: str | None = None) -> Any:
+    """The store as the plugin opens it (:func:`robustspec.config.open_store`), from the working directory."""
+    from .config import CACHE_INI, STORE_INI, find_rootdir
+    from .config import open_store as resolve
+
+    root = find_rootdir()
+    ini, cache_ini = root.options.get(STORE_INI), root.options.get(CACHE_INI)
+    return resolve(
+        option,
+        os.environ,
+        str(ini) if ini else None,
+        root.path,
+        cache=cache,
+        cache_ini=str(cache_ini) if cache_ini else None,
+    )
 
 
 def _human(n: float) -> str:
@@ -221,21 +239,33 @@ def _prune(store: Any, args: argparse.Namespace) -> int:
         print(f"{verb}  {path}  (left by a killed build)")
     left = f", and {len(leftovers)} lock or temp file{'s' if len(leftovers) != 1 else ''} of killed builds"
     artifacts = f"{len(gone)} artifact{'s' if len(gone) != 1 else ''}"
-    print(f"{verb} {artifacts} ({size}) from {store.root}{left if leftovers else ''}")
+    where = f"the local cache {store.cache.root}" if hasattr(store, "cache") else store.root
+    print(f"{verb} {artifacts} ({size}) from {where}{left if leftovers else ''}")
+    if hasattr(store, "cache"):
+        print(f"{store.root} itself is left as it is (other machines' uses are not recorded there)")
     return 0
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    root = store_root(args.store)
+    store = open_store(args.store, args.cache)
+    remote = hasattr(store, "cache")  # a store at a URL, with its local cache
+    root = store.root
+    if args.remote and not remote:
+        raise UsageError(f"--remote: the store {root} is a directory, not a URL")
     if args.action == "path":
         print(root)
+        if remote:
+            print(f"cache: {store.cache.root}")
         return 0
-    from .store import Store
-
-    store = Store(root)
     if args.action == "clear":
+        if args.remote:
+            n = store.clear_remote()
+            print(f"removed {n} artifact{'s' if n != 1 else ''} from {root} (and every blob, build record and lease)")
         n = store.clear()
-        print(f"removed {n} artifact{'s' if n != 1 else ''} from {root}")
+        where = f"the local cache {store.cache.root}" if remote else root
+        print(f"removed {n} artifact{'s' if n != 1 else ''} from {where}")
+        if remote and not args.remote:
+            print(f"{root} itself is left as it is (--remote empties it)")
         return 0
     if args.action == "prune":
         return _prune(store, args)
@@ -262,6 +292,9 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(line)
     n = len(entries)
     print(f"total: {n} artifact{'s' if n != 1 else ''}, {total} bytes ({_human(total)}) in {root}")
+    if remote:
+        cached = sum(1 for e in entries if e.get("cached"))
+        print(f"{cached} of them in the local cache {store.cache.root}")
     return 0
 
 
@@ -450,9 +483,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="prune: list what would be removed, remove nothing")
     p.add_argument(
         "--store",
+        metavar="DIR|URL",
+        default=None,
+        help=f"store directory or URL (s3://bucket/prefix; default: ${STORE_ENV}, else ini robustspec_store, "
+        f"else {DEFAULT_STORE} under pytest's rootdir)",
+    )
+    p.add_argument(
+        "--cache",
         metavar="DIR",
         default=None,
-        help=f"store directory (default: ${STORE_ENV}, else ini robustspec_store, else {DEFAULT_STORE} under pytest's rootdir)",
+        help="the local cache of a store at a URL (default: $ROBUSTSPEC_STORE_CACHE, else ini "
+        "robustspec_store_cache, else .robustspec/cache/<digest of the URL> under pytest's rootdir)",
+    )
+    p.add_argument(
+        "--remote",
+        action="store_true",
+        help="clear: also delete everything in the store at the URL (every machine's artifacts)",
     )
     p.set_defaults(func=_cmd_cache)
 

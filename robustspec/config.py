@@ -9,23 +9,58 @@ configuration file (``pytest.toml``, ``.pytest.toml``, ``pytest.ini``, ``.pytest
 ``pyproject.toml`` with ``[tool.pytest]`` or ``[tool.pytest.ini_options]``, a ``tox.ini`` with
 ``[pytest]``, a ``setup.cfg`` with ``[tool:pytest]``); else the first ``pyproject.toml`` found, else the
 nearest ``setup.py``, else the working directory. Files are read with tomllib/configparser, never pytest.
+
+The store may be a URL (``s3://bucket/prefix``, ``gs://bucket/prefix``, ``file:///dir``): an object store
+shared by machines (:mod:`robustspec.remote_store`), read through a local cache, :func:`cache_root`:
+``--robustspec-store-cache`` / ``--cache``, else ``$ROBUSTSPEC_STORE_CACHE``, else the ini key
+``robustspec_store_cache``, else ``.robustspec/cache/<digest of the URL>`` under the rootdir.
+:func:`open_store` makes the store, for the plugin, the command line and the Python API alike.
 """
 
 from __future__ import annotations
 
 import configparser
+import hashlib
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STORE_ENV", "STORE_INI", "DEFAULT_STORE", "store_root", "find_rootdir", "RootDir"]
+__all__ = [
+    "STORE_ENV",
+    "STORE_INI",
+    "DEFAULT_STORE",
+    "CACHE_ENV",
+    "CACHE_INI",
+    "LEASE_TTL_ENV",
+    "store_root",
+    "store_location",
+    "cache_root",
+    "open_store",
+    "is_store_url",
+    "find_rootdir",
+    "RootDir",
+]
 
 STORE_ENV = "ROBUSTSPEC_STORE"
 STORE_INI = "robustspec_store"
 DEFAULT_STORE = Path(".robustspec") / "store"
+#: The local cache of a store at a URL.
+CACHE_ENV = "ROBUSTSPEC_STORE_CACHE"
+CACHE_INI = "robustspec_store_cache"
+DEFAULT_CACHE = Path(".robustspec") / "cache"
+#: Seconds a build lease on a store at a URL lasts without renewal.
+LEASE_TTL_ENV = "ROBUSTSPEC_STORE_LEASE_TTL"
+
+_URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_store_url(text: object) -> bool:
+    """Whether ``text`` names a store by URL (``scheme://...``) rather than a directory."""
+    return isinstance(text, str) and _URL_RE.match(text) is not None
 
 
 def store_root(option: str | os.PathLike[str] | None, env: Mapping[str, str], ini: str | None, rootdir: Path) -> Path:
@@ -39,6 +74,67 @@ def store_root(option: str | os.PathLike[str] | None, env: Mapping[str, str], in
     if ini:
         return (Path(rootdir) / Path(str(ini)).expanduser()).resolve()
     return (Path(rootdir) / DEFAULT_STORE).resolve()
+
+
+def store_location(
+    option: str | os.PathLike[str] | None, env: Mapping[str, str], ini: str | None, rootdir: Path
+) -> Path | str:
+    """:func:`store_root`, except that the first of them that is a URL is returned as it is (its
+    trailing slashes removed)."""
+    for raw in (option, env.get(STORE_ENV), ini):
+        if raw:
+            if is_store_url(str(raw)):
+                return str(raw).rstrip("/")
+            break
+    return store_root(option, env, ini, rootdir)
+
+
+def cache_root(
+    url: str, option: str | os.PathLike[str] | None, env: Mapping[str, str], ini: str | None, rootdir: Path
+) -> Path:
+    """The local cache of the store at ``url``: ``option`` > ``env[ROBUSTSPEC_STORE_CACHE]`` > ``ini``
+    (relative to ``rootdir``) > ``rootdir/.robustspec/cache/<16 hex of the URL's sha256>``."""
+    if option:
+        return Path(option).expanduser().resolve()
+    if env.get(CACHE_ENV):
+        return Path(env[CACHE_ENV]).expanduser().resolve()
+    if ini:
+        return (Path(rootdir) / Path(str(ini)).expanduser()).resolve()
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    return (Path(rootdir) / DEFAULT_CACHE / digest).resolve()
+
+
+def open_store(
+    option: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    ini: str | None = None,
+    rootdir: str | os.PathLike[str] | None = None,
+    *,
+    cache: str | os.PathLike[str] | None = None,
+    cache_ini: str | None = None,
+) -> Any:
+    """The artifact store, resolved as :func:`store_location` resolves it: a
+    :class:`~robustspec.store.Store` for a directory, a :class:`~robustspec.remote_store.RemoteStore`
+    (with its cache, :func:`cache_root`) for a URL. ``env`` defaults to ``os.environ``, ``rootdir`` to the
+    working directory. Nothing is read or written until the store is used."""
+    env = os.environ if env is None else env
+    root = Path(rootdir) if rootdir is not None else Path.cwd()
+    where = store_location(option, env, ini, root)
+    if isinstance(where, Path):
+        from .store import Store
+
+        return Store(where)
+    from .errors import ArtifactError
+    from .remote_store import DEFAULT_LEASE_TTL, RemoteStore
+
+    ttl_text = env.get(LEASE_TTL_ENV) or ""
+    try:
+        ttl = float(ttl_text) if ttl_text else DEFAULT_LEASE_TTL
+    except ValueError:
+        ttl = -1.0
+    if not 0 < ttl < float("inf"):
+        raise ArtifactError(f"${LEASE_TTL_ENV}: expected a positive number of seconds, got {ttl_text!r}")
+    return RemoteStore(where, cache_root(where, cache, env, cache_ini, root), lease_ttl=ttl)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..config import STORE_ENV
+from ..config import CACHE_ENV, STORE_ENV
 from ..report.compare import DEFAULT_TOLERANCE
 from .state import SHARD_ENV, STATE_KEY, PluginState
 
@@ -19,8 +19,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--robustspec-store",
         dest="robustspec_store",
         default=None,
+        metavar="DIR|URL",
+        help=f"artifact store directory, or URL of a shared one (s3://bucket/prefix, gs://..., file:///dir) "
+        f"(env {STORE_ENV}, ini robustspec_store; default .robustspec/store under rootdir)",
+    )
+    group.addoption(
+        "--robustspec-store-cache",
+        dest="robustspec_store_cache",
+        default=None,
         metavar="DIR",
-        help=f"artifact store directory (env {STORE_ENV}, ini robustspec_store; default .robustspec/store under rootdir)",
+        help=f"local cache of a store at a URL (env {CACHE_ENV}, ini robustspec_store_cache; "
+        "default .robustspec/cache/<digest of the URL> under rootdir)",
     )
     group.addoption(
         "--robustspec-specs",
@@ -116,7 +125,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "expectation sets regression: {max-drop: ...} (default %(default)s; absolute within "
         "[-1, 1], relative beyond)",
     )
-    parser.addini("robustspec_store", "artifact store directory, relative to rootdir", default="")
+    parser.addini("robustspec_store", "artifact store directory, relative to rootdir, or URL", default="")
+    parser.addini("robustspec_store_cache", "local cache of a store at a URL, relative to rootdir", default="")
     parser.addini("robustspec_specs", "directory of named building blocks, relative to rootdir", default="")
     parser.addini("robustspec_build_threads", "torch threads while building artifacts: a number or auto", default="1")
     parser.addini("robustspec_shard", "run only this shard of the robustspec items: I/N", default="")

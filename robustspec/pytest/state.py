@@ -29,13 +29,25 @@ class PluginState:
         #: controller from a worker's; the results file records it.
         self.shard_record: dict[str, Any] | None = None
 
-    def store_root(self) -> Path:
-        """The same resolution as ``robustspec cache`` (:func:`robustspec.config.store_root`)."""
-        return rsconfig.store_root(
+    def store_root(self) -> Path | str:
+        """The same resolution as ``robustspec cache`` (:func:`robustspec.config.store_location`): a
+        directory, or a URL."""
+        return rsconfig.store_location(
             self.config.getoption("robustspec_store"),
             os.environ,
             str(self.config.getini("robustspec_store") or ""),
             self.config.rootpath,
+        )
+
+    def open_store(self) -> Any:
+        """The store (:func:`robustspec.config.open_store`, as ``robustspec cache`` and the API open it)."""
+        return rsconfig.open_store(
+            self.config.getoption("robustspec_store"),
+            os.environ,
+            str(self.config.getini("robustspec_store") or ""),
+            self.config.rootpath,
+            cache=self.config.getoption("robustspec_store_cache"),
+            cache_ini=str(self.config.getini("robustspec_store_cache") or ""),
         )
 
     def _build_threads(self) -> int | None:
@@ -78,7 +90,6 @@ class PluginState:
         (under xdist: the cores shared among the workers) and resolves the device when something must be
         built or a model restored, so a warm run judging stored numbers never imports it."""
         if self.workspace is None:
-            from ..store import Store
             from ..workspace import Workspace
 
             threads = None
@@ -87,7 +98,7 @@ class PluginState:
                 cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
                 threads = max(1, cores // workers)
             self.workspace = Workspace(
-                Store(self.store_root()),
+                self.open_store(),
                 self.config.getoption("robustspec_device"),
                 build_threads=self.build_threads,
                 torch_threads=threads,
