@@ -57,7 +57,15 @@ __all__ = ["Workspace", "BUILDER_VERSIONS", "eval_value", "requested_device"]
 #: Bump one of these when the code that builds that kind of artifact changes its output.
 #: eval 2: each image's true and predicted class are stored too (version 1 kept correctness only, from
 #: which the predicted classes cannot be recovered, so its evaluations are rebuilt, not converted).
-BUILDER_VERSIONS = {"data": "1", "model": "1", "eval": "2", "variant": "1", "metrics": "2", "attack": "4"}
+BUILDER_VERSIONS = {
+    "data": "1",
+    "model": "1",
+    "eval": "2",
+    "variant": "1",
+    "metrics": "2",
+    "attack": "4",
+    "candidate": "1",
+}
 
 #: The fields of an evaluation artifact (JSON).
 EVAL_FIELDS = ("n", "correct", "outcomes", "classes", "labels", "predicted")
@@ -416,6 +424,7 @@ class Workspace:
                 continue
             impl = COMPRESSIONS.get(step.kind)()
             ctx = self.step_context(loaded, model, variant)
+            ctx.cache = self._step_cache(step, keys[i], model.name, variant)
             parent = module
 
             def build(impl=impl, step=step, parent=parent, ctx=ctx, key=key) -> dict[str, Any]:
@@ -446,6 +455,28 @@ class Workspace:
                 self._models[key] = impl.restore(parent, step.params, stored["state"], ctx).eval()
             module = self._models[key]
         return module
+
+    def _step_cache(self, step: ParsedStep, parent_key: str, model_name: str, variant: str) -> Any:
+        """A step's :attr:`StepContext.cache`: what it builds along the way (a search's candidates) as
+        artifacts keyed by the recipe it gives, its kind and libraries, and its parent's key."""
+
+        def cache(recipe: dict[str, Any], build: Any, describe: str = "") -> Any:
+            libraries = self.step_recipe(step)["libraries"]
+            key = content_key(
+                "candidate",
+                {"step": step.kind, "recipe": recipe, "libraries": libraries},
+                (parent_key,),
+                BUILDER_VERSIONS["candidate"],
+            )
+            return self._get_or_build(
+                key,
+                build,
+                meta={"model": model_name, "variant": variant, "step": step.kind},
+                describe=f"{model_name}/{variant} {step.kind} {describe}".rstrip(),
+                parents=(parent_key,),
+            )
+
+        return cache
 
     def chain_modules(self, loaded: LoadedSuite, model: ModelSpec, variant: str) -> list[nn.Module]:
         """The trained model, then each step's output, the variant last (all built or restored)."""

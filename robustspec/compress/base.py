@@ -29,6 +29,10 @@ def _no_domains(domain: str) -> Split:
     raise ArtifactError(f"this step context gives no access to other domains (asked for {domain!r})")
 
 
+def _no_store(recipe: dict[str, Any], build: Callable[[], Any], describe: str = "") -> Any:
+    return build()
+
+
 @dataclass
 class StepContext:
     """What a step may use while it runs: source data, the baseline (a teacher), a device and a recipe."""
@@ -43,6 +47,10 @@ class StepContext:
     domain_train: Callable[[str], Split] = _no_domains  # domain name -> its train split, loaded on demand (adaptation)
     held_out: Callable[[], Split] = lambda: _no_domains("held-out")  # the source test split (runtime agreement)
     class_names: Callable[[], list[str]] | None = None  # the dataset's class names, in label order
+    #: (recipe, build, describe) -> build()'s value, as an artifact of its own keyed by the recipe, the step's
+    #: kind and the step's parent (a search's candidates): built once, across runs and xdist workers. Without a
+    #: store (a step applied by hand), it just builds.
+    cache: Callable[..., Any] = _no_store
 
 
 @dataclass

@@ -79,6 +79,120 @@ def format_count(n: int) -> str:
     return str(n)
 
 
+def budget_problems(budget: int, baseline_params: int) -> list[str]:
+    """Why a parameter budget is out of reach for a model of ``baseline_params`` (known at collection)."""
+    if baseline_params <= 0:
+        return []
+    text, base = format_count(budget), format_count(baseline_params)
+    if budget >= baseline_params:
+        return [f"budget {text} is not below the model's {base} parameters"]
+    if budget < MIN_BUDGET_FRACTION * baseline_params:
+        return [
+            f"budget {text} is below {MIN_BUDGET_FRACTION:.0%} of the model's {base} parameters: "
+            "so small that layers would vanish"
+        ]
+    return []
+
+
+def finetune_after_pruning(model: nn.Module, data: Any, epochs: int, ctx: StepContext, label: str) -> None:
+    """Fine-tune ``model`` in place for ``epochs`` on ``data`` with the suite's recipe at a tenth of its rate."""
+    o = ctx.recipe.optimizer
+    recipe = ctx.recipe.model_copy(update={"epochs": epochs, "optimizer": o.model_copy(update={"lr": o.lr / 10})})
+    train_supervised(model, data, recipe, device=ctx.device, label=label)
+
+
+def replay_pruning(parent: nn.Module, history: Any, state_dict: Mapping[str, Any], example: torch.Tensor) -> nn.Module:
+    """A copy of ``parent`` pruned by a stored pruning history, with ``state_dict`` loaded (``restore``)."""
+    model = prune_by_history(parent, history, example)
+    model.load_state_dict(state_dict)
+    return model.eval()
+
+
+def prune_by_history(parent: nn.Module, history: Any, example: torch.Tensor) -> nn.Module:
+    """A copy of ``parent`` pruned by a stored pruning history (its weights: the parent's kept channels)."""
+    import torch_pruning as tp
+
+    model = copy.deepcopy(parent).eval()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_BARE_PARAMETERS)
+        graph = tp.DependencyGraph().build_dependency(model.net, example_inputs=example)
+        graph.load_pruning_history(_plain_history(history))
+    del graph
+    _sync_widths(model.net)
+    return model.eval()
+
+
+def prunable_groups(parent: nn.Module, example: torch.Tensor) -> list[tuple[str, int]]:
+    """The channel groups Torch-Pruning prunes together, as (the name of the group's root layer, its
+    width), in the order of the network's modules; the classifier's group is never among them."""
+    import torch_pruning as tp
+    from torch import nn
+
+    net = copy.deepcopy(parent.net).eval()
+    names = {id(m): n for n, m in net.named_modules()}
+    order = {n: i for i, (n, _) in enumerate(net.named_modules())}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_BARE_PARAMETERS)
+        graph = tp.DependencyGraph().build_dependency(net, example_inputs=example)
+        groups = graph.get_all_groups(ignored_layers=[_classifier(net)], root_module_types=[nn.Conv2d, nn.Linear])
+        found = []
+        for group in groups:
+            root = group[0].dep.target.module
+            width = getattr(root, "out_channels", None) or getattr(root, "out_features", None)
+            if id(root) in names and isinstance(width, int):
+                found.append((names[id(root)], width))
+    del graph
+    return sorted(found, key=lambda g: order[g[0]])
+
+
+def ratio_ceiling(width: int) -> float:
+    """The largest ratio that leaves a group of ``width`` channels at least one (Torch-Pruning leaves a group
+    whole when the ratio would remove all), at most :data:`MAX_RATIO`."""
+    return min(MAX_RATIO, 1.0 - 1.001 / width) if width > 1 else 0.0
+
+
+def bracket_search(
+    probe: Any, lo: float, n_lo: float, hi: float, n_hi: float, target: int, tolerance: float, *, at_most: bool = False
+) -> tuple[tuple[float, Any, int] | None, tuple[float, Any], tuple[float, Any]]:
+    """The ratio ``r`` in ``(lo, hi)`` whose ``probe(r) -> (payload, count)`` is ``target`` within ``tolerance``
+    (relative), for a count falling about as ``(1 - r)^2``; ``n_hi`` may be an estimate.
+
+    sqrt(count) is interpolated linearly inside the bracket (bisection when the guess lands near an end), for
+    at most :data:`MAX_PROBES` probes. Returns the best probe ``(r, payload, count)`` (the closest, or with
+    ``at_most`` the closest at or below ``target``: None when no probe was) and the final bracket's ends
+    ``(ratio, payload of the probe there, or None)``.
+    """
+    best: tuple[float, Any, int] | None = None
+    lo_payload: Any = None
+    hi_payload: Any = None
+
+    def better(n: int) -> bool:
+        if at_most:
+            return n <= target and (best is None or n > best[2])
+        return best is None or abs(n - target) < abs(best[2] - target)
+
+    for i in range(MAX_PROBES):
+        # The count falls about as (1 - r)^2: interpolate sqrt(count) linearly inside the bracket.
+        s_lo, s_hi, s_t = math.sqrt(n_lo), math.sqrt(max(n_hi, 0.0)), math.sqrt(target)
+        r = lo + (hi - lo) * (s_lo - s_t) / (s_lo - s_hi) if s_lo > s_hi else (lo + hi) / 2
+        margin = 0.05 * (hi - lo)
+        if i > 0 and not lo + margin <= r <= hi - margin:
+            r = (lo + hi) / 2
+        r = min(max(r, lo + 1e-4), hi - 1e-4)
+        payload, n = probe(r)
+        if better(n):
+            best = (r, payload, n)
+        if (target * (1 - tolerance) <= n <= target) if at_most else abs(n - target) <= tolerance * target:
+            break
+        if n > target:
+            lo, n_lo, lo_payload = r, n, payload
+        else:
+            hi, n_hi, hi_payload = r, n, payload
+        if hi - lo < 1e-4:
+            break
+    return best, (lo, lo_payload), (hi, hi_payload)
+
+
 class PruneParams(Strict):
     """``prune: {ratio: 0.3}`` or ``prune: {params: 11.19M, finetune: 2}``."""
 
@@ -531,15 +645,8 @@ class Prune:
         problems = []
         if "quantize" in position.previous:
             problems.append("a quantized model cannot be pruned: put prune before quantize")
-        if params.params is not None and baseline_params > 0:
-            budget, base = format_count(params.params), format_count(baseline_params)
-            if params.params >= baseline_params:
-                problems.append(f"budget {budget} is not below the model's {base} parameters")
-            elif params.params < MIN_BUDGET_FRACTION * baseline_params:
-                problems.append(
-                    f"budget {budget} is below {MIN_BUDGET_FRACTION:.0%} of the model's {base} parameters: "
-                    "so small that layers would vanish"
-                )
+        if params.params is not None:
+            problems += budget_problems(params.params, baseline_params)
         return problems
 
     def apply(self, parent: nn.Module, params: PruneParams, ctx: StepContext) -> StepResult:
@@ -568,13 +675,7 @@ class Prune:
             _FAILED[key] = str(exc)
             raise StructuralError(f"cannot prune {ctx.label}: {exc}") from exc
         if params.finetune > 0:
-            o = ctx.recipe.optimizer
-            recipe = ctx.recipe.model_copy(
-                update={"epochs": params.finetune, "optimizer": o.model_copy(update={"lr": o.lr / 10})}
-            )
-            train_supervised(
-                model, ctx.train, recipe, device=ctx.device, label=f"{ctx.label} (fine-tuning after pruning)"
-            )
+            finetune_after_pruning(model, ctx.train, params.finetune, ctx, f"{ctx.label} (fine-tuning after pruning)")
         model.eval()
         state = {
             "history": history,
@@ -600,34 +701,22 @@ class Prune:
         widths += [m.out_features for m in parent.modules() if isinstance(m, nn.Linear) and m is not head]
         lo, n_lo = 0.0, base
         hi = min([MAX_RATIO] + [1.0 - 1.001 / w for w in widths if w > 1])
-        n_hi = base * (1.0 - hi) ** 2
-        best: tuple[float, nn.Module, list[list[Any]], int] | None = None
-        lo_history: list[list[Any]] | None = None
-        hi_history: list[list[Any]] | None = None
         # Each probe prunes a copy (seconds for a large network): a line when the search runs long.
         progress = Progress(MAX_PROBES, f"pruning {label}: ratio search", unit="probes", final="never")
-        for probe in range(MAX_PROBES):
-            # The count falls about as (1 - r)^2: interpolate sqrt(count) linearly inside the bracket.
-            s_lo, s_hi, s_t = math.sqrt(n_lo), math.sqrt(max(n_hi, 0.0)), math.sqrt(target)
-            r = lo + (hi - lo) * (s_lo - s_t) / (s_lo - s_hi) if s_lo > s_hi else (lo + hi) / 2
-            margin = 0.05 * (hi - lo)
-            if probe > 0 and not lo + margin <= r <= hi - margin:
-                r = (lo + hi) / 2
-            r = min(max(r, lo + 1e-4), hi - 1e-4)
+
+        def probe(r: float) -> tuple[tuple[nn.Module, list[list[Any]]], int]:
             model, history = _prune_copy(parent, r, example)
             n = parameter_count(model)
-            _log.debug("pruning %s: probe %d ratio %.4f -> %d parameters (target %d)", label, probe + 1, r, n, target)
+            _log.debug("pruning %s: ratio %.4f -> %d parameters (target %d)", label, r, n, target)
             progress.update(1, f"ratio {r:.4f} -> {format_count(n)} (target {format_count(target)})")
-            if best is None or abs(n - target) < abs(best[3] - target):
-                best = (r, model, history, n)
-            if abs(n - target) <= tolerance * target:
-                break
-            if n > target:
-                lo, n_lo, lo_history = r, n, history
-            else:
-                hi, n_hi, hi_history = r, n, history
-            if hi - lo < 1e-4:
-                break
+            return (model, history), n
+
+        found, (lo, lo_probe), (hi, hi_probe) = bracket_search(
+            probe, lo, n_lo, hi, base * (1.0 - hi) ** 2, target, tolerance
+        )
+        best = None if found is None else (found[0], found[1][0], found[1][1], found[2])
+        lo_history = None if lo_probe is None else lo_probe[1]
+        hi_history = None if hi_probe is None else hi_probe[1]
         assert best is not None
         r, model, history, n = best
         if abs(n - target) > tolerance * target and lo_history is not None and hi_history is not None:
@@ -684,14 +773,4 @@ class Prune:
         return best
 
     def restore(self, parent: nn.Module, params: PruneParams, state: Mapping[str, Any], ctx: StepContext) -> nn.Module:
-        import torch_pruning as tp
-
-        model = copy.deepcopy(parent).eval()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_BARE_PARAMETERS)
-            graph = tp.DependencyGraph().build_dependency(model.net, example_inputs=_example_inputs(model, ctx))
-            graph.load_pruning_history(_plain_history(state["history"]))
-        del graph
-        _sync_widths(model.net)
-        model.load_state_dict(state["state_dict"])
-        return model.eval()
+        return replay_pruning(parent, state["history"], state["state_dict"], _example_inputs(parent, ctx))
