@@ -444,6 +444,38 @@ def _cmd_research(args: argparse.Namespace) -> int:
     return status
 
 
+# --------------------------------------------------------------------------- search
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    """The smallest variant along a budget axis that passes the suite's gates (robustspec.frontier)."""
+    import json
+
+    from .frontier import frontier
+    from .progress import report, sink
+    from .spec.loader import load_suite
+    from .workspace import Workspace
+
+    loaded = load_suite(args.suite)
+    points = None
+    if args.points:
+        from .spec.schema import parse_count
+
+        try:
+            points = [float(parse_count(p)) if p.strip()[-1:] in "kKmMgG" else float(p) for p in args.points.split(",")]
+        except ValueError as exc:
+            raise UsageError(f"--points: {exc}") from None
+    store = open_store(args.store, args.cache)
+    ws = Workspace(store, device=args.device, build_threads=args.build_threads)
+    with sink(lambda line: print(line, file=sys.stderr, flush=True) if args.verbose else None):
+        result = frontier(ws, loaded, args.model, args.variant, points=points, count=args.count, progress=report)
+    sys.stdout.write(result.render())
+    if args.json:
+        _write_text(args.json, json.dumps(result.as_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0 if result.smallest is not None else 1
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -584,6 +616,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="also write the tables and trends as markdown")
     p.set_defaults(func=_cmd_research)
+    p = sub.add_parser(
+        "search",
+        help="the smallest variant along a budget axis that passes the suite's gates, on validation images",
+    )
+    p.add_argument("suite", metavar="SUITE", help="a suite file")
+    p.add_argument("--model", required=True, help="the suite's model")
+    p.add_argument("--variant", required=True, help="its variant whose prune or search budget is the axis")
+    p.add_argument(
+        "--points",
+        metavar="LIST",
+        default=None,
+        help="budgets to measure, comma-separated (8M,6M,4.51M; ratios 0.3,0.5); default: --count points around "
+        "the variant's own budget, one above it and the rest below, each 0.75 of the one before",
+    )
+    p.add_argument("--count", type=int, default=6, metavar="N", help="points by default (6)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write every point, gate and the frontier as JSON")
+    p.add_argument("--store", metavar="DIR|URL", default=None, help="the store, as for cache (default: as pytest's)")
+    p.add_argument("--cache", metavar="DIR", default=None, help="the local cache of a store at a URL")
+    p.add_argument("--device", default="auto", help="where to build and evaluate (auto, cpu, cuda)")
+    p.add_argument(
+        "--build-threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch threads of each build (1, as pytest's default: other counts are other artifacts)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="progress lines on stderr")
+    p.set_defaults(func=_cmd_search)
     return parser
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compress import COMPRESSIONS
 from .compress.base import StepContext
+from .compress.search import VALIDATION_FRACTION  # the source images robustspec search scores on
 from .confusion import Confusion
 from .data import open_dataset, split_from_state, split_to_state
 from .errors import ArtifactError, StructuralError
@@ -344,6 +345,18 @@ class Workspace:
             self._splits[key] = split_from_state(state)
         return self._splits[key]
 
+    def validation(self, suite: Suite, domain: str) -> Split:
+        """Images to score on that are no domain's test split (``robustspec search``): for the source
+        domain, and a domain derived from it, the images the search step holds out of its train split
+        (:func:`~robustspec.compress.search.carve_validation`); for every other domain, its train split."""
+        from .compress.search import carve_validation
+        from .corrupt.domain import parse_domain
+
+        train = self.splits(suite, domain)["train"]
+        if parse_domain(domain)[0] == suite.source:
+            return carve_validation(train, VALIDATION_FRACTION)[1]
+        return train
+
     def new_network(self, suite: Suite, model: ModelSpec) -> nn.Module:
         from .models.wrapper import Normalized
 
@@ -547,7 +560,13 @@ class Workspace:
         return self._metrics[key]
 
     def attack(
-        self, loaded: LoadedSuite, model: ModelSpec, variant: str, params: Any, transfer_from: str | None = None
+        self,
+        loaded: LoadedSuite,
+        model: ModelSpec,
+        variant: str,
+        params: Any,
+        transfer_from: str | None = None,
+        split: str = "test",
     ) -> dict[str, Any]:
         """One attack evaluation (an artifact): robust accuracy, success rate, norms, flags, mode.
 
@@ -568,7 +587,7 @@ class Workspace:
         recipe: dict[str, Any] = {
             "attack": settings,
             "domain": domain,
-            "split": "test",
+            "split": split,
             "libraries": library_versions(*CORE_LIBRARIES, *libraries),
         }
         if transfer_from is not None:
@@ -592,14 +611,14 @@ class Workspace:
                     gradient_free=bool(getattr(ATTACKS.get(params.name), "gradient_free", False)),
                     transfer=transfer,
                 )
-                split = self.splits(suite, domain)["test"]
+                images = self.splits(suite, domain)["test"] if split == "test" else self.validation(suite, domain)
                 device = self.torch_device  # evaluate_attack runs each model where it can (int8: CPU)
                 result = evaluate_attack(
                     modules[-1],
                     params.name,
                     params,
-                    split.images,
-                    split.labels,
+                    images.images,
+                    images.labels,
                     n=params.samples,
                     seed=params.seed,
                     device=device,
@@ -609,14 +628,22 @@ class Workspace:
                     + (f" from {transfer_from}" if transfer_from else ""),
                 )
                 out = result.as_dict()
-                out["robust"] = encode_outcomes(result.robust, f"{self.data_key(suite, domain)}.test.seed{params.seed}")
+                out["robust"] = encode_outcomes(
+                    result.robust, f"{self.data_key(suite, domain)}.{split}.seed{params.seed}"
+                )
                 out["mode"] = plan.mode
                 return {k: v for k, v in out.items() if v is not None and isinstance(v, (int, float, str, bool, list))}
 
             self._evals[key] = self._get_or_build(
                 key,
                 build,
-                meta={"model": model.name, "variant": variant, "attack": params.name, "transfer_from": transfer_from},
+                meta={
+                    "model": model.name,
+                    "variant": variant,
+                    "attack": params.name,
+                    "transfer_from": transfer_from,
+                    **({"split": split} if split != "test" else {}),
+                },
                 describe=f"attack {params.name} on {model.name}/{variant}"
                 + (f" from {transfer_from}" if transfer_from else ""),
                 parents=parents,

@@ -82,6 +82,8 @@ _REDRAWS = 50
 _BN_BATCH = 64
 #: Seed of the validation split (one split for every search of a suite, whatever its seed).
 VALIDATION_SEED = 0
+#: The default fraction held out (``robustspec search`` scores the source on the same images).
+VALIDATION_FRACTION = 0.2
 
 
 class SearchParams(Strict):
@@ -101,7 +103,9 @@ class SearchParams(Strict):
     population: Int = Field(
         8, ge=2, le=10_000, description="evolution: random trials first, then parents drawn from the best this many"
     )
-    validation: Real = Field(0.2, description="fraction of the source train split held out to score candidates")
+    validation: Real = Field(
+        VALIDATION_FRACTION, description="fraction of the source train split held out to score candidates"
+    )
     bn_images: Int = Field(256, ge=2, le=10_000_000, description="source train images that re-estimate BatchNorm")
     tolerance: Real = Field(0.02, gt=0.0, lt=1.0, description="how far below the budget a candidate may land")
 

@@ -1,0 +1,95 @@
+"""``robustspec search SUITE --model M --variant V``: the frontier along a variant's budget axis, gated by the
+suite's own expectations on validation images, and the smallest passing point as a variant to paste."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import robustspec
+from robustspec.cli import main
+from robustspec.frontier import budget_axis, default_points, variant_yaml
+from robustspec.spec.loader import load_suite
+from robustspec.store import Store
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SUITE = """\
+suite: frontier
+data: {name: office-synth, classes: 3, image-size: 16, train-per-class: 20, test-per-class: 12}
+source: amazon
+targets: [webcam]
+train: {epochs: 3, batch-size: 16}
+models: [resnet10-mini]
+variants:
+  fp: {prune: {params: 150k, finetune: 1}}
+  fp-int8: [{prune: {ratio: 0.3}}, {quantize: ptsq}]
+expect:
+  - max-params: {variants: [fp], max: 120k}
+  - source-accuracy: {variants: [fp], min: 0.2}
+  - target-accuracy: {variants: [fp], min: 0.0}
+"""
+
+
+def test_axis_points_and_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE)
+    loaded = load_suite(path)
+    chains = loaded.variants["resnet10-mini"]
+    assert budget_axis(chains["fp"]) == (0, "params")
+    assert budget_axis(chains["fp-int8"]) == (0, "ratio")
+    assert default_points("params", 4_510_000) == [6_010_000, 4_510_000, 3_380_000, 2_540_000, 1_900_000, 1_430_000]
+    assert default_points("ratio", 0.3) == [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert variant_yaml("x", chains["fp"]) == "x: {prune: {params: 150.0k, finetune: 1}}"
+    assert variant_yaml("y", chains["fp-int8"]) == "y: [{prune: {ratio: 0.3}}, {quantize: {}}]"
+
+
+def test_frontier_names_a_variant_that_passes_as_a_suite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ROBUSTSPEC_STORE", raising=False)
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE)
+    store = tmp_path / "store"
+    out = tmp_path / "frontier.json"
+    args = ["search", str(path), "--model", "resnet10-mini", "--variant", "fp", "--store", str(store)]
+    assert main([*args, "--device", "cpu", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    points = doc["points"]
+    assert len(points) >= 5 and all(p["error"] is None for p in points)
+    assert [p["label"] for p in points] == ["200.0k", "150.0k", "112.5k", "84.4k", "63.3k", "47.5k"]
+    assert not points[0]["passed"] and not points[1]["passed"]  # max-params 120k
+    assert all(g["name"] in {"max-params", "source-accuracy", "target-accuracy[webcam]"} for g in points[0]["gates"])
+    assert doc["validation"] == {"amazon": 12, "webcam": 60}  # 20 % of amazon's train split; webcam's train split
+    smallest = doc["smallest_passing"]
+    assert smallest is not None and f"smallest passing: {smallest}" in text
+    assert doc["variant_yaml"] == f"fp-{smallest.lower()}: {{prune: {{params: {smallest}, finetune: 1}}}}"
+    assert doc["pareto"]["max-params"]  # every gate has a frontier
+    # No test split was evaluated: every evaluation is of a validation split.
+    evals = [e for e in Store(store).entries() if e["kind"] == "eval"]
+    assert evals and all(e["meta"].get("split") == "validation" for e in evals)
+
+    # A second run builds nothing.
+    builds = len(Store(store).builds())
+    assert main([*args, "--device", "cpu"]) == 0
+    assert len(Store(store).builds()) == builds
+
+    # The reported variant, pasted into the suite, passes when the suite runs (on the test splits).
+    name = doc["variant_yaml"].split(":")[0]
+    pasted = SUITE.replace("variants:\n", f"variants:\n  {doc['variant_yaml']}\n").replace("[fp]", f"[fp, {name}]")
+    path.write_text(pasted)
+    result = robustspec.run(path, store=store, device="cpu", select=f"*::{name}::*")
+    assert result.checks and all(c.passed for c in result.checks), result.summary()
+
+
+def test_unknown_variant_and_no_axis_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.replace("  fp-int8: [{prune: {ratio: 0.3}}, {quantize: ptsq}]\n", "  q: {quantize: ptsq}\n"))
+    base = ["search", str(path), "--model", "resnet10-mini", "--store", str(tmp_path / "store")]
+    assert main([*base, "--variant", "nope"]) == 2
+    assert "no variant 'nope'" in capsys.readouterr().err
+    assert main([*base, "--variant", "q"]) == 2
+    assert "has no budget to move along" in capsys.readouterr().err
