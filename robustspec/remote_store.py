@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -53,7 +54,7 @@ from robustspec.errors import ArtifactError, RobustSpecError
 from robustspec.progress import report
 from robustspec.store import Store
 
-__all__ = ["RemoteStore", "open_backend", "remote_problem", "DEFAULT_LEASE_TTL"]
+__all__ = ["RemoteStore", "check_url", "open_backend", "remote_problem", "DEFAULT_LEASE_TTL"]
 
 log = logging.getLogger("robustspec.store")
 
@@ -387,8 +388,9 @@ def _s3_filesystem() -> Any:
     return fs
 
 
-def open_backend(url: str) -> _Backend:
-    """The backend of ``url``; ArtifactError for an unknown scheme or a missing package."""
+def check_url(url: str) -> tuple[str, str]:
+    """``(scheme, rest)`` of a store URL, without importing or connecting anything; ArtifactError for a
+    URL that is malformed, or whose scheme needs a package that is not installed."""
     m = _URL_RE.fullmatch(url)
     if m is None:
         raise ArtifactError(f"artifact store {url!r} is not a URL (scheme://...)")
@@ -396,15 +398,30 @@ def open_backend(url: str) -> _Backend:
     if scheme == "file":
         if not m.group(2).startswith("/"):
             raise ArtifactError(f"artifact store {url}: a file:// URL needs an absolute path (file:///dir)")
-        return _LocalBackend(url, Path("/" + rest))
+        return scheme, rest
     if scheme in _PACKAGES:
         package, how = _PACKAGES[scheme]
         try:
-            __import__(package)
-        except ImportError as exc:
-            raise ArtifactError(f"artifact store {url}: {scheme}:// needs the {package} package ({how})") from exc
+            found = importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):  # ValueError: blocked in sys.modules
+            found = False
+        if not found:
+            raise ArtifactError(f"artifact store {url}: {scheme}:// needs the {package} package ({how})")
+    elif scheme not in ("s3", "s3a"):
+        from fsspec.registry import known_implementations, registry
+
+        if scheme not in known_implementations and scheme not in registry:
+            raise ArtifactError(f"artifact store {url}: no file system for {scheme}:// (fsspec knows no such scheme)")
     if not rest:
         raise ArtifactError(f"artifact store {url}: no bucket in the URL ({scheme}://bucket/prefix)")
+    return scheme, rest
+
+
+def open_backend(url: str) -> _Backend:
+    """The backend of ``url``; ArtifactError for an unknown scheme or a missing package."""
+    scheme, rest = check_url(url)
+    if scheme == "file":
+        return _LocalBackend(url, Path("/" + rest))
     if scheme in ("s3", "s3a"):
         bucket, _, prefix = rest.partition("/")
         return _S3Backend(url, _s3_filesystem(), bucket, prefix.strip("/"))
@@ -563,7 +580,10 @@ class RemoteStore:
         self.lease_ttl = float(lease_ttl)
         self.poll = float(poll)
         self.lock_timeout = lock_timeout
-        self._backend_obj = backend if backend is not None else open_backend(self.url)
+        if backend is None:
+            check_url(self.url)  # a malformed URL or a missing package fails here; s3fs is imported on first use
+        self._backend_obj = backend
+        self._backend_lock = threading.Lock()
         self.host = socket.gethostname()
 
     def __repr__(self) -> str:
@@ -572,7 +592,9 @@ class RemoteStore:
     @property
     def _backend(self) -> _Backend:
         if self._backend_obj is None:
-            self._backend_obj = open_backend(self.url)
+            with self._backend_lock:
+                if self._backend_obj is None:
+                    self._backend_obj = self._call("connecting", open_backend, self.url)
         return self._backend_obj
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
