@@ -190,6 +190,21 @@ def test_a_killed_builders_lease_expires_and_another_machine_takes_over(
     assert store.leases() == []
 
 
+class _Unreachable:
+    url = "s3://unreachable/x"
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the object store was asked ({name})")
+
+
+def test_a_cache_hit_asks_the_object_store_nothing(store_url: str, tmp_path: Path) -> None:
+    key = content_key("eval", {"hit": 1})
+    machine(store_url, tmp_path, "a").get_or_build(key, lambda: {"n": 2})
+    offline = RemoteStore(store_url, tmp_path / "cache-a", backend=_Unreachable())  # type: ignore[arg-type]
+    assert offline.get_or_build(key, lambda: {"n": 3}) == {"n": 2}
+    assert offline.load(key) == {"n": 2} and offline.has(key)
+
+
 def test_a_blob_without_its_manifest_is_never_read(store_url: str, tmp_path: Path) -> None:
     """A builder killed between uploading its blob and publishing its manifest left only the blob."""
     store = machine(store_url, tmp_path, "a")
