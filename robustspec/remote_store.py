@@ -583,11 +583,25 @@ class RemoteStore:
         if backend is None:
             check_url(self.url)  # a malformed URL or a missing package fails here; s3fs is imported on first use
         self._backend_obj = backend
+        self._given_backend = backend is not None
         self._backend_lock = threading.Lock()
         self.host = socket.gethostname()
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.url!r}, cache={str(self.cache.root)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (a build sent to another process or machine): the connection is made again there."""
+        state = dict(self.__dict__)
+        state.pop("_backend_lock")
+        if not self._given_backend:
+            state["_backend_obj"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._backend_lock = threading.Lock()
+        self.host = socket.gethostname()
 
     @property
     def _backend(self) -> _Backend:

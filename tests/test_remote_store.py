@@ -205,6 +205,19 @@ def test_a_cache_hit_asks_the_object_store_nothing(store_url: str, tmp_path: Pat
     assert offline.load(key) == {"n": 2} and offline.has(key)
 
 
+def test_a_store_at_a_url_pickles(store_url: str, tmp_path: Path) -> None:
+    """A build sent to another process (an executor's task) takes the store with it, and reconnects there."""
+    import pickle
+
+    key = content_key("eval", {"pickled": 1})
+    store = machine(store_url, tmp_path, "a")
+    store.get_or_build(key, lambda: {"n": 4})
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.url == store.url and copy.cache.root == store.cache.root and copy.lease_ttl == store.lease_ttl
+    copy.cache.clear()
+    assert copy.load(key) == {"n": 4}  # read again from the object store
+
+
 def test_a_blob_without_its_manifest_is_never_read(store_url: str, tmp_path: Path) -> None:
     """A builder killed between uploading its blob and publishing its manifest left only the blob."""
     store = machine(store_url, tmp_path, "a")
