@@ -5,15 +5,17 @@ temporary folder, waits until it answers, creates a bucket, and stops it at the 
 SIGKILL of its own PID: weed does not exit promptly on SIGTERM). Under xdist each worker that needs one
 starts its own. Tests that need it are skipped, saying why, only where the binary is absent.
 
-:func:`s3_env` (per test) puts the server's endpoint and a key pair in the environment, as botocore reads
-them (``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``; any key works without an
-IAM configuration), and returns the server.
+:func:`s3_env` (per test) puts the server's endpoint and the admin key pair in the environment, as botocore
+reads them (``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``), and returns the
+server. The server knows two identities (:data:`IDENTITIES`): an admin, and a reader that may only read
+and list, so that a refused write is tested for real.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +32,13 @@ import pytest
 BUCKET = "rs-store"  # DNS-style: SeaweedFS refuses names such as "rs"
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 2.0  # after SIGTERM, before SIGKILL
+
+#: The server's identities (its -s3.config): name -> access key, secret, allowed actions. With a
+#: configuration SeaweedFS refuses other keys (without one it takes any).
+IDENTITIES = {
+    "admin": ("robustspec-admin", "robustspec-admin-secret", ["Admin", "Read", "List", "Tagging", "Write"]),
+    "reader": ("robustspec-reader", "robustspec-reader-secret", ["Read", "List"]),
+}
 
 
 def weed_binary() -> Path | None:
@@ -72,18 +81,20 @@ class S3Server:
         """A fresh store URL in the bucket: ``s3://<bucket>/<name>-<hex>``."""
         return f"s3://{self.bucket}/{name}-{secrets.token_hex(4)}"
 
-    def env(self) -> dict[str, str]:
+    def env(self, identity: str = "admin") -> dict[str, str]:
+        """The endpoint and the key pair of ``identity`` (:data:`IDENTITIES`) as botocore reads them."""
+        key, secret = IDENTITIES[identity][:2]
         return {
             "AWS_ENDPOINT_URL_S3": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "robustspec-test",
-            "AWS_SECRET_ACCESS_KEY": "robustspec-test-secret",
+            "AWS_ACCESS_KEY_ID": key,
+            "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
-    def filesystem(self):  # noqa: ANN201 - an s3fs.S3FileSystem
+    def filesystem(self, identity: str = "admin"):  # noqa: ANN201 - an s3fs.S3FileSystem
         import s3fs
 
-        env = self.env()
+        env = self.env(identity)
         return s3fs.S3FileSystem(
             key=env["AWS_ACCESS_KEY_ID"],
             secret=env["AWS_SECRET_ACCESS_KEY"],
@@ -111,6 +122,12 @@ def running_server(base: Path, binary: Path) -> Iterator[S3Server]:
     (base / "data").mkdir(parents=True, exist_ok=True)
     s3, master, volume, filer, s3g, masterg, volumeg, filerg = free_ports(8)
     log = base / "weed.log"
+    config = base / "s3.json"
+    identities = [
+        {"name": name, "credentials": [{"accessKey": key, "secretKey": secret}], "actions": actions}
+        for name, (key, secret, actions) in IDENTITIES.items()
+    ]
+    config.write_text(json.dumps({"identities": identities}), encoding="utf-8")
     cmd = [
         str(binary),
         "server",
@@ -118,6 +135,7 @@ def running_server(base: Path, binary: Path) -> Iterator[S3Server]:
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
         "-s3",
+        f"-s3.config={config}",
         f"-s3.port={s3}",
         f"-s3.port.grpc={s3g}",
         "-s3.port.iceberg=0",

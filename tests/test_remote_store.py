@@ -302,19 +302,17 @@ def test_create_only_writes(store_url: str, tmp_path: Path) -> None:
 # -- (e) faults are ArtifactErrors naming the URL and the cause ------------------------------
 
 
-class _Denied:
-    url = "s3://denied-bucket/x"
-
-    def __getattr__(self, name: str) -> Any:
-        def fail(*_a: Any, **_k: Any) -> Any:
-            raise PermissionError("Access Denied")
-
-        return fail
-
-
 @pytest.mark.parametrize(
     "fault",
-    ["endpoint-down", "missing-bucket", "no-credentials", "permission-denied", "unknown-scheme", "relative-file-url"],
+    [
+        "endpoint-down",
+        "missing-bucket",
+        "no-credentials",
+        "unknown-key",
+        "read-only-key",
+        "unknown-scheme",
+        "relative-file-url",
+    ],
 )
 def test_remote_faults_name_the_url_and_the_cause(
     fault: str, s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -339,19 +337,20 @@ def test_remote_faults_name_the_url_and_the_cause(
     elif fault == "relative-file-url":
         url = "file://relative/dir"
         expected = "needs an absolute path"
-    else:
-        url = _Denied.url
+    elif fault == "unknown-key":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
         expected = "permission denied"
+    else:  # may read and list, not write: it reads the manifest (absent), then cannot take the lease
+        for name, value in s3_env.env("reader").items():
+            monkeypatch.setenv(name, value)
+        expected = "taking the build lease of eval-"
     started = time.monotonic()
     with pytest.raises(ArtifactError) as info:
-        store = (
-            RemoteStore(url, tmp_path / "cache", backend=_Denied())  # type: ignore[arg-type]
-            if fault == "permission-denied"
-            else open_store(url, rootdir=tmp_path)
-        )
-        store.get_or_build(content_key("eval", {"f": fault}), lambda: {"n": 1})
+        open_store(url, rootdir=tmp_path).get_or_build(content_key("eval", {"f": fault}), lambda: {"n": 1})
     message = str(info.value)
     assert url in message and expected in message, message
+    if fault == "read-only-key":
+        assert "failed: permission denied (AccessDenied)" in message
     assert time.monotonic() - started < 15
 
 
