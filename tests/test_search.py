@@ -104,7 +104,10 @@ def test_validation_split_is_stratified_and_fixed() -> None:
 
 
 def test_proposals_are_a_prefix_of_longer_searches() -> None:
-    scored = [{"index": i, "shape": propose("evolution", 3, i, 5, 3, []), "proxy": 0.1 * i} for i in range(4)]
+    scored = [
+        {"index": i, "shape": propose("evolution", 3, i, 5, 3, []), "proxy": 0.1 * i, "proxy_loss": 1.0}
+        for i in range(4)
+    ]
     assert scored[0]["shape"] == [1.0] * 5  # trial 0: uniform pruning
     assert propose("evolution", 3, 4, 5, 3, scored) == propose("evolution", 3, 4, 5, 3, scored)
     assert propose("random", 3, 2, 5, 3, []) == propose("random", 3, 2, 5, 3, scored[:2])

@@ -26,7 +26,10 @@ channel group) of any network ``prune`` can prune, instead of one ratio for ever
   candidates of one with fewer (its best proxy score is never worse). A shape seen before is drawn again.
 - **Top k.** The ``top-k`` best by proxy are fine-tuned for ``finetune`` epochs (the suite's recipe at a
   tenth of its learning rate, as ``prune``) on the source train split without the validation images and
-  scored again; the best on validation wins (ties: the better proxy). ``finetune: 0`` takes the best proxy.
+  scored again; the best on validation wins (ties: the lower validation loss, then the better proxy).
+  ``finetune: 0`` takes the best proxy. Ties in accuracy are broken by the mean cross-entropy on the same
+  images: the trained model has seen the source validation images (they are a part of its train split),
+  so after fine-tuning, and for mild pruning even before it, many candidates classify all of them.
 
 Every candidate (its prune and proxy score) and every fine-tuned candidate is an artifact of its own
 (:attr:`~robustspec.compress.base.StepContext.cache`), keyed by the shape, the budget and the scoring
@@ -80,6 +83,8 @@ _UNIFORM = GRID.index(1.0)
 _REDRAWS = 50
 #: Images per forward pass when BatchNorm statistics are re-estimated.
 _BN_BATCH = 64
+#: Enters the step's key (``key_params``): bump it when a change of this module changes what it chooses.
+VERSION = "1"
 #: Seed of the validation split (one split for every search of a suite, whatever its seed).
 VALIDATION_SEED = 0
 #: The default fraction held out (``robustspec search`` scores the source on the same images).
@@ -221,9 +226,7 @@ def propose(method: str, seed: int, i: int, dims: int, population: int, scored: 
         return [GRID[_UNIFORM]] * dims
     rng = random.Random(f"robustspec-search:{seed}:{i}")
     seen = {_shape_key(r["shape"]) for r in scored}
-    feasible = sorted((r for r in scored if r.get("proxy") is not None), key=lambda r: (-r["proxy"], r["index"]))[
-        :population
-    ]
+    feasible = sorted((r for r in scored if r.get("proxy") is not None), key=_rank)[:population]
     shape: list[float] = []
     for _ in range(_REDRAWS):
         if method == "random" or i < population or len(feasible) < 2:
@@ -232,7 +235,7 @@ def propose(method: str, seed: int, i: int, dims: int, population: int, scored: 
 
             def tournament() -> list[float]:
                 a, b = rng.sample(feasible, 2)
-                return (a if (-a["proxy"], a["index"]) < (-b["proxy"], b["index"]) else b)["shape"]
+                return (a if _rank(a) < _rank(b) else b)["shape"]
 
             shape = tournament()
             if dims > 1 and rng.random() < 0.5:
@@ -258,10 +261,30 @@ def _format(axis: str, value: float) -> str:
     )
 
 
-def _accuracy(model: nn.Module, split: Split, device: Any) -> int:
-    from ..evaluate import predict
+def _score(model: nn.Module, split: Split, device: Any, batch_size: int = 256) -> tuple[int, float]:
+    """Images of ``split`` that ``model`` classifies correctly, and its mean cross-entropy on them."""
+    import torch
+    import torch.nn.functional as F
 
-    return int((predict(model, split.images, device=device) == split.labels).sum())
+    from ..evaluate import device_for
+
+    device = device_for(model, device)
+    correct, loss = 0, 0.0
+    model.to(device).eval()
+    with torch.inference_mode():
+        for start in range(0, len(split), batch_size):
+            x = split.images[start : start + batch_size].to(device).float().div_(255.0)
+            y = split.labels[start : start + batch_size].to(device)
+            logits = model(x).float()
+            correct += int((logits.argmax(1) == y).sum())
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+    return correct, loss / max(len(split), 1)
+
+
+def _rank(r: dict[str, Any]) -> tuple[float, float, int]:
+    """Better first: higher proxy accuracy, then lower proxy loss (source validation accuracy saturates
+    where the trained model has seen the images: the loss still orders them), then the earlier trial."""
+    return (-r["proxy"], r["proxy_loss"], r["index"])
 
 
 @COMPRESSIONS.register("search")
@@ -273,6 +296,10 @@ class Search:
 
     def parse(self, value: Any) -> Any:
         return value
+
+    def key_params(self, params: SearchParams) -> dict[str, Any]:
+        """The parameters and :data:`VERSION`: a change of how the search chooses is another artifact."""
+        return {**params.model_dump(mode="json"), "version": VERSION}
 
     def check(self, params: SearchParams, position: ChainPosition, arch: str, baseline_params: int) -> list[str]:
         problems = []
@@ -320,6 +347,7 @@ class Search:
             "validation-seed": VALIDATION_SEED,
             "bn-images": len(bn),
             "bn-batch": _BN_BATCH,
+            "score": "accuracy, cross-entropy",
         }
         ceilings = [ratio_ceiling(w) for _, w in groups]
 
@@ -356,6 +384,7 @@ class Search:
                     return {"shape": shape, "feasible": False}
                 t, model, history, n = pruned
                 reestimate_batchnorm(model, bn, batch_size=_BN_BATCH, device=ctx.device)
+                correct, loss = _score(model, val, ctx.device)
                 return {
                     "shape": shape,
                     "feasible": True,
@@ -364,7 +393,8 @@ class Search:
                     "parameters": parameter_count(model),
                     "widths": _widths(model, groups),
                     "history": history,
-                    "correct": _accuracy(model, val, ctx.device),
+                    "correct": correct,
+                    "loss": loss,
                     "n": len(val),
                 }
 
@@ -381,6 +411,7 @@ class Search:
             if stored["feasible"]:
                 record.update(
                     proxy=stored["correct"] / stored["n"],
+                    proxy_loss=round(stored["loss"], 6),
                     measure=stored["measure"],
                     parameters=stored["parameters"],
                     t=stored["t"],
@@ -388,7 +419,7 @@ class Search:
             records.append(record)
             best = max((r["proxy"] for r in records if r["proxy"] is not None), default=None)
             progress.update(1, f"best proxy {best:.3f}" if best is not None else "none within the budget yet")
-        ranked = sorted((r for r in records if r["proxy"] is not None), key=lambda r: (-r["proxy"], r["index"]))
+        ranked = sorted((r for r in records if r["proxy"] is not None), key=_rank)
         if not ranked:
             raise StructuralError(
                 f"cannot search {ctx.label}: none of the {params.trials} candidates reaches "
@@ -419,16 +450,19 @@ class Search:
                         m, fit, params.finetune, ctx, f"{ctx.label} (search: candidate {rank + 1} of {len(top)})"
                     )
                     m.eval()
+                    correct, loss = _score(m, val, ctx.device)
                     return {
                         "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
-                        "correct": _accuracy(m, val, ctx.device),
+                        "correct": correct,
+                        "loss": loss,
                         "n": len(val),
                     }
 
                 stored = ctx.cache({**recipe, "shape": r["shape"]}, build, f"fine-tuned {r['shape']}")
                 r["finetuned"] = stored["correct"] / stored["n"]
+                r["finetuned_loss"] = round(stored["loss"], 6)
                 r["_state"] = stored["state_dict"]
-            winner = sorted(top, key=lambda r: (-r["finetuned"], -r["proxy"], r["index"]))[0]
+            winner = sorted(top, key=lambda r: (-r["finetuned"], r["finetuned_loss"], *_rank(r)))[0]
         chosen = proxy(winner["shape"])
         model = prune_by_history(parent, chosen["history"], example)
         if params.finetune > 0:
