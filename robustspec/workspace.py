@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from .data.base import DomainDataset, Split
 
-__all__ = ["Workspace", "BUILDER_VERSIONS", "eval_value", "requested_device"]
+__all__ = ["Workspace", "NotStored", "BUILDER_VERSIONS", "eval_value", "requested_device"]
 
 #: Bump one of these when the code that builds that kind of artifact changes its output.
 #: eval 2: each image's true and predicted class are stored too (version 1 kept correctness only, from
@@ -106,6 +106,18 @@ def requested_device(name: Any) -> Any:
     return name
 
 
+class NotStored(ArtifactError):
+    """An artifact a workspace that builds nothing (:attr:`Workspace.builds_here` False) needs and the store
+    does not hold."""
+
+    def __init__(self, key: str, describe: str, store: Any) -> None:
+        self.key, self.describe = key, describe
+        super().__init__(
+            f"{describe or 'artifact'} ({key}) is not in the store {getattr(store, 'root', store)}, and this "
+            "process builds nothing: its executor's workers build it into the store, which must be one they share"
+        )
+
+
 @dataclass
 class Workspace:
     """One per process: a store, a device, and in-memory memos so nothing is loaded twice.
@@ -125,6 +137,9 @@ class Workspace:
     build_threads: int | None = 1
     #: The process's torch threads, set when torch is first needed (None: torch's default).
     torch_threads: int | None = None
+    #: False where an executor builds elsewhere (:mod:`robustspec.executors`): an artifact missing from the
+    #: store is then :class:`NotStored`, never built in this process.
+    builds_here: bool = True
     _torch_ready: bool = field(default=False, repr=False)
     _datasets: dict[str, DomainDataset] = field(default_factory=dict)
     _splits: dict[str, dict[str, Split]] = field(default_factory=dict)
@@ -202,7 +217,8 @@ class Workspace:
             "normalize": model.normalize.model_dump(mode="json"),
             "classes": len(self.dataset(suite).classes),
             "source": suite.source,
-            "train": recipe.model_dump(mode="json"),
+            # resources (what a build asks of a Ray cluster) decide where it runs, not what it builds.
+            "train": recipe.model_dump(mode="json", exclude={"resources"}),
             "code": source_fingerprint(model.arch.split(":")[0]) if ":" in model.arch else None,
             "libraries": library_versions(*CORE_LIBRARIES),
             **({"threads": threads} if threads != 1 else {}),
@@ -302,6 +318,9 @@ class Workspace:
         parents: tuple[str, ...] = (),
         upgrade: Any = None,
     ) -> Any:
+        if not self.builds_here and not self.store.has(key):
+            raise NotStored(key, describe, self.store)
+
         def pinned() -> Any:
             torch = self.use_torch()
             before = torch.get_num_threads()

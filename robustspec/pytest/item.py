@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from ..errors import CheckFailed, RobustSpecError
+from .executor import executor_for
 from .gate import conclude
 from .progress import ensure_sink
 from .state import plugin_state
@@ -30,7 +31,10 @@ class CheckItem(pytest.Item):
         from ..judging import judge
 
         ensure_sink(self.config)
-        judged = judge(plugin_state(self.config).get_workspace(), self.check)
+        ws = plugin_state(self.config).get_workspace()
+        # Another executor (ray) builds elsewhere: on return, what the check reads is stored.
+        executor_for(self.config).prepare(ws, self.check, device=self.config.getoption("robustspec_device"))
+        judged = judge(ws, self.check)
         # Appended directly (not record_property): reaches the JUnit XML under xdist without xunit2 warnings.
         self.user_properties.extend(judged.properties)
         conclude(self, judged.outcome)  # baseline comparison and verdict; raises CheckFailed (or a subclass) to fail

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ..config import CACHE_ENV, STORE_ENV
+from ..executors import EXECUTOR_ENV
 from ..report.compare import DEFAULT_TOLERANCE
 from .state import SHARD_ENV, STATE_KEY, PluginState
 
@@ -59,6 +60,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="torch threads every build runs with (ini robustspec_build_threads; default 1, so results do "
         "not depend on -n; training depends on the count, so another count is part of the trained model's key; "
         "'auto': the per-worker share of the cores, so the key then depends on -n)",
+    )
+    group.addoption(
+        "--robustspec-executor",
+        dest="robustspec_executor",
+        default=None,
+        metavar="local|ray|ray://HOST:PORT",
+        help=f"where builds run (env {EXECUTOR_ENV}, ini robustspec_executor; default local): 'ray' sends them "
+        "as Ray tasks to the cluster of $RAY_ADDRESS or of this machine, 'ray://HOST:PORT' to a Ray Client "
+        "address; the workers write artifacts into the store, which they must share, and the items are judged "
+        "here (pip install 'robustspec[ray]')",
     )
     group.addoption(
         "--robustspec-quiet",
@@ -129,6 +140,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("robustspec_store_cache", "local cache of a store at a URL, relative to rootdir", default="")
     parser.addini("robustspec_specs", "directory of named building blocks, relative to rootdir", default="")
     parser.addini("robustspec_build_threads", "torch threads while building artifacts: a number or auto", default="1")
+    parser.addini("robustspec_executor", "where builds run: local, ray or ray://HOST:PORT", default="")
     parser.addini("robustspec_shard", "run only this shard of the robustspec items: I/N", default="")
     parser.addini("robustspec_shard_balance", "how shards are balanced: times or items", default="times")
     parser.addini(

@@ -7,6 +7,7 @@ warns about one that an earlier module already imported.
 pytest_plugins = [
     "robustspec.pytest.options",
     "robustspec.pytest.progress",
+    "robustspec.pytest.executor",
     "robustspec.pytest.gate",
     "robustspec.pytest.item",
     "robustspec.pytest.collection",

@@ -61,6 +61,7 @@ __all__ = [
     "DataSpec",
     "OptimizerSpec",
     "AugmentSpec",
+    "ResourcesSpec",
     "TrainRecipe",
     "NormalizeSpec",
     "ModelSpec",
@@ -325,6 +326,18 @@ class AugmentSpec(Strict):
     jitter: Annotated[Real, Field(ge=0.0, le=1.0)] = 0.4
 
 
+class ResourcesSpec(Strict):
+    """What one build asks of a Ray cluster (``--robustspec-executor ray``): it decides where a build runs,
+    never what it builds, so it is no part of any artifact's key."""
+
+    cpus: Annotated[Real, Field(gt=0, le=1024)] | None = Field(
+        None, description="CPUs a build reserves on the cluster (default: the build's torch threads)"
+    )
+    gpus: Annotated[Real, Field(ge=0, le=64)] | None = Field(
+        None, description="GPUs a build reserves on the cluster (default 0); a fraction shares one"
+    )
+
+
 class TrainRecipe(Strict):
     """Supervised training on the source domain's train split."""
 
@@ -341,6 +354,11 @@ class TrainRecipe(Strict):
         "class's frequency in the source's train split (K: the classes it has, n_k: the images of the class), "
         "so every class counts alike; also in distillation, CORAL and every fine-tuning that uses the recipe",
     )
+    resources: ResourcesSpec | None = Field(
+        None,
+        description="what each build of the suite's models asks of a Ray cluster (--robustspec-executor ray): "
+        "{cpus: N, gpus: N}; no part of any artifact's key",
+    )
 
     @model_serializer(mode="wrap")
     def _added_fields_at_default_are_left_out(self, handler: Any) -> Any:
@@ -350,6 +368,8 @@ class TrainRecipe(Strict):
         if isinstance(data, dict) and self.class_weights == "none":
             data.pop("class_weights", None)
             data.pop("class-weights", None)
+        if isinstance(data, dict) and self.resources is None:
+            data.pop("resources", None)
         return data
 
 

@@ -1,0 +1,208 @@
+"""The ray executor (issue #15): builds as Ray tasks on a cluster, items judged on the host (docs/ray.md).
+
+A local Ray cluster (``ray start --head``, 2 CPUs) is started by the slow test and stopped at its end. One
+tiny suite (3 classes of 16x16 images, 1 epoch, resnet10-mini, a pruned variant) runs locally into one
+store and through the cluster into another: every recorded number and key must be the same, and every
+build in the second store must have been done by a Ray worker, not by the pytest process. Bad executor
+values are a quick table: each is a usage error that says what is expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from robustspec.store import Store
+
+RUN_TIMEOUT = 300
+
+PROJECT = {
+    "specs/datasets.yaml": (
+        "tiny: {name: office-synth, classes: 3, image-size: 16, train-per-class: 12, test-per-class: 8, seed: 0}\n"
+    ),
+    "specs/training.yaml": "tiny: {epochs: 1, batch-size: 16, resources: {cpus: 1}}\n",
+    "suites/s.yaml": """\
+data: tiny
+source: amazon
+targets: [webcam]
+train: tiny
+models:
+  - name: resnet10-mini
+    variants:
+      fp: {prune: {ratio: 0.4}}
+expect:
+  - source-accuracy: {min: 0.0}
+  - target-accuracy: {min: 0.0}
+  - drop-vs-baseline: {variants: [fp], domains: [webcam], max: 1.0}
+""",
+    # The pytest process's pid: no build of a ray run may be its.
+    "conftest.py": """\
+import os
+
+
+def pytest_sessionstart(session):
+    with open(os.path.join(str(session.config.rootpath), "pytest.pid"), "w") as f:
+        f.write(str(os.getpid()))
+""",
+}
+#: source-accuracy and target-accuracy[webcam] on two subjects, one drop-vs-baseline.
+N_ITEMS = 2 * 2 + 1
+
+
+# -- bad values: usage errors --------------------------------------------------------------------------
+
+BAD = [
+    pytest.param(["--robustspec-executor=bogus"], {}, "unknown executor 'bogus'", id="unknown-name"),
+    pytest.param(["--robustspec-executor=rey"], {}, "did you mean 'ray'?", id="close-to-ray"),
+    pytest.param(["--robustspec-executor=local://x:1"], {}, "takes no address", id="local-with-address"),
+    pytest.param(["--robustspec-executor=ray://head"], {}, "ray://HOST:PORT", id="ray-address-without-port"),
+    pytest.param(["--robustspec-executor=ray://"], {}, "ray://HOST:PORT", id="ray-empty-address"),
+    pytest.param(["--robustspec-executor=://h:1"], {}, "expected an executor name", id="no-name"),
+    pytest.param([], {"ROBUSTSPEC_EXECUTOR": "dask"}, "ROBUSTSPEC_EXECUTOR: unknown executor", id="env"),
+    pytest.param([], {"ini": "ray:/h:1"}, "ini robustspec_executor: unknown executor", id="ini"),
+]
+
+
+@pytest.mark.parametrize(("args", "where", "message"), BAD)
+def test_a_bad_executor_is_a_usage_error(
+    isolated_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str], where: dict, message: str
+) -> None:
+    monkeypatch.delenv("ROBUSTSPEC_EXECUTOR", raising=False)
+    if "ROBUSTSPEC_EXECUTOR" in where:
+        monkeypatch.setenv("ROBUSTSPEC_EXECUTOR", where["ROBUSTSPEC_EXECUTOR"])
+    if "ini" in where:
+        isolated_pytester.makeini(f"[pytest]\nrobustspec_executor = {where['ini']}\n")
+    result = isolated_pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert message in err and "Traceback" not in err, err
+
+
+def test_ray_not_installed_names_the_extra(isolated_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails; find_spec says so
+    result = isolated_pytester.runpytest_inprocess("-p", "no:cacheprovider", "--robustspec-executor=ray")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "pip install 'robustspec[ray]'" in result.stderr.str()
+
+
+def test_resources_are_no_part_of_any_key() -> None:
+    from robustspec.spec.schema import TrainRecipe
+
+    plain, asked = (
+        TrainRecipe(epochs=1),
+        TrainRecipe.model_validate({"epochs": 1, "resources": {"cpus": 2, "gpus": 0.5}}),
+    )
+    assert "resources" not in plain.model_dump(mode="json")  # recipes without it dump as before
+    assert asked.model_dump(mode="json", exclude={"resources"}) == plain.model_dump(mode="json")
+
+
+# -- a cluster ----------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    gcs: str  # HOST:PORT, for RAY_ADDRESS
+    client: str  # HOST:PORT of its Ray Client server
+
+
+@pytest.fixture
+def ray_cluster() -> Iterator[Cluster]:
+    """A local head node with 2 CPUs. Stopped by ending its ``ray start --block``, which drains and stops
+    every process it started (only this cluster's)."""
+    pytest.importorskip("ray")
+    port, client_port = _free_port(), _free_port()
+    ray = Path(sys.executable).with_name("ray")
+    temp = tempfile.mkdtemp(prefix="rs-ray-")  # short: Ray's socket paths must fit AF_UNIX's 107 bytes
+    log = open(os.path.join(temp, "start.log"), "w")  # noqa: SIM115 - open while the cluster runs
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    head = subprocess.Popen(
+        [str(ray), "start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}", "--num-cpus=2",
+         "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--block"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield Cluster(f"127.0.0.1:{port}", f"127.0.0.1:{client_port}")
+    finally:
+        head.terminate()
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, 9)
+            head.wait(10)
+        log.close()
+
+
+def run(pytester: pytest.Pytester, store: Path, *args: str) -> str:
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:xdist", f"--robustspec-store={store}", "--junitxml=out.xml", *args,
+        timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+    text = result.stdout.str() + "\n" + result.stderr.str()
+    assert result.ret == 0, text
+    result.assert_outcomes(passed=N_ITEMS)
+    return text
+
+
+def properties(pytester: pytest.Pytester) -> dict[str, dict[str, str]]:
+    out = {}
+    for tc in ET.parse(pytester.path / "out.xml").getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in tc.iter("property")}
+        out[f"{props['model']}::{props['variant']}::{tc.get('name')}"] = props
+    return out
+
+
+@pytest.mark.slow
+def test_ray_builds_on_the_cluster_with_the_local_numbers(
+    write_project, ray_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROBUSTSPEC_EXECUTOR", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    pytester = write_project(PROJECT)
+    started = time.monotonic()
+    run(pytester, tmp_path / "local")
+    local = properties(pytester)
+    assert len(local) == N_ITEMS
+    local_pid = int((pytester.path / "pytest.pid").read_text())
+    assert {b["pid"] for b in Store(tmp_path / "local").builds()} == {local_pid}
+    local_s = time.monotonic() - started
+
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.gcs)
+    started = time.monotonic()
+    text = run(pytester, tmp_path / "ray", "--robustspec-executor=ray")
+    ray_s = time.monotonic() - started
+    assert properties(pytester) == local  # every number, outcome, key and recipe
+    host_pid = int((pytester.path / "pytest.pid").read_text())
+    builds = Store(tmp_path / "ray").builds()
+    kinds = sorted({b["kind"] for b in builds})
+    assert kinds == sorted({b["kind"] for b in Store(tmp_path / "local").builds()})
+    assert host_pid not in {b["pid"] for b in builds}, builds  # all built by Ray workers
+    assert len([b for b in builds if b["kind"] == "model"]) == 1  # trained once
+    assert "ray: building 2 model/variants on the cluster" in text, text
+    assert "ray " in text and "built resnet10-mini/fp" in text, text
+
+    # The same through a Ray Client address, as a CI host outside the cluster connects.
+    monkeypatch.delenv("RAY_ADDRESS")
+    started = time.monotonic()
+    text = run(pytester, tmp_path / "client", f"--robustspec-executor=ray://{ray_cluster.client}")
+    client_s = time.monotonic() - started
+    assert properties(pytester) == local
+    assert f"ray: connected to ray://{ray_cluster.client}" in text, text
+    assert host_pid not in {b["pid"] for b in Store(tmp_path / "client").builds()}
+    print(json.dumps({"local_s": round(local_s, 1), "ray_s": round(ray_s, 1), "client_s": round(client_s, 1)}))
