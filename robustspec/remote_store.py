@@ -42,6 +42,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -152,6 +153,18 @@ class _Backend:
         """Relative paths of the objects under ``prefix`` (a folder), sorted."""
         raise NotImplementedError
 
+    def download(self, rel: str, dest: Path) -> bool:
+        """Write the object ``rel`` to the new file ``dest`` (streamed, for blobs); False if it is absent."""
+        got = self.read(rel)
+        if got is None:
+            return False
+        dest.write_bytes(got[0])
+        return True
+
+    def upload(self, rel: str, src: Path) -> None:
+        """Write the file ``src`` to ``rel`` whatever is there (streamed; atomically, like :meth:`put`)."""
+        self.put(rel, src.read_bytes())
+
     def url_of(self, rel: str) -> str:
         return f"{self.url}/{rel}"
 
@@ -231,6 +244,26 @@ class _LocalBackend(_Backend):
         os.replace(self._tmp(path, data), path)
         _store._fsync_dir(path.parent)
 
+    def download(self, rel: str, dest: Path) -> bool:
+        try:
+            shutil.copyfile(self._path(rel), dest)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def upload(self, rel: str, src: Path) -> None:
+        path = self._path(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            _store._unlink_quietly(tmp)
+        _store._fsync_dir(path.parent)
+
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix)
         if not base.is_dir():
@@ -300,6 +333,19 @@ class _S3Backend(_Backend):
             raise
         return True
 
+    def download(self, rel: str, dest: Path) -> bool:
+        try:
+            self.fs.get_file(f"{self.bucket}/{self._key(rel)}", str(dest))
+        except FileNotFoundError as exc:
+            if _error_code(exc) == "NoSuchBucket" or "bucket does not exist" in str(exc):
+                raise
+            return False
+        return True
+
+    def upload(self, rel: str, src: Path) -> None:
+        # One PUT up to s3fs's chunk size, else a multipart upload: either way the object appears whole.
+        self.fs.put_file(str(src), f"{self.bucket}/{self._key(rel)}")
+
     def list(self, prefix: str) -> list[str]:
         out: list[str] = []
         token: str | None = None
@@ -361,6 +407,16 @@ class _FsspecBackend(_Backend):
 
     def put(self, rel: str, data: bytes) -> None:
         self.fs.pipe_file(self._p(rel), data)
+
+    def download(self, rel: str, dest: Path) -> bool:
+        try:
+            self.fs.get_file(self._p(rel), str(dest))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def upload(self, rel: str, src: Path) -> None:
+        self.fs.put_file(str(src), self._p(rel))
 
     def list(self, prefix: str) -> list[str]:
         self.fs.invalidate_cache()
@@ -440,15 +496,19 @@ def open_backend(url: str) -> _Backend:
 class _Cache(Store):
     """The local read-through cache: a Store that also takes an artifact as the remote store holds it."""
 
-    def ingest(self, key: str, raw: bytes, manifest: Mapping[str, Any], url: str) -> None:
-        """Store ``raw`` (verified against ``manifest``) as ``key``'s data file and its sidecar, replacing
-        what is there (caller holds the key's lock)."""
+    def temp_for(self, key: str, fmt: str) -> Path:
+        """A new temp file name next to ``key``'s data file of format ``fmt`` (what :meth:`sweep` knows)."""
+        data_path = self._format_path(key, fmt)
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        return data_path.with_name(f"{data_path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+    def ingest(self, key: str, data_tmp: Path, manifest: Mapping[str, Any], url: str) -> None:
+        """Move the verified temp file ``data_tmp`` (:meth:`temp_for`) into place as ``key``'s data file,
+        with its sidecar from ``manifest``, replacing what is there (caller holds the key's lock)."""
         fmt = manifest["format"]
         data_path = self._format_path(key, fmt)
         meta_path = self._meta_path(key)
-        tag = f"{os.getpid()}-{secrets.token_hex(4)}"
-        data_tmp = data_path.with_name(f"{data_path.name}.tmp-{tag}")
-        meta_tmp = meta_path.with_name(f"{meta_path.name}.tmp-{tag}")
+        meta_tmp = meta_path.with_name(f"{meta_path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
         sidecar = {
             "key": key,
             "kind": manifest.get("kind") or key.rsplit("-", 1)[0],
@@ -457,17 +517,13 @@ class _Cache(Store):
             "meta": manifest.get("meta") or {},
             **({"parents": list(manifest["parents"])} if isinstance(manifest.get("parents"), list) else {}),
             "format": fmt,
-            "bytes": len(raw),
+            "bytes": manifest["bytes"],
             "sha256": manifest["sha256"],
             "remote": url,
         }
         try:
-            data_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(data_tmp, "xb") as f:
-                f.write(raw)
-                f.flush()
+            with open(data_tmp, "rb+") as f:
                 os.fsync(f.fileno())
-                st = os.fstat(f.fileno())
             with open(meta_tmp, "x", encoding="utf-8") as f:
                 json.dump(sidecar, f, sort_keys=True, indent=1, default=str)
                 f.flush()
@@ -482,21 +538,10 @@ class _Cache(Store):
                     _store._VERIFIED.pop(str(other), None)
                     _store._unlink_quietly(other)
         except OSError as exc:
-            problem = _store.storage_problem(exc, data_path, len(raw))
+            problem = _store.storage_problem(exc, data_path, manifest["bytes"])
             raise self._cannot("store", key, str(manifest.get("describe") or ""), problem or str(exc)) from exc
         finally:
-            for tmp in (data_tmp, meta_tmp):
-                _store._unlink_quietly(tmp)
-
-    def raw(self, key: str) -> tuple[bytes, dict[str, Any]]:
-        """The data file's bytes and the sidecar of a valid cached ``key`` (as just written)."""
-        meta, problem = self._read_meta(key)
-        if meta is None:
-            raise ArtifactError(f"artifact {key} in {self.root} vanished after it was built ({problem or 'missing'})")
-        raw = self._format_path(key, meta["format"]).read_bytes()
-        if hashlib.sha256(raw).hexdigest() != meta["sha256"]:
-            raise ArtifactError(f"artifact {key} in {self.root} changed while it was uploaded")
-        return raw, meta
+            _store._unlink_quietly(meta_tmp)
 
 
 # -- leases ---------------------------------------------------------------------------------
@@ -668,19 +713,30 @@ class RemoteStore:
         if manifest is None:
             return (problem or "missing"), None, etag
         blob = self._blob_rel(manifest["sha256"])
-        got = self._call(f"reading {key}", self._backend.read, blob)
-        if got is None:
-            return f"its blob {self._backend.url_of(blob)} is missing", manifest, etag
-        raw = got[0]
-        if len(raw) != manifest["bytes"]:
-            return (
-                f"{self._backend.url_of(blob)} has {len(raw)} bytes, the manifest records {manifest['bytes']}",
-                manifest,
-                etag,
-            )
-        if hashlib.sha256(raw).hexdigest() != manifest["sha256"]:
-            return f"checksum mismatch: {self._backend.url_of(blob)} is not what its manifest records", manifest, etag
-        self.cache.ingest(key, raw, manifest, self.url)
+        where = self._backend.url_of(blob)
+        try:
+            tmp = self.cache.temp_for(key, manifest["format"])
+        except OSError as exc:
+            problem = _store.storage_problem(exc, self.cache.root) or str(exc)
+            raise self.cache._cannot("store", key, str(manifest.get("describe") or ""), problem) from exc
+        try:
+            if not self._call(f"reading {key}", self._backend.download, blob, tmp):
+                return f"its blob {where} is missing", manifest, etag
+            size = tmp.stat().st_size
+            if size != manifest["bytes"]:
+                return f"{where} has {size} bytes, the manifest records {manifest['bytes']}", manifest, etag
+            with open(tmp, "rb") as f:
+                digest = _store._sha256_stream(f)
+            if digest != manifest["sha256"]:
+                return f"checksum mismatch: {where} is not what its manifest records", manifest, etag
+            self.cache.ingest(key, tmp, manifest, self.url)
+        except OSError as exc:
+            problem = _store.storage_problem(exc, tmp, manifest["bytes"])
+            if problem is None:
+                raise
+            raise self.cache._cannot("store", key, str(manifest.get("describe") or ""), problem) from exc
+        finally:
+            _store._unlink_quietly(tmp)
         return None, manifest, etag
 
     def _warn_corrupt(self, key: str, describe: str, reason: str) -> None:
@@ -847,7 +903,10 @@ class RemoteStore:
         seconds = time.monotonic() - started
         cache._write(key, value, meta=meta, describe=describe, parents=parents)
         cache._log_build(key, describe, seconds)
-        raw, sidecar = cache.raw(key)
+        sidecar, problem = cache._read_meta(key)
+        if sidecar is None:
+            raise ArtifactError(f"artifact {key} in {cache.root} vanished after it was built ({problem or 'missing'})")
+        data_path = cache._format_path(key, sidecar["format"])
         manifest = {
             "key": key,
             "kind": sidecar["kind"],
@@ -860,7 +919,7 @@ class RemoteStore:
             "created": sidecar.get("created"),
             "builder": {"host": self.host, "pid": os.getpid(), "worker": os.environ.get("PYTEST_XDIST_WORKER")},
         }
-        self._call(f"uploading {key}", self._backend.put, self._blob_rel(manifest["sha256"]), raw)
+        self._call(f"uploading {key}", self._backend.upload, self._blob_rel(manifest["sha256"]), data_path)
         rel = self._manifest_rel(key)
         if replace is None:
             won = self._call(f"publishing {key}", self._backend.create, rel, _dump(manifest)) is not None
