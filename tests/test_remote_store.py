@@ -391,6 +391,19 @@ def test_store_urls_resolve_like_directories(tmp_path: Path, monkeypatch: pytest
         open_store((tmp_path / "r").as_uri(), {LEASE_TTL_ENV: "soon"}, None, tmp_path)
 
 
+def test_the_store_is_made_in_one_place() -> None:
+    """The plugin, the command line and the API open the store through config.open_store, so a URL (or a
+    directory) means the same store to all three."""
+    makers = {}
+    for p in sorted((PROJECT_ROOT / "robustspec").rglob("*.py")):
+        rel = p.relative_to(PROJECT_ROOT).as_posix()
+        if rel not in ("robustspec/store.py", "robustspec/remote_store.py"):
+            text = p.read_text(encoding="utf-8")
+            if "Store(" in text:
+                makers[rel] = text.count("Store(")
+    assert makers == {"robustspec/config.py": 2}
+
+
 def test_cache_commands_on_a_store_url(s3_env: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = s3_env.url()
     store = RemoteStore(url, tmp_path / "cache-a")
