@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -16,20 +18,28 @@ class BuildSpec:
     """What a build process elsewhere needs to make the judging process's workspace (it is pickled).
 
     ``device`` is the device as asked for (``auto`` is resolved where the build runs); ``build_threads`` the
-    judging process's resolved count, so a worker computes the same keys and the same numbers.
+    judging process's resolved count, so a worker computes the same keys and the same numbers. ``paths``:
+    the judging process's ``sys.path``; a worker appends those of them it has (a shared filesystem), after
+    its own, so a model factory in the project (``models/net.py:build``, found there through the rootdir's
+    conftest) imports on the worker too, and is fingerprinted alike.
     """
 
     store: Any
     device: Any
     build_threads: int
+    paths: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, ws: Any, device: Any = None) -> BuildSpec:
-        return cls(ws.store, ws.device if device is None else device, ws.build_thread_count())
+        paths = tuple(os.path.abspath(p or os.curdir) for p in sys.path)
+        return cls(ws.store, ws.device if device is None else device, ws.build_thread_count(), paths)
 
     def workspace(self) -> Any:
         from ..workspace import Workspace
 
+        for path in self.paths:
+            if path not in sys.path and os.path.isdir(path):
+                sys.path.append(path)
         return Workspace(self.store, self.device, build_threads=self.build_threads, torch_threads=self.build_threads)
 
 

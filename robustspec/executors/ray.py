@@ -270,7 +270,7 @@ class RayExecutor(Executor):
         result = self._wait(task)
         error = result["errors"].get(index)
         if error is not None:
-            raise RemoteBuildError(f"{error} (built on Ray node {result['node']}, pid {result['pid']})")
+            raise RemoteBuildError(f"{error} (on Ray node {result['node']}, pid {result['pid']})")
         if result["key"] != task.key:
             raise ArtifactError(
                 f"the Ray worker on {result['node']} computes the key {result['key']} for {task.what}, this process "
