@@ -180,6 +180,7 @@ def run(
     base_dir: str | os.PathLike[str] | None = None,
     specs_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    executor: str = "local",
 ) -> RunResult:
     """Run every check of ``suite`` (a path, or a suite as a mapping) and return their results.
 
@@ -190,16 +191,20 @@ def run(
     - ``select``: an id pattern or substring, or several (``"*::int8::*"``, ``"webcam"``): only the checks
       whose id matches one run;
     - ``progress``: a callable for progress lines (default: none shown; they go to the
-      ``robustspec.progress`` logger).
+      ``robustspec.progress`` logger);
+    - ``executor``: where builds run, as ``--robustspec-executor`` says: ``local`` (here), ``ray`` or
+      ``ray://HOST:PORT`` (a Ray cluster that shares the store; docs/ray.md).
 
     A suite that is invalid raises :class:`~robustspec.errors.SpecErrors` (every problem, each with its
     file:line:col); a check that cannot run is a result with status ``error``, not an exception.
     """
     from .config import open_store
+    from .executors import parse_executor
     from .plan import plan_suite
     from .progress import sink
     from .workspace import Workspace
 
+    runner = parse_executor(executor)  # a bad value is a UsageError before anything is loaded
     here = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
     loaded = _load(suite, here, specs_dir)
     if store is not None and not isinstance(store, (str, os.PathLike)):
@@ -209,14 +214,17 @@ def run(
     ws = Workspace(the_store, device)
     results = []
     with sink(progress or (lambda _line: None)):
-        for check in plan_suite(loaded):
-            check_id = _node_id(loaded, check, here)
-            if _selected(check_id, select):
-                results.append(_run_one(ws, check, check_id))
+        checks = [(c, i) for c in plan_suite(loaded) if _selected(i := _node_id(loaded, c, here), select)]
+        try:
+            runner.start(ws, [c for c, _ in checks], device=device)  # a cluster it cannot reach: UsageError
+            for check, check_id in checks:
+                results.append(_run_one(ws, check, check_id, runner, device))
+        finally:
+            runner.close()
     return RunResult(tuple(results))
 
 
-def _run_one(ws: Any, check: Any, check_id: str) -> CheckResult:
+def _run_one(ws: Any, check: Any, check_id: str, executor: Any = None, device: Any = None) -> CheckResult:
     from .judging import judge
 
     labels = dict(
@@ -228,6 +236,8 @@ def _run_one(ws: Any, check: Any, check_id: str) -> CheckResult:
         domain=check.target.label,
     )
     try:
+        if executor is not None:
+            executor.prepare(ws, check, device=device)  # on return, what the check reads is stored
         judged = judge(ws, check)
     except (RobustSpecError, CheckFailed) as exc:
         return CheckResult(**labels, status="error", measured=None, threshold=None, comparison=None, message=str(exc))

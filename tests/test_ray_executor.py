@@ -229,6 +229,18 @@ def test_ray_builds_on_the_cluster_with_the_local_numbers(
     assert "ray: building 3 model/variants on the cluster" in text, text
     assert "ray " in text and "built resnet10-mini/fp" in text, text
 
+    # robustspec.run takes the executor too; on a store that holds everything it judges, it connects to nothing.
+    import ray
+
+    import robustspec
+
+    warm = robustspec.run(
+        pytester.path / "suites/s.yaml", store=tmp_path / "ray", select="resnet10-mini", executor="ray"
+    )
+    assert warm.passed and len(warm) == N_ITEMS - N_OWN and not ray.is_initialized()
+    by_id = {f"{c.model}::{c.variant}::{c.id.rsplit('::', 1)[1]}": c.properties for c in warm}
+    assert {k: {p: str(v) for p, v in by_id[k].items() if p in local[k]} for k in by_id} == numbers(local)
+
     # The same through a Ray Client address, as a CI host outside the cluster connects.
     monkeypatch.delenv("RAY_ADDRESS")
     started = time.monotonic()
