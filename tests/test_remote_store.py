@@ -106,6 +106,12 @@ def test_two_machines_build_each_artifact_once(store_url: str, tmp_path: Path) -
     assert third.load(KEYS["model"]) == {"weights": 6}  # read through on demand
     assert counts(third) == {key: 1 for key in KEYS.values()}
     assert third.leases() == []  # released
+    # Sharding weighs a model by its subtree's recorded build seconds, read from every machine's records
+    # (the eval's own seconds exclude the nested model build: one process, intervals inside each other).
+    from robustspec.shard import subtree_seconds
+
+    (seconds,) = subtree_seconds(third, [KEYS["model"]]).values()
+    assert 0.75 < seconds < 3.0  # the model's own 0.8 s and the eval's few milliseconds
 
 
 def test_the_layout_at_the_url(store_url: str, tmp_path: Path) -> None:
