@@ -61,8 +61,9 @@ log = logging.getLogger("robustspec.store")
 
 #: Seconds a lease lasts without renewal (renewed every third of it while its holder builds).
 DEFAULT_LEASE_TTL = 60.0
-#: Seconds between two looks at a lease held by another process.
+#: Seconds between two looks at a lease held by another process, at first; at most _MAX_POLL later.
 DEFAULT_POLL = 0.5
+_MAX_POLL = 5.0
 
 _URL_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)")
 
@@ -816,6 +817,9 @@ class RemoteStore:
         """Fetch ``key`` into the cache (:data:`_FETCHED`), or build it under its lease and return it."""
         deadline = time.monotonic() + (self.lock_timeout if self.lock_timeout >= 0 else float("inf"))
         warned = False
+        # Waiting on another's lease: look again after poll seconds, then less and less often (builds take
+        # minutes), but at least every quarter of the TTL, so a lapsed lease is taken over soon.
+        pause, longest = self.poll, max(self.poll, min(_MAX_POLL, self.lease_ttl / 4))
         while True:
             reason, _, _ = self._fetch(key)
             if reason is None:
@@ -843,7 +847,8 @@ class RemoteStore:
                 raise ArtifactError(
                     f"timed out after {self.lock_timeout:g} s waiting for {holder} to build {describe or key} in {self.url}"
                 )
-            time.sleep(self.poll * random.uniform(0.8, 1.2))
+            time.sleep(pause * random.uniform(0.8, 1.2))
+            pause = min(longest, pause * 1.5)
 
     def _take_lease(self, key: str) -> tuple[_Lease | None, str]:
         """This process's new lease on ``key``, or ``(None, who holds it)``."""
