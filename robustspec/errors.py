@@ -9,7 +9,9 @@
     ├── DataError                   a dataset cannot be read (missing path, mismatched classes, ...)
     ├── ModelError                  a model cannot be built or its weights do not fit
     ├── ArtifactError               the artifact store cannot build or read an artifact
-    │   └── StructuralError         (also a ModelError) a build its key decides fails: stored, not retried
+    │   ├── StructuralError         (also a ModelError) a build its key decides fails: stored, not retried
+    │   └── NotStored               a process that builds nothing (another executor builds) misses an artifact
+    ├── RemoteBuildError            a build sent to another machine (the ray executor's) failed there
     ├── AttackCheckError            an attack broke its contract (eps-ball, [0, 1], NaN) or cannot run
     ├── ResultsError                a results or baseline file cannot be read
     ├── SuiteError                  a suite file cannot be collected for a reason that is not a SpecError
@@ -34,6 +36,8 @@ __all__ = [
     "ModelError",
     "ArtifactError",
     "StructuralError",
+    "NotStored",
+    "RemoteBuildError",
     "AttackCheckError",
     "ResultsError",
     "SuiteError",
@@ -130,6 +134,22 @@ class StructuralError(ModelError, ArtifactError):
     """A build that fails for reasons its key decides (the network's structure, the step's parameters, the
     libraries' versions): Torch-Pruning cannot follow a layer, torch.export cannot trace a network. The
     failure is stored under the artifact's key, so it is reported again without being retried."""
+
+
+class NotStored(ArtifactError):
+    """An artifact that a workspace which builds nothing (its executor builds elsewhere: ``ray``) needs and
+    the store does not hold: the executor's workers did not write it into a store this process reads."""
+
+    def __init__(self, key: str, describe: str, store: object) -> None:
+        self.key, self.describe = key, describe
+        super().__init__(
+            f"{describe or 'artifact'} ({key}) is not in the store {getattr(store, 'root', store)}, and this "
+            "process builds nothing: its executor's workers build it into the store, which must be one they share"
+        )
+
+
+class RemoteBuildError(RobustSpecError):
+    """A build that failed on another machine (a Ray worker): the error's text there, and where it ran."""
 
 
 class AttackCheckError(RobustSpecError):

@@ -32,7 +32,7 @@ from .compress.base import StepContext
 from .compress.search import VALIDATION_FRACTION  # the source images robustspec search scores on
 from .confusion import Confusion
 from .data import open_dataset, split_from_state, split_to_state
-from .errors import ArtifactError, StructuralError
+from .errors import ArtifactError, NotStored, StructuralError
 from .evaluate import predict
 from .expect import Accuracy
 from .expect.adaptation import UNADAPTED_SUFFIX, without_adaptation
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from .data.base import DomainDataset, Split
 
-__all__ = ["Workspace", "NotStored", "BUILDER_VERSIONS", "eval_value", "requested_device"]
+__all__ = ["Workspace", "BUILDER_VERSIONS", "eval_value", "requested_device"]
 
 #: Bump one of these when the code that builds that kind of artifact changes its output.
 #: eval 2: each image's true and predicted class are stored too (version 1 kept correctness only, from
@@ -104,18 +104,6 @@ def requested_device(name: Any) -> Any:
     if isinstance(name, str) and name == "auto" and not any(os.path.exists(p) for p in _ACCELERATOR_NODES):
         return "cpu"
     return name
-
-
-class NotStored(ArtifactError):
-    """An artifact a workspace that builds nothing (:attr:`Workspace.builds_here` False) needs and the store
-    does not hold."""
-
-    def __init__(self, key: str, describe: str, store: Any) -> None:
-        self.key, self.describe = key, describe
-        super().__init__(
-            f"{describe or 'artifact'} ({key}) is not in the store {getattr(store, 'root', store)}, and this "
-            "process builds nothing: its executor's workers build it into the store, which must be one they share"
-        )
 
 
 @dataclass

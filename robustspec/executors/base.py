@@ -53,7 +53,7 @@ class Executor:
 
     ``local`` builds in the judging process, so all three do nothing. An executor that builds elsewhere
     sets ``builds_here`` False: the judging workspace then never builds (a missing artifact is
-    :class:`~robustspec.workspace.NotStored`).
+    :class:`~robustspec.errors.NotStored`).
     """
 
     name: ClassVar[str] = "local"

@@ -30,20 +30,16 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ArtifactError, RobustSpecError, UsageError
+from ..errors import ArtifactError, NotStored, RemoteBuildError, RobustSpecError, UsageError
 from ..progress import EVERY_S, Timer, duration, report, sink
 from . import EXECUTORS
 from .base import BuildSpec, Executor
 
-__all__ = ["RayExecutor", "RemoteBuildError", "build_model", "build_subject", "INSTALL_HINT"]
+__all__ = ["RayExecutor", "build_model", "build_subject", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'robustspec[ray]'"
 #: HOST:PORT (a name, an IPv4 address or a bracketed IPv6 one).
 _ADDRESS = re.compile(r"^(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
-
-
-class RemoteBuildError(RobustSpecError):
-    """A build that failed on a Ray worker: its message, and where it ran."""
 
 
 def ray_installed() -> bool:
@@ -221,7 +217,6 @@ class RayExecutor(Executor):
     def _needs_build(ws: Any, check: Any) -> bool:
         """Whether judging ``check`` misses an artifact (tried here, nothing built)."""
         from ..judging import judge
-        from ..workspace import NotStored
 
         try:
             judge(ws, check)
