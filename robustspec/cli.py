@@ -393,6 +393,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if not runs:
             raise UsageError(f"--history {args.history}: no kept runs (pytest --robustspec-history {args.history})")
         extra.append(trends_section(runs))
+    for frontier_file in args.frontier:
+        import json
+
+        from .report.frontier import frontier_section
+
+        try:
+            extra.append(frontier_section(json.loads(Path(frontier_file).read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--frontier {frontier_file}: {exc}") from None
     try:
         html_path, md_path = write_report(
             doc, out, title=args.title, extra_sections=extra, base=Path(args.results).absolute().parent
@@ -581,6 +590,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         default=None,
         help="also draw each item's value over the runs kept in DIR (pytest --robustspec-history DIR)",
+    )
+    p.add_argument(
+        "--frontier",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="also plot the frontier that robustspec search --json wrote to FILE (repeatable)",
     )
     p.set_defaults(func=_cmd_report)
 

@@ -178,6 +178,11 @@ class Frontier:
             lines.append(f"smallest passing: {best.label} ({format_count(best.parameters)} parameters); as a variant:")
             lines.append("")
             lines.append(f"  {self.suggestion()}")
+            lines.append("")
+            lines.append(
+                f"(under the variants: of model {self.model!r}; add its name where an expectation's variants: "
+                f"lists {self.variant!r}, so the same gates apply)"
+            )
         return "\n".join(lines) + "\n"
 
 

@@ -72,6 +72,15 @@ def test_frontier_names_a_variant_that_passes_as_a_suite(
     evals = [e for e in Store(store).entries() if e["kind"] == "eval"]
     assert evals and all(e["meta"].get("split") == "validation" for e in evals)
 
+    # The report's section: the table of every point, a plot per gate where matplotlib is installed.
+    from robustspec.report.frontier import frontier_section
+    from robustspec.report.html import has_plots
+
+    section = frontier_section(doc)
+    header, rows, statuses = section.tables[0]
+    assert header[-1] == "status" and len(rows) == len(points) and statuses[:2] == ["fail", "fail"]
+    assert len(section.images) == (3 if has_plots() else 0)
+
     # A second run builds nothing.
     builds = len(Store(store).builds())
     assert main([*args, "--device", "cpu"]) == 0
