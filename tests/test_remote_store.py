@@ -471,25 +471,30 @@ def _numbers(path: Path) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_a_suite_on_the_s3_store_cold_then_warm_from_a_fresh_cache(write_project, s3_env: S3Server) -> None:
+def test_a_suite_on_the_s3_store_cold_then_warm_from_a_fresh_cache(
+    write_project, s3_env: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cold with the options, warm with the environment variables (and another cache): the same numbers."""
     pytester = write_project(PROJECT)
     url = s3_env.url("suite")
 
-    def run(cache: str) -> dict[str, dict[str, str]]:
+    def run(cache: str, *options: str) -> dict[str, dict[str, str]]:
         result = pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", "-p", "no:xdist", f"--robustspec-store={url}",
-            f"--robustspec-store-cache={cache}", f"--junitxml={cache}.xml", timeout=300,
-        )  # fmt: skip
+            "-p", "no:cacheprovider", "-p", "no:xdist", *options, f"--junitxml={cache}.xml", timeout=300
+        )
         assert result.ret == 0, result.stdout.str() + result.stderr.str()
         result.assert_outcomes(passed=2)
         return _numbers(pytester.path / f"{cache}.xml")
 
-    cold = run("cache-a")
+    cold = run("cache-a", f"--robustspec-store={url}", "--robustspec-store-cache=cache-a")
     store = RemoteStore(url, pytester.path / "cache-check")
     built = store.builds()
     assert sorted({b["kind"] for b in built}) == ["data", "eval", "metrics", "model"]
     assert all(n == 1 for n in Counter(b["key"] for b in built).values())
+    monkeypatch.setenv(STORE_ENV, url)
+    monkeypatch.setenv(CACHE_ENV, str(pytester.path / "cache-b"))
     warm = run("cache-b")
+    assert (pytester.path / "cache-b").is_dir()
     assert warm == cold and len(cold) == 2
     assert store.builds() == built  # the fresh cache read everything from the store
     assert not (pytester.path / ".robustspec" / "store").exists()
