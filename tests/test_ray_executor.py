@@ -125,6 +125,21 @@ def test_resources_are_no_part_of_any_key() -> None:
     assert asked.model_dump(mode="json", exclude={"resources"}) == plain.model_dump(mode="json")
 
 
+def test_resources_are_validated_where_written(tmp_path: Path) -> None:
+    from robustspec.errors import SpecErrors
+    from robustspec.spec.loader import load_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "source: amazon\ntrain: {epochs: 1, resources: {cpus: 0, gpu: 1}}\nmodels: [resnet10-mini]\n"
+        "expect:\n  - source-accuracy: {min: 0.0}\n"
+    )
+    with pytest.raises(SpecErrors) as caught:
+        load_suite(suite)
+    text = str(caught.value)
+    assert f"{suite}:2:" in text and "train.resources.cpus" in text and "train.resources.gpu" in text, text
+
+
 # -- a cluster ----------------------------------------------------------------------------------------
 
 
@@ -227,7 +242,7 @@ def test_ray_builds_on_the_cluster_with_the_local_numbers(
     assert host_pid not in {b["pid"] for b in builds}, builds  # all built by Ray workers
     assert len([b for b in builds if b["kind"] == "model"]) == 1  # trained once (own's failed)
     assert "ray: building 3 model/variants on the cluster" in text, text
-    assert "ray " in text and "built resnet10-mini/fp" in text, text
+    assert ": built resnet10-mini/fp in " in text and ": failed model own in " in text, text
 
     # robustspec.run takes the executor too; on a store that holds everything it judges, it connects to nothing.
     import ray

@@ -25,7 +25,9 @@ import importlib.util
 import logging
 import os
 import re
+import signal
 import socket
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -118,6 +120,7 @@ def build_subject(spec: BuildSpec, checks: Sequence[Any], trained: dict[str, Any
     return {
         "key": ws.variant_key(c0.loaded, c0.model, c0.variant),
         "what": f"{c0.model.name}/{c0.variant}",
+        "checks": len(checks),
         "errors": errors,
         "lines": lines,
         "seconds": timer.seconds,
@@ -185,7 +188,7 @@ class RayExecutor(Executor):
             address = f"ray://{self.address}" if self.address is not None else (os.environ.get("RAY_ADDRESS") or "auto")
             try:
                 _reachable(address)  # Ray waits for an address nothing listens on for minutes
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+                _init_keeping_sigterm(ray, address)
             except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, grpc errors ...
                 self._connect_error = (
                     f"cannot reach {self.where()}: {_first_line(exc)} (start a cluster with `ray start --head`, "
@@ -305,7 +308,14 @@ class RayExecutor(Executor):
         who = f"ray {result['node']} pid {result['pid']}"
         for line in result["lines"]:
             report(f"{who}: {line}")
-        report(f"{who}: built {result['what']} in {duration(result['seconds'])}")
+        if "errors" in result:  # a model/variant: some of its checks may have failed
+            failed, n = len(result["errors"]), result["checks"]
+            done, note = (
+                ("failed", "") if failed == n else ("built", f" ({failed} of {n} checks failed)" if failed else "")
+            )
+        else:  # a trained model
+            done, note = ("failed" if result["error"] else "built"), ""
+        report(f"{who}: {done} {result['what']} in {duration(result['seconds'])}{note}")
 
     def close(self) -> None:
         if not self._connected:
@@ -320,6 +330,18 @@ class RayExecutor(Executor):
         if self._initialized_here:
             ray.shutdown()
         self._connected = False
+
+
+def _init_keeping_sigterm(ray: Any, address: str) -> None:
+    """``ray.init``, leaving the process's SIGTERM handling as it was: Ray's own turns a SIGTERM into
+    SystemExit, which pytest reports as an internal error instead of ending."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    finally:
+        if main and before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 #: Seconds to wait for a cluster's address to take a connection.
