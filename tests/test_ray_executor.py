@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -153,6 +154,14 @@ def _free_port() -> int:
 class Cluster:
     gcs: str  # HOST:PORT, for RAY_ADDRESS
     client: str  # HOST:PORT of its Ray Client server
+    log: Path  # what its ray start writes
+
+    def wait(self, timeout: float = 120.0) -> None:
+        """Until the head says it runs (it starts while the local run goes)."""
+        deadline = time.monotonic() + timeout
+        while "Ray runtime started" not in self.log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, self.log.read_text(errors="replace")
+            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -163,7 +172,8 @@ def ray_cluster() -> Iterator[Cluster]:
     port, client_port = _free_port(), _free_port()
     ray = Path(sys.executable).with_name("ray")
     temp = tempfile.mkdtemp(prefix="rs-ray-")  # short: Ray's socket paths must fit AF_UNIX's 107 bytes
-    log = open(os.path.join(temp, "start.log"), "w")  # noqa: SIM115 - open while the cluster runs
+    log_path = Path(temp) / "start.log"
+    log = open(log_path, "w")  # noqa: SIM115 - open while the cluster runs
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     head = subprocess.Popen(
         [str(ray), "start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}", "--num-cpus=2",
@@ -171,7 +181,7 @@ def ray_cluster() -> Iterator[Cluster]:
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )  # fmt: skip
     try:
-        yield Cluster(f"127.0.0.1:{port}", f"127.0.0.1:{client_port}")
+        yield Cluster(f"127.0.0.1:{port}", f"127.0.0.1:{client_port}", log_path)
     finally:
         head.terminate()
         try:
@@ -180,6 +190,7 @@ def ray_cluster() -> Iterator[Cluster]:
             os.killpg(head.pid, 9)
             head.wait(10)
         log.close()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def run(pytester: pytest.Pytester, store: Path, *args: str, failed: int = 0) -> str:
@@ -229,6 +240,7 @@ def test_ray_builds_on_the_cluster_with_the_local_numbers(
     assert {b["pid"] for b in Store(tmp_path / "local").builds()} == {local_pid}
     local_s = time.monotonic() - started
 
+    ray_cluster.wait()
     monkeypatch.setenv("RAY_ADDRESS", ray_cluster.gcs)
     started = time.monotonic()
     text = run(pytester, tmp_path / "ray", "--robustspec-executor=ray", failed=N_OWN)
