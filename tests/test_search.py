@@ -215,3 +215,16 @@ def test_search_variant_through_the_store(tmp_path: Path) -> None:
     assert again.metrics(loaded, model, "found") == metrics
     again.accuracy(loaded, model, "found", "amazon")
     assert len(store.builds()) == builds + 1  # only the new evaluation
+
+
+@pytest.mark.parametrize("axis", ["macs", "size-mb"])
+def test_other_budgets_are_met_from_below(axis: str) -> None:
+    from robustspec.metrics import macs, stored_bytes
+
+    parent = make_model()
+    measure = (lambda m: macs(m, 32)) if axis == "macs" else stored_bytes
+    budget = int(measure(parent) * 0.5)
+    value = budget if axis == "macs" else budget / 1e6
+    result = Search().apply(parent, params(params=None, **{axis: value}, trials=3), make_ctx(MemoryCache()))
+    assert 0.95 * budget <= measure(result.model) <= budget
+    assert result.info["measure"] == measure(result.model)
