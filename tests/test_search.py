@@ -79,7 +79,7 @@ def test_registered_and_validated() -> None:
         ({"params": "1M", "method": "grid"}, "'random' or 'evolution'"),
         ({"params": "1M", "space": "layers"}, "'stages' or 'groups'"),
         ({"params": "1M", "trials": 0}, "greater than or equal to 1"),
-        ({"params": "1M", "validation": 1.0}, "between 0 and 1"),
+        ({"params": "1M", "validation": 1.0}, "less than 1"),
         ({"params": 0}, "greater than 0"),
     ]:
         with pytest.raises(ValidationError, match=fragment):

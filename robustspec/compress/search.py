@@ -109,17 +109,13 @@ class SearchParams(Strict):
         8, ge=2, le=10_000, description="evolution: random trials first, then parents drawn from the best this many"
     )
     validation: Real = Field(
-        VALIDATION_FRACTION, description="fraction of the source train split held out to score candidates"
+        VALIDATION_FRACTION,
+        gt=0.0,
+        lt=1.0,
+        description="fraction of the source train split held out to score candidates",
     )
     bn_images: Int = Field(256, ge=2, le=10_000_000, description="source train images that re-estimate BatchNorm")
     tolerance: Real = Field(0.02, gt=0.0, lt=1.0, description="how far below the budget a candidate may land")
-
-    @field_validator("validation")
-    @classmethod
-    def _fraction(cls, v: float) -> float:
-        if not 0.0 < v < 1.0:
-            raise ValueError("must be between 0 and 1 (exclusive)")
-        return v
 
     @field_validator("params", "macs", "size_mb")
     @classmethod
