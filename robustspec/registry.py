@@ -5,9 +5,8 @@ every module it holds (:func:`import_modules`), so a new built-in is one file an
 
 Installed packages add components through entry points, one group per kind: ``robustspec.attacks``,
 ``robustspec.compressions``, ``robustspec.corruptions``, ``robustspec.datasets``,
-``robustspec.expectations``, ``robustspec.models``, ``robustspec.runtimes`` (``robustspec.`` + the
-registry's kind + ``s``). The
-contract (docs/extending.md):
+``robustspec.executors``, ``robustspec.expectations``, ``robustspec.models``, ``robustspec.runtimes``
+(``robustspec.`` + the registry's kind + ``s``). The contract (docs/extending.md):
 
 - the entry point's *name* is the component's YAML name, and its *value* is the module that defines it
   (``module`` or ``module:object``); loading it imports that module, which **registers itself** exactly

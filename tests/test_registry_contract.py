@@ -20,6 +20,7 @@ from robustspec.attacks.base import AttackParams, Loss, Norm
 from robustspec.compress import COMPRESSIONS
 from robustspec.corrupt import CORRUPTIONS
 from robustspec.data import DATASETS, data_tag
+from robustspec.executors import EXECUTORS, Executor
 from robustspec.expect import EXPECTATIONS
 from robustspec.models import MODELS
 from robustspec.runtimes import RUNTIMES
@@ -33,6 +34,7 @@ REGISTRIES = {
     "dataset": DATASETS,
     "corruption": CORRUPTIONS,
     "runtime": RUNTIMES,
+    "executor": EXECUTORS,
 }
 
 ENTRIES = [pytest.param(kind, name, id=f"{kind}:{name}") for kind, reg in REGISTRIES.items() for name in reg.names()]
@@ -160,6 +162,15 @@ def _runtime(name: str, cls: Any) -> None:
     assert _doc(cls), "a runtime says what it runs"
 
 
+def _executor(name: str, cls: Any) -> None:
+    assert isinstance(cls, type) and issubclass(cls, Executor), f"an executor is an Executor: {cls!r}"
+    assert cls.name == name, "its name is the one it is registered under"
+    assert isinstance(cls.builds_here, bool) and isinstance(cls.takes_address, bool)
+    for method in ("from_address", "connect", "start", "prepare", "close"):
+        assert callable(getattr(cls, method, None)), f"an executor has {method}()"
+    assert {"device"} <= set(inspect.signature(cls.prepare).parameters)
+
+
 CONTRACTS = {
     "model": _model,
     "compression": _compression,
@@ -168,6 +179,7 @@ CONTRACTS = {
     "dataset": _dataset,
     "corruption": _corruption,
     "runtime": _runtime,
+    "executor": _executor,
 }
 
 
@@ -192,6 +204,7 @@ def test_every_kind_has_a_contract_and_an_entry_point_group() -> None:
         "robustspec.datasets",
         "robustspec.corruptions",
         "robustspec.runtimes",
+        "robustspec.executors",
     }
     for kind, reg in REGISTRIES.items():
         assert reg.kind == kind and reg.names(), kind
