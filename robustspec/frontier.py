@@ -146,7 +146,8 @@ class Frontier:
         rows = [head]
         for p in sorted(self.points, key=lambda p: -p.value if self.axis != "ratio" else p.value):
             if p.error is not None:
-                rows.append([p.label, "-", "-", *(["-"] * len(gates)), f"error: {p.error}"])
+                error = p.error if len(p.error) <= 100 else p.error[:99] + "…"
+                rows.append([p.label, "-", "-", *(["-"] * len(gates)), f"error: {error}"])
                 continue
             cells = [p.label, format_count(p.parameters), format_count(p.macs)]
             for name in gates:
@@ -162,8 +163,12 @@ class Frontier:
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = [
             f"{self.suite}: {self.model}/{self.variant} along {self.step}.{self.axis.replace('_', '-')}, "
-            f"{len(self.measured)} points measured on validation images ("
-            + ", ".join(f"{d}: {n}" for d, n in self.validation.items())
+            f"{len(self.measured)} points measured"
+            + (
+                " on validation images (" + ", ".join(f"{d}: {n}" for d, n in self.validation.items())
+                if self.validation
+                else " (no gate reads accuracy"
+            )
             + "; never the test splits)",
             "",
         ]
@@ -229,8 +234,18 @@ def _label(axis: str, value: float) -> str:
 
 
 def with_budget(step: ParsedStep, axis: str, value: float) -> ParsedStep:
-    number: Any = int(value) if axis in ("params", "macs") else float(value)
-    params = step.params.model_copy(update={axis: number})
+    """``step`` with its budget ``axis`` at ``value``, validated as the suite's YAML would be (a UsageError
+    says what is wrong with the point)."""
+    from pydantic import ValidationError
+
+    number: Any = int(value) if axis in ("params", "macs") and float(value).is_integer() else value
+    fields = step.params.model_dump(mode="json", by_alias=True)
+    fields[axis.replace("_", "-")] = number
+    try:
+        params = type(step.params).model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or axis}: {e['msg']}" for e in exc.errors())
+        raise UsageError(f"point {value:g} is no {step.kind} budget: {problems}") from None
     return dataclasses.replace(step, params=params)
 
 
@@ -366,12 +381,17 @@ def frontier(
     if not checks:
         raise UsageError(f"no expectation of {loaded.path.name} applies to {model_name}/{variant}: nothing to gate on")
     result = Frontier(loaded.suite.suite, model_name, variant, chain[index].kind, axis, [], chain, index)
-    # Every point is a variant of its own (its chain's key decides its artifacts, not its name).
+    # Every point is a variant of its own (its chain's key decides its artifacts, not its name), checked as
+    # the suite's variants are at collection (a budget above the model's size or too small for it).
     extra: dict[str, list[ParsedStep]] = {}
     for value in values:
         label = _label(axis, value)
         result.points.append(Point(value, label, _point_name(variant, label)))
-        extra[result.points[-1].variant] = result.point_chain(value)
+        steps = result.point_chain(value)
+        problems = _chain_problems(loaded, model, steps)
+        if problems:
+            raise UsageError(f"point {label}: {'; '.join(problems)}")
+        extra[result.points[-1].variant] = steps
     variants = {**loaded.variants, model_name: {**chains, **extra}}
     probe = dataclasses.replace(loaded, variants=variants)
     for point in result.points:
@@ -412,10 +432,28 @@ def frontier(
     return result
 
 
+def _chain_problems(loaded: LoadedSuite, model: ModelSpec, steps: list[ParsedStep]) -> list[str]:
+    """What each step's own ``check`` says about a point's chain (as collection says it of a suite's)."""
+    from .compress import COMPRESSIONS
+    from .compress.base import ChainPosition
+    from .spec.checks import _baseline_parameters
+
+    current = _baseline_parameters(model.arch, model.params, loaded.classes)
+    kinds = tuple(s.kind for s in steps)
+    problems = []
+    for i, step in enumerate(steps):
+        position = ChainPosition(i, kinds[:i], kinds[i + 1 :], loaded.classes)
+        problems += COMPRESSIONS.get(step.kind)().check(step.params, position, model.arch, current)
+        budget = getattr(step.params, "params", None)
+        if isinstance(budget, int) and budget < current:
+            current = budget
+    return problems
+
+
 def _domains(checks: list[Any], source: str) -> list[str]:
     out: list[str] = []
     for c in checks:
-        for d in c.target.domains or (source,):
+        for d in c.target.domains:
             if d not in out:
                 out.append(d)
     return out

@@ -102,3 +102,9 @@ def test_unknown_variant_and_no_axis_are_usage_errors(tmp_path: Path, capsys: py
     assert "no variant 'nope'" in capsys.readouterr().err
     assert main([*base, "--variant", "q"]) == 2
     assert "has no budget to move along" in capsys.readouterr().err
+    assert main([*base, "--variant", "fp", "--points", "100k,0.5"]) == 2
+    assert "point 0.5 is no prune budget: params: Value error, a parameter count must be a whole number" in (
+        capsys.readouterr().err
+    )
+    assert main([*base, "--variant", "fp", "--points", "500k"]) == 2
+    assert "point 500.0k: budget 500.0k is not below the model's 309.8k parameters" in capsys.readouterr().err
