@@ -255,6 +255,8 @@ def test_ray_builds_on_the_cluster_with_the_local_numbers(
     assert len([b for b in builds if b["kind"] == "model"]) == 1  # trained once (own's failed)
     assert "ray: building 3 model/variants on the cluster" in text, text
     assert ": built resnet10-mini/fp in " in text and ": failed model own in " in text, text
+    environment = json.loads((pytester.path / ".robustspec/results.json").read_text())["environment"]
+    assert environment["executor"] == "ray", environment
 
     # robustspec.run takes the executor too; on a store that holds everything it judges, it connects to nothing.
     import ray

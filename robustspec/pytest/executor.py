@@ -20,9 +20,9 @@ from ..executors import EXECUTOR_ENV, Executor, parse_executor
 from .progress import ensure_sink
 from .state import plugin_state
 
-__all__ = ["executor_for", "resolve_executor"]
+__all__ = ["EXECUTOR_KEY", "executor_for", "resolve_executor"]
 
-_key = pytest.StashKey[Executor]()
+EXECUTOR_KEY = pytest.StashKey[Executor]()
 
 
 def resolve_executor(config: pytest.Config) -> Executor:
@@ -41,11 +41,11 @@ def resolve_executor(config: pytest.Config) -> Executor:
 
 
 def executor_for(config: pytest.Config) -> Executor:
-    return config.stash[_key]
+    return config.stash[EXECUTOR_KEY]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_key] = resolve_executor(config)
+    config.stash[EXECUTOR_KEY] = resolve_executor(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -66,6 +66,6 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    executor = config.stash.get(_key, None)
+    executor = config.stash.get(EXECUTOR_KEY, None)
     if executor is not None:
         executor.close()

@@ -45,6 +45,7 @@ from ..report.results import (
     write_document,
 )
 from ..verdict import Verdict, attack_flags, decide
+from .executor import EXECUTOR_KEY
 from .state import STATE_KEY, verbosity
 
 __all__ = ["GateState", "gate_state", "conclude", "BASELINE_STATUS"]
@@ -293,6 +294,9 @@ def _environment(state: GateState) -> dict[str, Any]:
         )
         env[key] = values[0] if len(values) == 1 else (values or None)
     env["workers"] = len(state.worker_envs)
+    executor = state.config.stash.get(EXECUTOR_KEY, None)
+    if executor is not None and not executor.builds_here:  # where the builds ran (local: not recorded)
+        env["executor"] = executor.describe()
     if state.worker_envs:
         env["per_worker"] = dict(sorted(state.worker_envs.items()))
     return env
