@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,13 +32,26 @@ from tests.s3server import S3Server
 PROJECT_ROOT = Path(robustspec.__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["s3", "file"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty store URL: in the S3 server's bucket, or a ``file://`` directory."""
+def _fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "file":
         return (tmp_path / "remote").as_uri()
+    if request.param == "memory":
+        return f"memory://rs-{secrets.token_hex(4)}/store"
     server: S3Server = request.getfixturevalue("s3_env")
     return server.url()
+
+
+@pytest.fixture(params=["s3", "file", "memory"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store URL: in the S3 server's bucket, a ``file://`` directory, or fsspec's in-memory
+    file system (this process only: the generic fsspec backend, as for ``gs://``)."""
+    return _fresh_url(request, tmp_path)
+
+
+@pytest.fixture(params=["s3", "file"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """:func:`store_url` of the stores another process can reach too."""
+    return _fresh_url(request, tmp_path)
 
 
 def machine(url: str, tmp_path: Path, name: str, **kw: Any) -> RemoteStore:
@@ -80,8 +94,8 @@ def chain(store: RemoteStore, built: list[str], pause: float = 0.0) -> dict[str,
 def test_two_machines_build_each_artifact_once(store_url: str, tmp_path: Path) -> None:
     """Two machines (separate caches) ask for the same chain at once: each artifact is built once, by one
     of them; a third machine with an empty cache reads all of it and builds nothing. The builder's lease
-    (TTL 0.6 s, builds of 0.8 s each) is renewed while it builds, so the waiter never takes it over."""
-    stores = [machine(store_url, tmp_path, name, lease_ttl=0.6, poll=0.05) for name in "ab"]
+    (TTL 1 s, held for two builds of 0.8 s each) is renewed while it builds, so the waiter never takes it over."""
+    stores = [machine(store_url, tmp_path, name, lease_ttl=1.0, poll=0.05) for name in "ab"]
     built: list[list[str]] = [[], []]
     results: list[Any] = [None, None]
 
@@ -94,7 +108,7 @@ def test_two_machines_build_each_artifact_once(store_url: str, tmp_path: Path) -
     for t in threads:
         t.join(60)
     assert results[0] == results[1] == {"n": 3, "correct": 6}
-    assert sorted(built[0] + built[1]) == ["data", "eval", "model"]
+    assert sorted(built[0] + built[1]) == ["data", "eval", "model"], stores[0].builds()
     assert counts(stores[0]) == {key: 1 for key in KEYS.values()}
     assert all(b["published"] for b in stores[0].builds())
 
@@ -158,7 +172,7 @@ store.get_or_build(key, build, describe="killed")
 
 @pytest.mark.slow
 def test_a_killed_builders_lease_expires_and_another_machine_takes_over(
-    store_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    shared_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     key = content_key("eval", {"killed": 1})
     started = tmp_path / "started"
@@ -166,7 +180,7 @@ def test_a_killed_builders_lease_expires_and_another_machine_takes_over(
     script.write_text(KILLED_BUILDER)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     child = subprocess.Popen(
-        [sys.executable, str(script), store_url, str(tmp_path / "cache-x"), key, str(started)], env=env
+        [sys.executable, str(script), shared_url, str(tmp_path / "cache-x"), key, str(started)], env=env
     )
     try:
         deadline = time.monotonic() + 60
@@ -174,7 +188,7 @@ def test_a_killed_builders_lease_expires_and_another_machine_takes_over(
             assert child.poll() is None, "the builder exited early"
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        store = machine(store_url, tmp_path, "b", lease_ttl=1.5, poll=0.1)
+        store = machine(shared_url, tmp_path, "b", lease_ttl=1.5, poll=0.1)
         (lease,) = store.leases()
         assert lease["pid"] == child.pid and not lease["expired"]
         time.sleep(1.0)  # renewed meanwhile: still live
@@ -192,7 +206,7 @@ def test_a_killed_builders_lease_expires_and_another_machine_takes_over(
     assert "took over the expired build lease" in caplog.text
     # Nothing half-written was published: the only build record and manifest are the taker's.
     assert [b["pid"] for b in store.builds()] == [f"{store.host}:{os.getpid()}"]
-    assert machine(store_url, tmp_path, "c").load(key) == {"n": 1}
+    assert machine(shared_url, tmp_path, "c").load(key) == {"n": 1}
     assert store.leases() == []
 
 
