@@ -46,6 +46,7 @@ def test_axis_points_and_yaml(tmp_path: Path) -> None:
     assert variant_yaml("y", chains["fp-int8"]) == "y: [{prune: {ratio: 0.3}}, {quantize: {}}]"
 
 
+@pytest.mark.slow  # trains a tiny model and runs the suite
 def test_frontier_names_a_variant_that_passes_as_a_suite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -188,6 +188,7 @@ def test_bad_search_is_a_located_error(tmp_path: Path, step: str, where: str, fr
     assert f"s.yaml:{where}" in text and fragment in text, text
 
 
+@pytest.mark.slow  # trains a tiny model
 def test_search_variant_through_the_store(tmp_path: Path) -> None:
     """A suite's search variant is built once: a second workspace on the same store builds nothing, and a
     chain continues after it."""
