@@ -141,6 +141,29 @@ def test_resources_are_validated_where_written(tmp_path: Path) -> None:
     assert f"{suite}:2:" in text and "train.resources.cpus" in text and "train.resources.gpu" in text, text
 
 
+def test_a_worker_with_other_libraries_builds_nothing(tmp_path: Path) -> None:
+    """The task itself, called here: a worker whose key is not the judging process's says why, and builds nothing."""
+    from robustspec.executors.base import BuildSpec
+    from robustspec.executors.ray import build_subject
+    from robustspec.plan import plan_suite
+    from robustspec.spec.loader import load_suite
+    from robustspec.workspace import Workspace
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("source: amazon\nmodels: [resnet10-mini]\nexpect:\n  - source-accuracy: {min: 0.0}\n")
+    check = plan_suite(load_suite(suite))[0]
+    store = Store(tmp_path / "store")
+    recipe = Workspace(store, "cpu").model_recipe(check.loaded.suite, check.model)
+    there = {**recipe, "libraries": {**recipe["libraries"], "torch": "0.0"}}
+    result = build_subject(BuildSpec(store, "cpu", 1), [check], None, {"key": "variant-" + "0" * 24, "recipe": there})
+    here = recipe["libraries"]["torch"]
+    assert (
+        result["errors"] == {0: result["errors"][0]}
+        and f"libraries (torch {here} here, 0.0 there)" in result["errors"][0]
+    )
+    assert store.entries() == [] and store.builds() == []
+
+
 # -- a cluster ----------------------------------------------------------------------------------------
 
 

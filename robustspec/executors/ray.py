@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ArtifactError, NotStored, RemoteBuildError, RobustSpecError, UsageError
+from ..errors import NotStored, RemoteBuildError, RobustSpecError, UsageError
 from ..progress import EVERY_S, Timer, duration, report, sink
 from . import EXECUTORS
 from .base import BuildSpec, Executor
@@ -82,44 +82,74 @@ def _where() -> dict[str, Any]:
 # -- what runs on a worker ---------------------------------------------------------------------------
 
 
-def build_model(spec: BuildSpec, check: Any) -> dict[str, Any]:
-    """Train (or find stored) the model of ``check`` into the store; a Ray task."""
+def _other_key(ws: Any, check: Any, key: str, expected: dict[str, Any], what: str) -> str | None:
+    """None when this worker computes the judging process's key for ``what``; else what differs, before
+    anything is built under a key nobody asked for."""
+    if key == expected["key"]:
+        return None
+    mine, theirs = ws.model_recipe(check.loaded.suite, check.model), expected["recipe"]
+    differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+    if "libraries" in differ and isinstance(mine.get("libraries"), dict) and isinstance(theirs.get("libraries"), dict):
+        libs = mine["libraries"], theirs["libraries"]
+        names = sorted(n for n in set(libs[0]) | set(libs[1]) if libs[0].get(n) != libs[1].get(n))
+        differ[differ.index("libraries")] = (
+            "libraries ("
+            + ", ".join(f"{n} {libs[0].get(n) or 'missing'} here, {libs[1].get(n) or 'missing'} there" for n in names)
+            + ")"
+        )
+    return (
+        f"this Ray worker computes the key {key} for {what}, the judging process {expected['key']}: the model's "
+        f"{', '.join(differ) if differ else 'data or compression steps'} differ (a key holds the versions of the "
+        "libraries and of the code that build it): install the same on the cluster"
+    )
+
+
+def build_model(spec: BuildSpec, check: Any, expected: dict[str, Any]) -> dict[str, Any]:
+    """Train (or find stored) the model of ``check`` into the store; a Ray task. ``expected``: the
+    judging process's key for it, and its recipe."""
     ws = spec.workspace()
     lines: list[str] = []
     timer = Timer()
-    error = None
-    with sink(lines.append):
-        try:
-            ws.trained(check.loaded.suite, check.model)
-        except Exception as exc:  # noqa: BLE001 - every failure goes back as text
-            error = _error_text(exc)
-    key = ws.model_key(check.loaded.suite, check.model)
     what = f"model {check.model.name}"
+    key = ws.model_key(check.loaded.suite, check.model)
+    error = _other_key(ws, check, key, expected, what)
+    if error is None:
+        with sink(lines.append):
+            try:
+                ws.trained(check.loaded.suite, check.model)
+            except Exception as exc:  # noqa: BLE001 - every failure goes back as text
+                error = _error_text(exc)
     return {"key": key, "what": what, "error": error, "lines": lines, "seconds": timer.seconds, **_where()}
 
 
-def build_subject(spec: BuildSpec, checks: Sequence[Any], trained: dict[str, Any] | None) -> dict[str, Any]:
+def build_subject(
+    spec: BuildSpec, checks: Sequence[Any], trained: dict[str, Any] | None, expected: dict[str, Any]
+) -> dict[str, Any]:
     """Judge ``checks`` (one model and variant) on a workspace like the judging process's, which stores
-    every artifact they read; a Ray task. Each check's error is returned as text, by its index."""
+    every artifact they read; a Ray task. Each check's error is returned as text, by its index.
+    ``trained``: what the task that trained the model returned (None: it was stored); ``expected``: the
+    judging process's key for the variant, and the model's recipe."""
     from ..judging import judge
 
     ws = spec.workspace()
     lines: list[str] = []
     timer = Timer()
-    errors: dict[int, str] = {}
-    if trained is not None and trained["error"] is not None:
-        errors = {i: trained["error"] for i in range(len(checks))}  # not trained again by every variant
-    else:
+    c0 = checks[0]
+    what = f"{c0.model.name}/{c0.variant}"
+    key = ws.variant_key(c0.loaded, c0.model, c0.variant)
+    error = trained["error"] if trained is not None else None  # not trained again by every variant
+    error = error or _other_key(ws, c0, key, expected, what)
+    errors: dict[int, str] = {i: error for i in range(len(checks))} if error else {}
+    if not error:
         with sink(lines.append):
             for i, c in enumerate(checks):
                 try:
                     judge(ws, c)
                 except Exception as exc:  # noqa: BLE001 - every failure goes back as text
                     errors[i] = _error_text(exc)
-    c0 = checks[0]
     return {
-        "key": ws.variant_key(c0.loaded, c0.model, c0.variant),
-        "what": f"{c0.model.name}/{c0.variant}",
+        "key": key,
+        "what": what,
         "checks": len(checks),
         "errors": errors,
         "lines": lines,
@@ -243,13 +273,16 @@ class RayExecutor(Executor):
             c0 = group[0]
             resources = _resources(c0, spec)
             model_key = ws.model_key(c0.loaded.suite, c0.model)
+            recipe = ws.model_recipe(c0.loaded.suite, c0.model)
             trained = self._trains.get(model_key)
             if trained is None and not ws.store.has(model_key):
+                expected = {"key": model_key, "recipe": recipe}
                 trained = self._trains[model_key] = self._submit(
-                    build_model, resources, f"model {c0.model.name}", spec, c0
+                    build_model, resources, f"model {c0.model.name}", spec, c0, expected
                 )
             what = f"{c0.model.name}/{c0.variant}"
-            task = _Task(self._submit(build_subject, resources, what, spec, list(group), trained), what, key)
+            args = (spec, list(group), trained, {"key": key, "recipe": recipe})
+            task = _Task(self._submit(build_subject, resources, what, *args), what, key)
             self._tasks.append(task)
             for i, c in enumerate(group):
                 self._pending[id(c)] = (task, i)
@@ -269,12 +302,6 @@ class RayExecutor(Executor):
         error = result["errors"].get(index)
         if error is not None:
             raise RemoteBuildError(f"{error} (on Ray node {result['node']}, pid {result['pid']})")
-        if result["key"] != task.key:
-            raise ArtifactError(
-                f"the Ray worker on {result['node']} computes the key {result['key']} for {task.what}, this process "
-                f"{task.key}: their Python libraries or robustspec differ (a key holds their versions); install "
-                "the same ones on the cluster"
-            )
 
     def _wait(self, task: _Task) -> dict[str, Any]:
         if task.result is None and task.failure is None:
@@ -321,12 +348,12 @@ class RayExecutor(Executor):
         if not self._connected:
             return
         ray = _ray()
-        for task in self._tasks:
-            if task.result is None and task.failure is None:
-                try:
-                    ray.cancel(task.ref)
-                except Exception:  # noqa: BLE001 - finished meanwhile, or the cluster is gone
-                    pass
+        unfinished = [t.ref for t in self._tasks if t.result is None and t.failure is None]
+        for ref in [*unfinished, *self._trains.values()]:  # an interrupted session leaves the cluster idle
+            try:
+                ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - finished meanwhile, or the cluster is gone
+                pass
         if self._initialized_here:
             ray.shutdown()
         self._connected = False
