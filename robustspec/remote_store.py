@@ -906,6 +906,7 @@ class RemoteStore:
         except Exception as exc:
             raise ArtifactError(f"building {describe or key} failed: {exc}") from exc
         seconds = time.monotonic() - started
+        ended = _now()  # the record's time: when the build ended (sharding nests builds by it), not the upload
         cache._write(key, value, meta=meta, describe=describe, parents=parents)
         cache._log_build(key, describe, seconds)
         sidecar, problem = cache._read_meta(key)
@@ -930,7 +931,7 @@ class RemoteStore:
             won = self._call(f"publishing {key}", self._backend.create, rel, _dump(manifest)) is not None
         else:
             won = self._call(f"publishing {key}", self._backend.replace, rel, _dump(manifest), replace) is not None
-        self._record_build(key, describe, seconds, won)
+        self._record_build(key, describe, seconds, ended, won)
         if won:
             return value
         # Another builder published first: serve its artifact, so every machine uses the same bytes.
@@ -940,7 +941,7 @@ class RemoteStore:
         log.info("artifact %s: another builder published first; adopted its copy", key)
         return cache.load(key)
 
-    def _record_build(self, key: str, describe: str, seconds: float, published: bool) -> None:
+    def _record_build(self, key: str, describe: str, seconds: float, ended: float, published: bool) -> None:
         record = {
             "key": key,
             "kind": key.rsplit("-", 1)[0],
@@ -949,7 +950,7 @@ class RemoteStore:
             "pid": f"{self.host}:{os.getpid()}",
             "worker": os.environ.get("PYTEST_XDIST_WORKER"),
             "seconds": round(seconds, 6),
-            "time": _now(),
+            "time": ended,
             "published": published,
         }
         rel = f"builds/{key}-{self.host}-{os.getpid()}-{secrets.token_hex(4)}.json"
