@@ -67,6 +67,10 @@ def tiny(num_classes):
     "conftest.py": """\
 import os
 
+import robustspec.executors.ray
+
+robustspec.executors.ray.EVERY_S = 0.5  # a waiting item says so every half second, not every 10 s
+
 
 def pytest_sessionstart(session):
     with open(os.path.join(str(session.config.rootpath), "pytest.pid"), "w") as f:
@@ -278,6 +282,7 @@ def test_ray_builds_on_the_cluster_with_the_local_numbers(
     assert len([b for b in builds if b["kind"] == "model"]) == 1  # trained once (own's failed)
     assert "ray: building 3 model/variants on the cluster" in text, text
     assert ": built resnet10-mini/fp in " in text and ": failed model own in " in text, text
+    assert "ray: resnet10-mini/baseline building on the cluster (" in text, text
     environment = json.loads((pytester.path / ".robustspec/results.json").read_text())["environment"]
     assert environment["executor"] == "ray", environment
 

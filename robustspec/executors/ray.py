@@ -307,7 +307,7 @@ class RayExecutor(Executor):
         if task.result is None and task.failure is None:
             ray = _ray()
             while not ray.wait([task.ref], timeout=EVERY_S)[0]:
-                report(f"ray: {task.what} building on the cluster ({duration(task.timer.seconds)})")
+                report(f"ray: {task.what} building on the cluster ({duration(task.timer.seconds)}){self._others(task)}")
             try:
                 task.result = ray.get(task.ref)
             except Exception as exc:  # noqa: BLE001 - a worker that died, a task that could not start ...
@@ -321,6 +321,18 @@ class RayExecutor(Executor):
             raise RemoteBuildError(task.failure)
         assert task.result is not None
         return task.result
+
+    def _others(self, task: _Task) -> str:
+        """``; 3 more running or queued: a/b, c/d, e/f``: the other tasks not finished yet."""
+        others = [t for t in self._tasks if t is not task and t.result is None and t.failure is None]
+        if not others:
+            return ""
+        done, _ = _ray().wait([t.ref for t in others], num_returns=len(others), timeout=0)
+        finished = set(done)  # object refs hash by their id
+        left = [t.what for t in others if t.ref not in finished]
+        if not left:
+            return ""
+        return f"; {len(left)} more running or queued: {', '.join(left[:4])}{', ...' if len(left) > 4 else ''}"
 
     def _replay(self, result: dict[str, Any]) -> None:
         """The worker's progress lines, then where it ran."""
