@@ -284,7 +284,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
                 str(e.get("key", "")),
                 str(size),
                 _when(e.get("created")),
-                _when(store.last_used(str(e.get("key", "")))),
+                _when(e["last_used"] if "last_used" in e else store.last_used(str(e.get("key", "")))),
                 str(e.get("describe") or "-"),
             ]
         )

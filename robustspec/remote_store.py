@@ -979,13 +979,20 @@ class RemoteStore:
 
     def entries(self) -> list[dict[str, Any]]:
         """The manifest of every artifact in the remote store (``path``: its blob's URL; ``cached``:
-        whether the local cache holds it), sorted by key."""
+        whether the local cache holds it; ``last_used``: when the cache last used it, else when it was
+        published), sorted by key."""
         out = []
         for _, m in self._read_all("manifests"):
             key = m.get("key")
             if isinstance(key, str) and isinstance(m.get("sha256"), str):
+                used = self.cache.last_used(key)
                 out.append(
-                    {**m, "path": self._backend.url_of(self._blob_rel(m["sha256"])), "cached": self.cache.has(key)}
+                    {
+                        **m,
+                        "path": self._backend.url_of(self._blob_rel(m["sha256"])),
+                        "cached": self.cache.has(key),
+                        "last_used": used if used is not None else m.get("created"),
+                    }
                 )
         return sorted(out, key=lambda e: e["key"])
 
