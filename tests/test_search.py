@@ -125,6 +125,8 @@ def test_search_is_deterministic_within_budget_and_restores() -> None:
     assert all(c["measure"] <= 150_000 for c in first.info["candidates"] if c["proxy"] is not None)
     assert n >= 150_000 * 0.95
     assert sorted(first.info["stage_ratios"]) == sorted(first.info["dimensions"])
+    assert first.info["stages"].startswith("conv1 ") and first.info["scores"].startswith("#0 [1,1,1,1,1] ")
+    assert first.info["channels"].count("/") == len(first.info["widths"])
     restored = Search().restore(parent, p, first.state, make_ctx())
     x = torch.rand(2, 3, 32, 32)
     assert torch.equal(restored(x), first.model(x))

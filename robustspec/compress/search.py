@@ -84,7 +84,7 @@ _REDRAWS = 50
 #: Images per forward pass when BatchNorm statistics are re-estimated.
 _BN_BATCH = 64
 #: Enters the step's key (``key_params``): bump it when a change of this module changes what it chooses.
-VERSION = "1"
+VERSION = "2"
 #: Seed of the validation split (one split for every search of a suite, whatever its seed).
 VALIDATION_SEED = 0
 #: The default fraction held out (``robustspec search`` scores the source on the same images).
@@ -497,6 +497,16 @@ class Search:
             "shape": winner["shape"],
             "stage_ratios": stage_ratios,
             "widths": chosen["widths"],
+            # The same as one line each, so that results files and JUnit properties (numbers and text
+            # only) carry them too.
+            "stages": ", ".join(f"{name} {ratio:g}" for name, ratio in stage_ratios.items()),
+            "channels": ", ".join(f"{name} {kept}/{width}" for name, (kept, width) in chosen["widths"].items()),
+            "scores": "; ".join(
+                f"#{r['index']} {_shape_text(r['shape'])} "
+                + ("out of reach" if r["proxy"] is None else f"{r['proxy']:.3f}")
+                + (f" -> {r['finetuned']:.3f}" if "finetuned" in r else "")
+                for r in records
+            ),
             "candidates": records,
         }
         return StepResult(model, state, info=info)
@@ -505,6 +515,10 @@ class Search:
         from .prune import replay_pruning
 
         return replay_pruning(parent, state["history"], state["state_dict"], _example_inputs(parent, ctx))
+
+
+def _shape_text(shape: list[float]) -> str:
+    return "[" + ",".join(f"{v:g}" for v in shape) + "]"
 
 
 def _widths(model: nn.Module, groups: list[tuple[str, int]]) -> dict[str, list[int]]:
