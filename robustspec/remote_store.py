@@ -580,11 +580,20 @@ class _Lease:
             self.body, self.etag = body, etag
 
     def release(self) -> None:
+        """Stop renewing and delete the lease (conditionally on its ETag; where the server refuses
+        conditional deletes, only if it still names this holder)."""
         self._stop.set()
         self._thread.join()
-        if not self.lost:
+        if self.lost:
+            return
+        backend = self.store._backend
+        try:
+            backend.delete(self.rel, self.etag)
+        except Exception:  # noqa: BLE001 - a lease left behind only lapses: never fail a build for it
             with contextlib.suppress(Exception):
-                self.store._backend.delete(self.rel, self.etag)
+                got = backend.read(self.rel)
+                if got is not None and (_parse(got[0]) or {}).get("holder") == self.body["holder"]:
+                    backend.delete(self.rel)
 
 
 def _dump(obj: Any) -> bytes:
