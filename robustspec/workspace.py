@@ -5,8 +5,10 @@ Artifact graph and content keys::
     data(dataset recipe, domain)                       -> uint8 images + labels, train and test
     model(arch, params, weights, normalisation, recipe) <- data(source)
     eval(test split)                                    <- model, data(domain)
+    eval(validation split)                              <- model, data(domain)     (robustspec search)
 
     variant step(kind, params)                          <- model, or the previous step of its chain
+    candidate(step, recipe)                             <- the step's parent       (a search's candidates)
     metrics(parameters, bytes, MACs)                    <- model or variant
 
 A key hashes the canonical recipe, the parents' keys and the builder's version, so changing a threshold
