@@ -165,6 +165,8 @@ def test_a_worker_with_other_libraries_builds_nothing(tmp_path: Path) -> None:
         result["errors"] == {0: result["errors"][0]}
         and f"libraries (torch {here} here, 0.0 there)" in result["errors"][0]
     )
+    older = build_subject(BuildSpec(store, "cpu", 1), [check], None, {"key": "", "recipe": recipe, "version": "0.0.1"})
+    assert "the judging process 0.0.1: install the same" in older["errors"][0]
     assert store.entries() == [] and store.builds() == []
 
 

@@ -28,11 +28,15 @@ class BuildSpec:
     device: Any
     build_threads: int
     paths: tuple[str, ...] = ()
+    #: The judging process's robustspec version: a worker of another refuses to build.
+    version: str = ""
 
     @classmethod
     def of(cls, ws: Any, device: Any = None) -> BuildSpec:
+        from .. import __version__
+
         paths = tuple(os.path.abspath(p or os.curdir) for p in sys.path)
-        return cls(ws.store, ws.device if device is None else device, ws.build_thread_count(), paths)
+        return cls(ws.store, ws.device if device is None else device, ws.build_thread_count(), paths, __version__)
 
     def workspace(self) -> Any:
         from ..workspace import Workspace

@@ -15,8 +15,8 @@ argument is not ready), so no two tasks train it and the variants build in paral
 
 A task reserves the recipe's ``resources: {cpus, gpus}`` (default: the build's torch threads, no GPU).
 An error of a build comes back as its message (a :class:`~robustspec.errors.RobustSpecError` text), and
-a worker that computes other keys than the judging process (another library or robustspec version) is
-an error, not a silent rebuild.
+a worker that runs another robustspec version, or computes other keys than the judging process (other
+library versions), says so and builds nothing.
 """
 
 from __future__ import annotations
@@ -85,6 +85,10 @@ def _where() -> dict[str, Any]:
 def _other_key(ws: Any, check: Any, key: str, expected: dict[str, Any], what: str) -> str | None:
     """None when this worker computes the judging process's key for ``what``; else what differs, before
     anything is built under a key nobody asked for."""
+    from .. import __version__
+
+    if expected.get("version") and expected["version"] != __version__:
+        return f"this Ray worker runs robustspec {__version__}, the judging process {expected['version']}: install the same"
     if key == expected["key"]:
         return None
     mine, theirs = ws.model_recipe(check.loaded.suite, check.model), expected["recipe"]
@@ -276,12 +280,12 @@ class RayExecutor(Executor):
             recipe = ws.model_recipe(c0.loaded.suite, c0.model)
             trained = self._trains.get(model_key)
             if trained is None and not ws.store.has(model_key):
-                expected = {"key": model_key, "recipe": recipe}
+                expected = {"key": model_key, "recipe": recipe, "version": spec.version}
                 trained = self._trains[model_key] = self._submit(
                     build_model, resources, f"model {c0.model.name}", spec, c0, expected
                 )
             what = f"{c0.model.name}/{c0.variant}"
-            args = (spec, list(group), trained, {"key": key, "recipe": recipe})
+            args = (spec, list(group), trained, {"key": key, "recipe": recipe, "version": spec.version})
             task = _Task(self._submit(build_subject, resources, what, *args), what, key)
             self._tasks.append(task)
             for i, c in enumerate(group):
