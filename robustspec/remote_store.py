@@ -154,6 +154,11 @@ class _Backend:
         """Relative paths of the objects under ``prefix`` (a folder), sorted."""
         raise NotImplementedError
 
+    def size(self, rel: str) -> int | None:
+        """The size of the object ``rel`` in bytes; None if it is absent."""
+        got = self.read(rel)
+        return None if got is None else len(got[0])
+
     def download(self, rel: str, dest: Path) -> bool:
         """Write the object ``rel`` to the new file ``dest`` (streamed, for blobs); False if it is absent."""
         got = self.read(rel)
@@ -245,6 +250,12 @@ class _LocalBackend(_Backend):
         os.replace(self._tmp(path, data), path)
         _store._fsync_dir(path.parent)
 
+    def size(self, rel: str) -> int | None:
+        try:
+            return self._path(rel).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def download(self, rel: str, dest: Path) -> bool:
         try:
             shutil.copyfile(self._path(rel), dest)
@@ -334,6 +345,15 @@ class _S3Backend(_Backend):
             raise
         return True
 
+    def size(self, rel: str) -> int | None:
+        try:
+            r = self.fs.call_s3("head_object", Bucket=self.bucket, Key=self._key(rel))
+        except FileNotFoundError as exc:
+            if _error_code(exc) == "NoSuchBucket" or "bucket does not exist" in str(exc):
+                raise
+            return None
+        return int(r["ContentLength"])
+
     def download(self, rel: str, dest: Path) -> bool:
         try:
             self.fs.get_file(f"{self.bucket}/{self._key(rel)}", str(dest))
@@ -408,6 +428,12 @@ class _FsspecBackend(_Backend):
 
     def put(self, rel: str, data: bytes) -> None:
         self.fs.pipe_file(self._p(rel), data)
+
+    def size(self, rel: str) -> int | None:
+        try:
+            return int(self.fs.info(self._p(rel))["size"])
+        except FileNotFoundError:
+            return None
 
     def download(self, rel: str, dest: Path) -> bool:
         try:
@@ -756,11 +782,16 @@ class RemoteStore:
         report(message)
 
     def has(self, key: str) -> bool:
-        """Whether ``key`` is in the cache, or in the remote store with a verified checksum (then cached)."""
+        """Whether ``key`` is in the cache (checksum verified), or published in the remote store: its
+        manifest well-formed and its blob of the size the manifest records. Nothing is downloaded; the
+        checksum of a remote copy is verified when it is read (a mismatch is then a corrupt artifact)."""
         if self.cache.has(key):
             return True
-        with self.cache._locked(key, action="read"):
-            return self.cache.has(key) or self._fetch(key)[0] is None
+        manifest, _, _ = self._manifest(key)
+        if manifest is None:
+            return False
+        blob = self._blob_rel(manifest["sha256"])
+        return self._call(f"reading {key}", self._backend.size, blob) == manifest["bytes"]
 
     def load(self, key: str, *, upgrade: Callable[[Any], Any] | None = None) -> Any:
         """Load ``key`` from the cache, else from the remote store (verified, then cached)."""

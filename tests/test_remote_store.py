@@ -117,6 +117,7 @@ def test_two_machines_build_each_artifact_once(store_url: str, tmp_path: Path) -
     assert chain(third, again) == {"n": 3, "correct": 6}
     assert again == []  # the eval came from the store: nothing else was even asked for
     assert third.cache.has(KEYS["eval"]) and not third.cache.has(KEYS["model"])
+    assert third.has(KEYS["model"]) and not third.cache.has(KEYS["model"])  # has() downloads nothing
     assert third.load(KEYS["model"]) == {"weights": 6}  # read through on demand
     assert counts(third) == {key: 1 for key in KEYS.values()}
     assert third.leases() == []  # released
@@ -267,7 +268,8 @@ def test_a_tampered_blob_is_detected_and_rebuilt(
     with pytest.raises(ArtifactError) as info:
         reader.load(key)
     assert f"{store_url}/{blob}" in str(info.value) and "checksum mismatch" in str(info.value)
-    assert not reader.has(key)
+    assert reader.has(key)  # published, of the recorded size: has() downloads nothing to verify
+    assert not reader.cache.has(key)  # and nothing corrupt was copied into the cache
 
     builder = machine(store_url, tmp_path, "c")
     with caplog.at_level(logging.WARNING, logger="robustspec.store"):
@@ -442,7 +444,7 @@ def test_cache_commands_on_a_store_url(s3_env: S3Server, tmp_path: Path, capsys:
     assert capsys.readouterr().out.splitlines() == [url, f"cache: {other}"]
     assert cli.main(["cache", "clear", "--store", url, "--cache", str(tmp_path / "cache-a")]) == 0
     assert "removed 1 artifact from the local cache" in capsys.readouterr().out
-    assert not store.cache.has(key) and store.has(key)  # the remote copy stays, and is read again
+    assert not store.cache.has(key) and store.has(key) and store.load(key) == {"n": 1}  # the remote copy stays
     assert cli.main(["cache", "prune", "--unused-for", "0", "--store", url, "--cache", other]) == 0
     assert f"{url} itself is left as it is" in capsys.readouterr().out
     assert cli.main(["cache", "clear", "--remote", "--store", url, "--cache", other]) == 0
