@@ -88,10 +88,23 @@ def test_registered_and_validated() -> None:
 
 def test_dimensions_by_stage() -> None:
     groups = [("conv1", 16), ("layer1.0.conv1", 16), ("layer2.0.conv1", 32), ("layer2.0.downsample.0", 32)]
-    assert search_dimensions(groups, "stages") == [("conv1", [0]), ("layer1", [1]), ("layer2", [2, 3])]
+    groups += [("layer3.0.conv1", 64), ("layer4.0.conv1", 64)]
+    assert search_dimensions(groups, "stages") == [
+        ("conv1", [0]),
+        ("layer1", [1]),
+        ("layer2", [2, 3]),
+        ("layer3", [4]),
+        ("layer4", [5]),
+    ]
     assert [d for d, _ in search_dimensions(groups, "groups")] == [g for g, _ in groups]
-    nested = [("features.0.0", 8), ("features.1.conv", 8), ("features.1.x", 8)]
-    assert [d for d, _ in search_dimensions(nested, "stages")] == ["features.0", "features.1"]
+    # Fewer than four stages: the largest is split by its next name part (RegNet, MobileNet).
+    regnet = [("stem.0", 8), *((f"trunk_output.block{b}.{i}.a", 8) for b in range(1, 5) for i in range(2))]
+    assert [d for d, _ in search_dimensions(regnet, "stages")] == [
+        "stem",
+        *(f"trunk_output.block{b}" for b in range(1, 5)),
+    ]
+    mobilenet = [(f"features.{i}.conv.0", 8) for i in range(1, 7)]
+    assert [d for d, _ in search_dimensions(mobilenet, "stages")] == [f"features.{i}" for i in range(1, 7)]
 
 
 def test_validation_split_is_stratified_and_fixed() -> None:

@@ -84,7 +84,7 @@ _REDRAWS = 50
 #: Images per forward pass when BatchNorm statistics are re-estimated.
 _BN_BATCH = 64
 #: Enters the step's key (``key_params``): bump it when a change of this module changes what it chooses.
-VERSION = "2"
+VERSION = "3"
 #: Seed of the validation split (one split for every search of a suite, whatever its seed).
 VALIDATION_SEED = 0
 #: The default fraction held out (``robustspec search`` scores the source on the same images).
@@ -167,20 +167,43 @@ def carve_validation(split: Split, fraction: float, seed: int = VALIDATION_SEED)
     return Split(split.images[fi], split.labels[fi]), Split(split.images[vi], split.labels[vi])
 
 
+#: ``space: stages`` splits the network by name until it has at least this many stages (where it can).
+MIN_STAGES = 4
+
+
 def search_dimensions(groups: list[tuple[str, int]], space: str) -> list[tuple[str, list[int]]]:
     """The dimensions of a search: (name, indices into ``groups``), in the network's order. ``groups``: one
-    per group, named by its root layer; ``stages``: groups whose root layers share the shortest name prefix
-    that tells at least two apart (``layer3`` of ``layer3.0.conv1``)."""
+    per group, named by its root layer; ``stages``: groups whose root layers share a name prefix, the first
+    name part (``layer3`` of ``layer3.0.conv1``), and while there are fewer than :data:`MIN_STAGES` the part
+    with the most groups split by its next name part (RegNet's ``trunk_output`` into ``trunk_output.block1``
+    ... ``block4``, MobileNet's ``features`` into ``features.1`` ...)."""
     if space == "groups" or len(groups) <= 1:
         return [(name, [i]) for i, (name, _) in enumerate(groups)]
     parts = [name.split(".") for name, _ in groups]
-    depth = 1
-    while depth < max(len(p) for p in parts) and len({tuple(p[:depth]) for p in parts}) == 1:
-        depth += 1
-    dims: dict[str, list[int]] = {}
-    for i, p in enumerate(parts):
-        dims.setdefault(".".join(p[:depth]), []).append(i)
-    return list(dims.items())
+
+    def split(depth: int, members: list[int]) -> tuple[int, list[list[int]]] | None:
+        """The members by their first name parts past ``depth`` that tell two apart; None when none do."""
+        d = depth + 1
+        while True:
+            by: dict[tuple[str, ...], list[int]] = {}
+            for i in members:
+                by.setdefault(tuple(parts[i][:d]), []).append(i)
+            if len(by) > 1:
+                return d, list(by.values())
+            if all(len(parts[i]) <= d for i in members):
+                return None
+            d += 1
+
+    stages: list[tuple[int, list[int]]] = [(0, list(range(len(groups))))]
+    while len(stages) < MIN_STAGES or stages[0][0] == 0:
+        for k in sorted(range(len(stages)), key=lambda k: -len(stages[k][1])):
+            found = split(*stages[k])
+            if found is not None:
+                stages[k : k + 1] = [(found[0], m) for m in found[1]]
+                break
+        else:
+            break  # nothing left to split
+    return [(".".join(parts[m[0]][:depth]), m) for depth, m in stages]
 
 
 def _shape_key(shape: list[float]) -> tuple[float, ...]:
