@@ -84,7 +84,10 @@ _REDRAWS = 50
 #: Images per forward pass when BatchNorm statistics are re-estimated.
 _BN_BATCH = 64
 #: Enters the step's key (``key_params``): bump it when a change of this module changes what it chooses.
-VERSION = "3"
+VERSION = "4"
+#: Enters every candidate's key: bump it when a change of this module changes how a candidate is pruned
+#: or scored (the step's VERSION covers how the search chooses among them).
+CANDIDATE_VERSION = "1"
 #: Seed of the validation split (one split for every search of a suite, whatever its seed).
 VALIDATION_SEED = 0
 #: The default fraction held out (``robustspec search`` scores the source on the same images).
@@ -367,6 +370,9 @@ class Search:
             "bn-images": len(bn),
             "bn-batch": _BN_BATCH,
             "score": "accuracy, cross-entropy",
+            # What a shape's multipliers apply to: each dimension's groups (a shape means nothing without).
+            "dimensions": {name: [groups[g][0] for g in members] for name, members in dims},
+            "candidate-version": CANDIDATE_VERSION,
         }
         ceilings = [ratio_ceiling(w) for _, w in groups]
 
@@ -457,7 +463,6 @@ class Search:
             return model
 
         winner = top[0]
-        model: nn.Module | None = None
         if params.finetune > 0:
             recipe = {"phase": "finetune", "shape": None, "space": params.space, **scoring, "epochs": params.finetune}
             recipe["train"] = ctx.recipe.model_dump(mode="json")
