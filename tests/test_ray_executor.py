@@ -197,7 +197,10 @@ class Cluster:
 def ray_cluster() -> Iterator[Cluster]:
     """A local head node with 2 CPUs. Stopped by ending its ``ray start --block``, which drains and stops
     every process it started (only this cluster's)."""
-    pytest.importorskip("ray")
+    from robustspec.executors.ray import ray_installed
+
+    if not ray_installed():  # not imported here: pytester's teardown would drop it from sys.modules
+        pytest.skip("ray is not installed (pip install 'robustspec[ray]')")
     port, client_port = _free_port(), _free_port()
     ray = Path(sys.executable).with_name("ray")
     temp = tempfile.mkdtemp(prefix="rs-ray-")  # short: Ray's socket paths must fit AF_UNIX's 107 bytes
@@ -288,15 +291,19 @@ def test_ray_builds_on_the_cluster_with_the_local_numbers(
     environment = json.loads((pytester.path / ".robustspec/results.json").read_text())["environment"]
     assert environment["executor"] == "ray", environment
 
-    # robustspec.run takes the executor too; on a store that holds everything it judges, it connects to nothing.
-    import ray
+    # robustspec.run takes the executor too; on a store that holds everything it judges, it connects to
+    # nothing: Ray is not even imported. In this process: the suite without own, whose factory imports torch
+    # (pytester's teardown drops what a test imported from sys.modules, and torch cannot be imported twice).
+    import yaml
 
     import robustspec
 
-    warm = robustspec.run(
-        pytester.path / "suites/s.yaml", store=tmp_path / "ray", select="resnet10-mini", executor="ray"
-    )
-    assert warm.passed and len(warm) == N_ITEMS - N_OWN and not ray.is_initialized()
+    suite = yaml.safe_load(PROJECT["suites/s.yaml"])
+    suite["suite"], suite["models"] = "s", suite["models"][:1]
+    before = {m for m in ("ray", "torch") if m in sys.modules}
+    warm = robustspec.run(suite, store=tmp_path / "ray", base_dir=pytester.path, executor="ray")
+    assert warm.passed and len(warm) == N_ITEMS - N_OWN
+    assert {m for m in ("ray", "torch") if m in sys.modules} == before
     by_id = {f"{c.model}::{c.variant}::{c.id.rsplit('::', 1)[1]}": c.properties for c in warm}
     assert {k: {p: str(v) for p, v in by_id[k].items() if p in local[k]} for k in by_id} == numbers(local)
 
