@@ -11,7 +11,9 @@ suite's own code, on **validation** images, never on the test images the gates u
   The trained model saw them (it trained on the whole train split); no compression step does;
 - every other domain: its train split, which training never sees with labels (an adaptation step, CORAL
   or AdaBN, sees a target's train images without labels: the frontier of a chain with one is transductive
-  on that target);
+  on that target). A domain scored on all its images (an image tree's target, ``splits: whole``, the
+  default) has no train split apart from its test images: searching under its gates is refused, with the
+  ``held-out`` split that makes it possible named (:func:`_whole_domains`);
 - attacks run on the same images (``Workspace.attack(split="validation")``).
 
 Each measured point records its parameters, MACs and bytes and each gate's value and verdict; the points
@@ -380,6 +382,14 @@ def frontier(
     checks = [c for c in plan_suite(loaded) if c.model.name == model_name and c.variant == variant]
     if not checks:
         raise UsageError(f"no expectation of {loaded.path.name} applies to {model_name}/{variant}: nothing to gate on")
+    whole = _whole_domains(ws, loaded, checks)
+    if whole:
+        held_out = ", ".join(f"{d}: held-out" for d in whole)
+        raise UsageError(
+            f"{loaded.path.name}: the gates score {', '.join(repr(d) for d in whole)} on every image (splits: whole), "
+            "so no image is left to search on that is not a test image, and the search would choose by the test; "
+            f"give each a held-out split in the suite (data: {{splits: {{{held_out}}}}}) to search under its gates"
+        )
     result = Frontier(loaded.suite.suite, model_name, variant, chain[index].kind, axis, [], chain, index)
     # Every point is a variant of its own (its chain's key decides its artifacts, not its name), checked as
     # the suite's variants are at collection (a budget above the model's size or too small for it).
@@ -448,6 +458,22 @@ def _chain_problems(loaded: LoadedSuite, model: ModelSpec, steps: list[ParsedSte
         if isinstance(budget, int) and budget < current:
             current = budget
     return problems
+
+
+def _whole_domains(ws: Any, loaded: LoadedSuite, checks: list[Any]) -> list[str]:
+    """The gated domains other than the source whose every image is a test image (protocol ``whole``): their
+    train split is their test split, so they have no validation images."""
+    from .corrupt.domain import parse_domain
+
+    out = []
+    for domain in _domains(checks, loaded.suite.source):
+        base = parse_domain(domain)[0]
+        if base == loaded.suite.source or base in out:
+            continue
+        counts = ws.split_counts(loaded.suite, base) or {}
+        if counts.get("protocol") == "whole":
+            out.append(base)
+    return out
 
 
 def _domains(checks: list[Any], source: str) -> list[str]:

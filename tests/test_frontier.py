@@ -109,3 +109,60 @@ def test_unknown_variant_and_no_axis_are_usage_errors(tmp_path: Path, capsys: py
     )
     assert main([*base, "--variant", "fp", "--points", "500k"]) == 2
     assert "point 500.0k: budget 500.0k is not below the model's 309.8k parameters" in capsys.readouterr().err
+
+
+TREE_SUITE = """\
+suite: tree
+data: {{imagefolder: ../office, image-size: 16{splits}}}
+source: amazon
+targets: [webcam]
+train: {{epochs: 1, batch-size: 8}}
+models: [resnet10-mini]
+variants:
+  fp: {{prune: {{params: 150k}}}}
+expect:
+  - source-accuracy: {{variants: [fp], min: 0.0}}
+  - target-accuracy: {{variants: [fp], min: 0.0}}
+"""
+
+
+def _tree(root: Path) -> None:
+    from PIL import Image
+
+    for domain in ("amazon", "webcam"):
+        for cls in ("mug", "pen"):
+            folder = root / domain / cls
+            folder.mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (12, 12), (60 * i, 100 if cls == "pen" else 20, 30)).save(folder / f"{i}.png")
+
+
+@pytest.mark.parametrize(
+    "splits, refused",
+    [
+        pytest.param("", True, id="whole-target-is-refused"),
+        pytest.param(", splits: {webcam: held-out}", False, id="held-out-target"),
+    ],
+)
+def test_a_target_scored_on_all_its_images_cannot_be_searched_on(tmp_path: Path, splits: str, refused: bool) -> None:
+    """A target's train split is its test images when it is scored whole: searching on it would choose by the
+    test, so the search refuses and names the held-out split that makes it possible."""
+    from robustspec.errors import UsageError
+    from robustspec.frontier import _whole_domains, frontier
+    from robustspec.plan import plan_suite
+    from robustspec.workspace import Workspace
+
+    _tree(tmp_path / "office")
+    (tmp_path / "suites").mkdir()
+    path = tmp_path / "suites" / "tree.yaml"
+    path.write_text(TREE_SUITE.format(splits=splits))
+    loaded = load_suite(path, tmp_path / "specs")
+    ws = Workspace(Store(tmp_path / "store"))
+    checks = [c for c in plan_suite(loaded) if c.variant == "fp"]
+    assert _whole_domains(ws, loaded, checks) == (["webcam"] if refused else [])
+    if refused:
+        with pytest.raises(
+            UsageError, match=r"'webcam' on every image \(splits: whole\).*splits: \{webcam: held-out\}"
+        ):
+            frontier(ws, loaded, "resnet10-mini", "fp")
+        assert not (tmp_path / "store").exists()  # refused before anything is built
