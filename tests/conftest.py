@@ -52,10 +52,12 @@ def _tree_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):
         os.environ["ROBUSTSPEC_CACHE_DIR"] = old
 
 
-#: Variables of an outer run that must not leak into a pytester run: its store, its shard, its xdist worker identity.
+#: Variables of an outer run that must not leak into a pytester run: its store, its shard, its executor, its
+#: xdist worker identity.
 _INHERITED = (
     "ROBUSTSPEC_STORE",
     "ROBUSTSPEC_SHARD",
+    "ROBUSTSPEC_EXECUTOR",
     "PYTEST_XDIST_WORKER",
     "PYTEST_XDIST_WORKER_COUNT",
     "PYTEST_XDIST_TESTRUNUID",

@@ -101,7 +101,6 @@ BAD = [
 def test_a_bad_executor_is_a_usage_error(
     isolated_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str], where: dict, message: str
 ) -> None:
-    monkeypatch.delenv("ROBUSTSPEC_EXECUTOR", raising=False)
     if "ROBUSTSPEC_EXECUTOR" in where:
         monkeypatch.setenv("ROBUSTSPEC_EXECUTOR", where["ROBUSTSPEC_EXECUTOR"])
     if "ini" in where:
@@ -261,7 +260,6 @@ def properties(pytester: pytest.Pytester) -> dict[str, dict[str, str]]:
 def test_ray_builds_on_the_cluster_with_the_local_numbers(
     write_project, ray_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("ROBUSTSPEC_EXECUTOR", raising=False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     pytester = write_project(PROJECT)
     started = time.monotonic()
