@@ -186,12 +186,39 @@ expect:
 @pytest.mark.parametrize(
     "step, where, fragment",
     [
-        ("{search: {params: 400k}}", "6:19", "budget 400.0k is not below the model's 309.8k parameters"),
-        ("{search: {params: 100, trials: 2, population: 2}}", "6:19", "below 2%"),
-        ("{search: {params: 150k, method: grid}}", "6:42", "search.method: input should be 'random' or 'evolution'"),
-        ("{search: {params: 150k, space: layers}}", "6:41", "search.space: input should be 'stages' or 'groups'"),
-        ("{search: {params: 150k, trials: 0}}", "6:42", "search.trials: input should be greater than or equal to 1"),
-        ("{search: {params: 150k, trials: 2, top-k: 3, population: 2}}", "6:19", "top-k 3 is more than the 2 trials"),
+        pytest.param(
+            "{search: {params: 400k}}",
+            "6:19",
+            "budget 400.0k is not below the model's 309.8k parameters",
+            id="budget-above-the-model",
+        ),
+        pytest.param(
+            "{search: {params: 100, trials: 2, population: 2}}", "6:19", "below 2%", id="budget-below-2-percent"
+        ),
+        pytest.param(
+            "{search: {params: 150k, method: grid}}",
+            "6:42",
+            "search.method: input should be 'random' or 'evolution'",
+            id="unknown-method",
+        ),
+        pytest.param(
+            "{search: {params: 150k, space: layers}}",
+            "6:41",
+            "search.space: input should be 'stages' or 'groups'",
+            id="unknown-space",
+        ),
+        pytest.param(
+            "{search: {params: 150k, trials: 0}}",
+            "6:42",
+            "search.trials: input should be greater than or equal to 1",
+            id="no-trials",
+        ),
+        pytest.param(
+            "{search: {params: 150k, trials: 2, top-k: 3, population: 2}}",
+            "6:19",
+            "top-k 3 is more than the 2 trials",
+            id="top-k-above-trials",
+        ),
     ],
 )
 def test_bad_search_is_a_located_error(tmp_path: Path, step: str, where: str, fragment: str) -> None:
