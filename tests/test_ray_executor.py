@@ -3,7 +3,9 @@
 A local Ray cluster (``ray start --head``, 2 CPUs) is started by the slow test and stopped at its end. One
 tiny suite (3 classes of 16x16 images, 1 epoch, resnet10-mini, a pruned variant) runs locally into one
 store and through the cluster into another: every recorded number and key must be the same, and every
-build in the second store must have been done by a Ray worker, not by the pytest process. Bad executor
+build in the second store must have been done by a Ray worker, not by the pytest process; then again
+through a Ray Client address onto an S3 store (SeaweedFS, tests/s3server.py), as a CI host outside the
+cluster would run it. Bad executor
 values are a quick table: each is a usage error that says what is expected.
 """
 
@@ -242,6 +244,19 @@ def remote_failures(text: str) -> None:
     assert "Traceback" not in text and "RayTaskError" not in text, text
 
 
+def remote_build_pids(url: str) -> set[int]:
+    """The pids of the builds a store at a URL records, read in a subprocess (pytester's teardown would drop
+    s3fs from this process's modules)."""
+    code = (
+        "import json, sys; from robustspec.config import open_store; "
+        "print(json.dumps(sorted({int(str(b['pid']).rsplit(':', 1)[-1]) for b in open_store(sys.argv[1]).builds()})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, check=True, timeout=120)
+    pids = set(json.loads(out.stdout))
+    assert pids, out
+    return pids
+
+
 def numbers(props: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     return {k: v for k, v in props.items() if k.startswith("resnet10-mini::")}
 
@@ -258,7 +273,7 @@ def properties(pytester: pytest.Pytester) -> dict[str, dict[str, str]]:
 
 @pytest.mark.slow
 def test_ray_builds_on_the_cluster_with_the_local_numbers(
-    write_project, ray_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    write_project, s3_env, ray_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     pytester = write_project(PROJECT)
@@ -305,13 +320,16 @@ def test_ray_builds_on_the_cluster_with_the_local_numbers(
     by_id = {f"{c.model}::{c.variant}::{c.id.rsplit('::', 1)[1]}": c.properties for c in warm}
     assert {k: {p: str(v) for p, v in by_id[k].items() if p in local[k]} for k in by_id} == numbers(local)
 
-    # The same through a Ray Client address, as a CI host outside the cluster connects.
+    # The same as a CI host outside the cluster works: through a Ray Client address, onto an S3 store the
+    # workers share (a real SeaweedFS on loopback: s3_env, whose endpoint and keys were in the environment
+    # before the cluster started, as a cluster's own configuration gives them).
     monkeypatch.delenv("RAY_ADDRESS")
+    url = s3_env.url("ray-client")
     started = time.monotonic()
-    text = run(pytester, tmp_path / "client", f"--robustspec-executor=ray://{ray_cluster.client}", failed=N_OWN)
+    text = run(pytester, url, f"--robustspec-executor=ray://{ray_cluster.client}", failed=N_OWN)  # type: ignore[arg-type]
     client_s = time.monotonic() - started
     assert numbers(properties(pytester)) == numbers(local)
     remote_failures(text)
     assert f"ray: connected to ray://{ray_cluster.client}" in text, text
-    assert host_pid not in {b["pid"] for b in Store(tmp_path / "client").builds()}
+    assert host_pid not in remote_build_pids(url), text
     print(json.dumps({"local_s": round(local_s, 1), "ray_s": round(ray_s, 1), "client_s": round(client_s, 1)}))
