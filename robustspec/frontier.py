@@ -201,9 +201,14 @@ def budget_axis(steps: list[ParsedStep]) -> tuple[int, str]:
                 return i, axis
     kinds = ", ".join(s.kind for s in steps) or "none"
     raise UsageError(
-        f"the variant's chain ({kinds}) has no budget to move along: it needs a prune step (params or ratio) "
-        "or a search step (params, macs or size-mb)"
+        f"{_at(steps)}the variant's chain ({kinds}) has no budget to move along: it needs a prune step (params "
+        "or ratio) or a search step (params, macs or size-mb)"
     )
+
+
+def _at(steps: list[ParsedStep]) -> str:
+    """``file:line:col: `` of a chain's first step, where the variant is written ('' for an empty chain)."""
+    return f"{steps[0].file}:{steps[0].line}:{steps[0].col}: " if steps else ""
 
 
 def _round_count(n: float) -> int:
@@ -381,7 +386,10 @@ def frontier(
         raise UsageError("no point to measure: give --points")
     checks = [c for c in plan_suite(loaded) if c.model.name == model_name and c.variant == variant]
     if not checks:
-        raise UsageError(f"no expectation of {loaded.path.name} applies to {model_name}/{variant}: nothing to gate on")
+        raise UsageError(
+            f"{_at(chain)}no expectation of {loaded.path.name} applies to {model_name}/{variant}: nothing to gate on "
+            "(an expectation's models: and variants: select what it applies to)"
+        )
     whole = _whole_domains(ws, loaded, checks)
     if whole:
         held_out = ", ".join(f"{d}: held-out" for d in whole)

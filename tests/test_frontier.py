@@ -4,6 +4,7 @@ suite's own expectations on validation images, and the smallest passing point as
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,8 @@ def test_unknown_variant_and_no_axis_are_usage_errors(tmp_path: Path, capsys: py
     assert main([*base, "--variant", "nope"]) == 2
     assert "no variant 'nope'" in capsys.readouterr().err
     assert main([*base, "--variant", "q"]) == 2
-    assert "has no budget to move along" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert re.search(r"s\.yaml:9:\d+: the variant's chain \(quantize\) has no budget to move along", err), err
     assert main([*base, "--variant", "fp", "--points", "100k,0.5"]) == 2
     assert "point 0.5 is no prune budget: params: Value error, a parameter count must be a whole number" in (
         capsys.readouterr().err
@@ -166,3 +168,17 @@ def test_a_target_scored_on_all_its_images_cannot_be_searched_on(tmp_path: Path,
         ):
             frontier(ws, loaded, "resnet10-mini", "fp")
         assert not (tmp_path / "store").exists()  # refused before anything is built
+
+
+def test_a_variant_no_expectation_selects_is_an_error_at_the_variant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE)  # every expectation selects variants: [fp]
+    args = ["search", str(path), "--model", "resnet10-mini", "--variant", "fp-int8", "--store", str(tmp_path / "st")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert re.search(
+        r"s\.yaml:9:\d+: no expectation of s\.yaml applies to resnet10-mini/fp-int8: nothing to gate on", err
+    ), err
+    assert not (tmp_path / "st").exists()
