@@ -508,13 +508,13 @@ def open_backend(url: str) -> _Backend:
     if scheme in ("s3", "s3a"):
         bucket, _, prefix = rest.partition("/")
         return _S3Backend(url, _s3_filesystem(), bucket, prefix.strip("/"))
-    import fsspec
+    import fsspec.core
 
-    try:
-        fs = fsspec.filesystem(scheme)
+    try:  # from the whole URL, so a scheme whose file system needs a host (ftp://host/dir) gets it
+        fs, path = fsspec.core.url_to_fs(f"{scheme}://{rest}")
     except (ImportError, ValueError) as exc:
         raise ArtifactError(f"artifact store {url}: no file system for {scheme}:// ({exc})") from exc
-    return _FsspecBackend(url, fs, f"{scheme}://{rest}")
+    return _FsspecBackend(url, fs, path)
 
 
 # -- the local cache ------------------------------------------------------------------------
