@@ -67,13 +67,21 @@ def store_root(option: str | os.PathLike[str] | None, env: Mapping[str, str], in
     """The store directory, absolute: ``option`` > ``env[ROBUSTSPEC_STORE]`` > ``ini`` (relative to
     ``rootdir``) > ``rootdir/.robustspec/store``. ``option`` and the environment are relative to the
     working directory."""
+    return _directory(option, env.get(STORE_ENV), ini, rootdir, DEFAULT_STORE)
+
+
+def _directory(
+    option: str | os.PathLike[str] | None, from_env: str | None, ini: str | None, rootdir: Path, default: Path | str
+) -> Path:
+    """The first given of ``option`` and ``from_env`` (relative to the working directory), else ``ini``,
+    else ``default`` (both relative to ``rootdir``), absolute."""
     if option:
         return Path(option).expanduser().resolve()
-    if env.get(STORE_ENV):
-        return Path(env[STORE_ENV]).expanduser().resolve()
+    if from_env:
+        return Path(from_env).expanduser().resolve()
     if ini:
         return (Path(rootdir) / Path(str(ini)).expanduser()).resolve()
-    return (Path(rootdir) / DEFAULT_STORE).resolve()
+    return (Path(rootdir) / default).resolve()
 
 
 def store_location(
@@ -94,14 +102,8 @@ def cache_root(
 ) -> Path:
     """The local cache of the store at ``url``: ``option`` > ``env[ROBUSTSPEC_STORE_CACHE]`` > ``ini``
     (relative to ``rootdir``) > ``rootdir/.robustspec/cache/<16 hex of the URL's sha256>``."""
-    if option:
-        return Path(option).expanduser().resolve()
-    if env.get(CACHE_ENV):
-        return Path(env[CACHE_ENV]).expanduser().resolve()
-    if ini:
-        return (Path(rootdir) / Path(str(ini)).expanduser()).resolve()
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
-    return (Path(rootdir) / DEFAULT_CACHE / digest).resolve()
+    return _directory(option, env.get(CACHE_ENV), ini, rootdir, DEFAULT_CACHE / digest)
 
 
 def open_store(
