@@ -469,17 +469,13 @@ def _chain_problems(loaded: LoadedSuite, model: ModelSpec, steps: list[ParsedSte
 
 
 def _whole_domains(ws: Any, loaded: LoadedSuite, checks: list[Any]) -> list[str]:
-    """The gated domains other than the source whose every image is a test image (protocol ``whole``): their
-    train split is their test split, so they have no validation images."""
+    """The gated domains whose every image is a test image (:meth:`Workspace.scored_whole`), by base name."""
     from .corrupt.domain import parse_domain
 
-    out = []
+    out: list[str] = []
     for domain in _domains(checks, loaded.suite.source):
         base = parse_domain(domain)[0]
-        if base == loaded.suite.source or base in out:
-            continue
-        counts = ws.split_counts(loaded.suite, base) or {}
-        if counts.get("protocol") == "whole":
+        if base not in out and ws.scored_whole(loaded.suite, base):
             out.append(base)
     return out
 

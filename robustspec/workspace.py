@@ -361,10 +361,23 @@ class Workspace:
         from .compress.search import carve_validation
         from .corrupt.domain import parse_domain
 
+        if self.scored_whole(suite, domain):
+            raise ArtifactError(
+                f"{domain!r} is scored on all its images (splits: whole): it has no validation images apart "
+                "from its test images"
+            )
         train = self.splits(suite, domain)["train"]
         if parse_domain(domain)[0] == suite.source:
             return carve_validation(train, VALIDATION_FRACTION)[1]
         return train
+
+    def scored_whole(self, suite: Suite, domain: str) -> bool:
+        """Whether ``domain`` (or the domain it derives from) is a target scored on every image: its train
+        split is then its test split (no torch, no image read)."""
+        from .corrupt.domain import parse_domain
+
+        base = parse_domain(domain)[0]
+        return base != suite.source and (self.split_counts(suite, base) or {}).get("protocol") == "whole"
 
     def new_network(self, suite: Suite, model: ModelSpec) -> nn.Module:
         from .models.wrapper import Normalized
@@ -481,9 +494,9 @@ class Workspace:
     def _step_cache(self, step: ParsedStep, parent_key: str, model_name: str, variant: str) -> Any:
         """A step's :attr:`StepContext.cache`: what it builds along the way (a search's candidates) as
         artifacts keyed by the recipe it gives, its kind and libraries, and its parent's key."""
+        libraries = self.step_recipe(step)["libraries"]
 
         def cache(recipe: dict[str, Any], build: Any, describe: str = "") -> Any:
-            libraries = self.step_recipe(step)["libraries"]
             key = content_key(
                 "candidate",
                 {"step": step.kind, "recipe": recipe, "libraries": libraries},
